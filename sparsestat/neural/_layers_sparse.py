@@ -33,6 +33,7 @@ from torch import nn
 __all__ = [
     "SET",
     "AdamS",
+    "MaskedEmbedding",
     "MaskedLinear",
     "NMSparseLinear",
     "PGFSchedule",
@@ -782,7 +783,24 @@ class NMSparseLinear(nn.Linear):
         return f"{super().extra_repr()}, n={self.n}, m={self.m}, method={self.method!r}"
 
 
-class MaskedLinear(nn.Linear):
+class _MaskedWeight:
+    """Shared behaviour of modules whose ``weight`` carries a boolean ``mask`` buffer."""
+
+    weight: nn.Parameter
+    mask: torch.Tensor
+
+    @torch.no_grad()
+    def apply_mask_(self) -> None:
+        """Zero the inactive weights in place."""
+        self.weight.mul_(self.mask)
+
+    @property
+    def budget(self) -> int:
+        """Number of active weights."""
+        return int(self.mask.sum())
+
+
+class MaskedLinear(_MaskedWeight, nn.Linear):
     """Linear layer with a fixed-budget unstructured mask (buffer ``mask``).
 
     The forward uses ``W`` itself, not ``W * mask``: inactive entries are kept exactly 0 by
@@ -832,15 +850,58 @@ class MaskedLinear(nn.Linear):
         self.register_buffer("mask", mask)
         self.apply_mask_()
 
-    @torch.no_grad()
-    def apply_mask_(self) -> None:
-        """Zero the inactive weights in place."""
-        self.weight.mul_(self.mask)
 
-    @property
-    def budget(self) -> int:
-        """Number of active connections."""
-        return int(self.mask.sum())
+class MaskedEmbedding(_MaskedWeight, nn.Embedding):
+    """Embedding table with a fixed-budget unstructured mask (buffer ``mask``).
+
+    Used by dynamic sparse learning for recommenders: inactive entries are kept exactly 0,
+    so the lookup needs no masking and the gradient at inactive entries of looked-up rows is
+    the dense one (gradient growth).
+
+    Parameters
+    ----------
+    num_embeddings, embedding_dim : int
+        Table shape.
+    density : float, default=1.0
+        Initial fraction of active entries, exactly ``round(density * numel)``.
+    init_std : float, default=0.1
+        Entries start as ``N(0, init_std**2)``.
+    generator : torch.Generator, optional
+        Randomness of the initial mask and values.
+
+    Attributes
+    ----------
+    mask : torch.BoolTensor
+        Active entries.
+
+    References
+    ----------
+    Wang et al., "Dynamic Sparse Learning: A Novel Paradigm for Efficient Recommendation",
+    WSDM 2024.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sparsestat.neural.layers import MaskedEmbedding
+    >>> emb = MaskedEmbedding(6, 4, density=0.5, generator=torch.Generator().manual_seed(0))
+    >>> emb.budget, emb(torch.tensor([0, 5])).shape
+    (12, torch.Size([2, 4]))
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        density: float = 1.0,
+        init_std: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(num_embeddings, embedding_dim)
+        with torch.no_grad():
+            shape = (num_embeddings, embedding_dim)
+            self.weight.copy_(torch.randn(shape, generator=generator) * init_std)
+        self.register_buffer("mask", random_mask(shape, density, generator))
+        self.apply_mask_()
 
 
 # --------------------------------------------------------------------------- updaters
@@ -859,8 +920,8 @@ class SparsityUpdater:
 
     Attributes
     ----------
-    layers : list of MaskedLinear
-        Layers under management.
+    layers : list of MaskedLinear or MaskedEmbedding
+        Masked modules under management, in ``model.modules()`` order.
     budgets : list of int
         Active connections per layer (fixed).
     step : int
@@ -894,7 +955,7 @@ class SparsityUpdater:
         -------
         self : SparsityUpdater
         """
-        self.layers = [mod for mod in model.modules() if isinstance(mod, MaskedLinear)]
+        self.layers = [mod for mod in model.modules() if isinstance(mod, _MaskedWeight)]
         self.optimizer = optimizer
         self.budgets = [layer.budget for layer in self.layers]
         self.step = 0
@@ -940,9 +1001,13 @@ class _DynamicSparsity(SparsityUpdater):
         init: str = "zero",
         init_std: float = 0.1,
         momentum: float = 0.9,
+        scope: str = "layer",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(generator)
+        if scope not in ("layer", "global"):
+            raise ValueError(f"scope must be 'layer' or 'global'; got {scope!r}.")
+        self.scope = scope
         if drop not in ("magnitude", "signed"):
             raise ValueError(f"drop must be 'magnitude' or 'signed'; got {drop!r}.")
         if growth not in ("random", "gradient", "momentum"):
@@ -1010,8 +1075,13 @@ class _DynamicSparsity(SparsityUpdater):
         if not self._is_update_step(self.step):
             return False
         zeta = self.drop_fraction_at(self.step)
-        for i, layer in enumerate(self.layers):
-            self._update_layer(i, layer, zeta)
+        groups = (
+            [list(range(len(self.layers)))]
+            if self.scope == "global"
+            else [[i] for i in range(len(self.layers))]
+        )
+        for idx in groups:
+            self._update_group(idx, zeta)
         self.n_updates += 1
         return True
 
@@ -1031,23 +1101,37 @@ class _DynamicSparsity(SparsityUpdater):
             dropped = _stable_rank_desc(-score) < k
         return dropped
 
+    def _growth_score(self, i: int, layer: nn.Module) -> torch.Tensor:
+        score = self._scores[i]
+        if self.growth == "random" or score is None:
+            return torch.rand(layer.weight.numel(), generator=self.generator).to(layer.mask.device)
+        return score.abs().reshape(-1)
+
     @torch.no_grad()
-    def _update_layer(self, i: int, layer: MaskedLinear, zeta: float) -> None:
-        w = layer.weight.view(-1)
-        old = layer.mask.view(-1).clone()
+    def _update_group(self, idx: list[int], zeta: float) -> None:
+        """Drop and grow over the concatenated weights of the layers ``idx``."""
+        layers = [self.layers[i] for i in idx]
+        w = torch.cat([layer.weight.detach().reshape(-1) for layer in layers])
+        old = torch.cat([layer.mask.reshape(-1) for layer in layers])
         dropped = self._drop_scores(w, old, zeta)
         k = int(dropped.sum())
         if k == 0:
             return
         kept = old & ~dropped
-        if self.growth == "random" or self._scores[i] is None:
-            score = torch.rand(w.shape, generator=self.generator).to(w.device)
-        else:
-            score = self._scores[i].abs().reshape(-1)
+        score = torch.cat([self._growth_score(i, layer) for i, layer in zip(idx, layers)])
         score = torch.where(kept, torch.full_like(score, -math.inf), score)
-        grown = (_stable_rank_desc(score) < k) & ~kept
-        new = kept | grown
-        fresh = grown & ~old  # newly active positions
+        new = kept | ((_stable_rank_desc(score) < k) & ~kept)
+        fresh = new & ~old  # newly active positions
+        offset = 0
+        for i, layer in zip(idx, layers):
+            size = layer.weight.numel()
+            self._apply_update(layer, new[offset : offset + size], fresh[offset : offset + size])
+            offset += size
+            if self.growth == "gradient":
+                self._scores[i] = None
+
+    def _apply_update(self, layer: nn.Module, new: torch.Tensor, fresh: torch.Tensor) -> None:
+        w = layer.weight.data.view(-1)
         w.mul_(new)
         if self.init == "normal" and bool(fresh.any()):
             noise = torch.randn(int(fresh.sum()), generator=self.generator) * self.init_std
@@ -1059,8 +1143,6 @@ class _DynamicSparsity(SparsityUpdater):
         for buf in state.values():
             if isinstance(buf, torch.Tensor) and buf.shape == layer.weight.shape:
                 buf.view(-1)[fresh] = 0.0
-        if self.growth == "gradient":
-            self._scores[i] = None
 
 
 class SET(_DynamicSparsity):
@@ -1147,6 +1229,9 @@ class RigL(_DynamicSparsity):
         Drop-fraction schedule.
     drop_fraction_min : float, default=0.0
         Floor of the cosine schedule (DSL uses 0.005).
+    scope : {"layer", "global"}, default="layer"
+        ``"layer"`` keeps every layer's budget; ``"global"`` ranks drop and growth across
+        all layers at once (only the total budget is kept).
     generator : torch.Generator, optional
         Randomness (random growth only).
 
@@ -1177,10 +1262,12 @@ class RigL(_DynamicSparsity):
         momentum: float = 0.9,
         schedule: str = "cosine",
         drop_fraction_min: float = 0.0,
+        scope: str = "layer",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(
             drop_fraction=alpha,
+            scope=scope,
             update_interval=update_interval,
             end_step=end_step,
             schedule=schedule,
