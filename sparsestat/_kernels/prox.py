@@ -251,7 +251,7 @@ def _flat_call(kernel: Any, z: np.ndarray, *params: Any) -> np.ndarray:
     if z.dtype.kind not in "fc":
         z = z.astype(np.float64)
     zc = np.ascontiguousarray(z)
-    return kernel(zc.ravel(), *params).reshape(z.shape)  # type: ignore[no-any-return]
+    return kernel(zc.ravel(), *params).reshape(z.shape)
 
 
 def _real_only(z: Any, name: str) -> None:
@@ -543,7 +543,7 @@ def _prox_group_l1_numba(z: Any, t: Any, groups: Any) -> Any:
         tt = tt.reshape(1)
     else:
         tt = np.ascontiguousarray(np.broadcast_to(tt, zz.shape[:-1])).ravel()
-    return _nb_group(z2, tt, g, n_groups).reshape(zz.shape)  # type: ignore[no-any-return]
+    return _nb_group(z2, tt, g, n_groups).reshape(zz.shape)
 
 
 def prox_group_l1(z: Any, t: Any, groups: Any) -> Any:
