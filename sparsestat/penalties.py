@@ -414,7 +414,7 @@ class L1_2(Lq):
     >>> import numpy as np
     >>> from sparsestat.penalties import L1_2
     >>> L1_2(alpha=1.0).prox(np.array([1.0, 4.0])).round(6)
-    array([0.      , 3.731871])
+    array([0.      , 3.741508])
     """
 
     def __init__(self, alpha: float = 1.0):
