@@ -32,6 +32,10 @@ _LAZY: dict[str, str] = {
     "GroupEnvelopeRegularizer": "envelope",
     "GroupEnvelopeMLPClassifier": "envelope",
     "GroupEnvelopeMLPRegressor": "envelope",
+    "SparseMLPClassifier": "_sparse_training",
+    "SparseMLPRegressor": "_sparse_training",
+    "QuickSelection": "_quickselection",
+    "SparseMatrixFactorization": "_dsl",
 }
 
 __all__ = sorted(_LAZY)

@@ -27,8 +27,10 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import torch
-from torch import nn
+from sparsestat.neural import import_torch
+
+torch = import_torch()
+nn = torch.nn
 
 __all__ = [
     "SET",

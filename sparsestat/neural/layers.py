@@ -16,8 +16,11 @@ from sparsestat.neural import import_torch
 import_torch()
 
 from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
+from sparsestat.neural._layers_sparse import *  # noqa: E402, F403
+from sparsestat.neural._layers_sparse import __all__ as _sparse_all  # noqa: E402
 
 __all__ = [
     "MLP",
     "get_activation",
+    *_sparse_all,
 ]
