@@ -306,7 +306,7 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         del self._updater
         enc = self.module_.encoder
         if self.importance == "strength":
-            imp = (enc.weight.detach().abs() * enc.mask).sum(dim=0)
+            imp = (enc.weight.detach().double().abs() * enc.mask).sum(dim=0)
         else:
             imp = enc.mask.sum(dim=0)
         self.feature_importances_ = imp.double().cpu().numpy()
