@@ -225,7 +225,7 @@ def _nb_topk(z: Any, k: int, use_abs: bool) -> Any:  # pragma: no cover - compil
     if k <= 0:
         return out
     for r in range(n_rows):
-        key = -np.abs(z[r]) if use_abs else -z[r]
+        key = -np.abs(z[r]) if use_abs else -z[r].real
         idx = np.argsort(key, kind="mergesort")[:k]
         for j in idx:
             out[r, j] = z[r, j]
