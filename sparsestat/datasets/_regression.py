@@ -73,7 +73,7 @@ def make_sparse_regression(
     coef=False,
     random_state=None,
 ):
-    r"""Generate a sparse linear regression problem ``y = X w* + noise`` on a chosen design.
+    """Generate a sparse linear regression problem ``y = X w* + noise`` on a chosen design.
 
     The rows of ``X`` are Gaussian, ``x ~ N(0, Sigma)``, with a covariance chosen by
     ``design`` (from well conditioned to condition numbers of ``1e20``); every column is then
