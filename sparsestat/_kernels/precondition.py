@@ -239,9 +239,9 @@ class FactorBackMap(LinearOperator):
         Normalisation scales ``c`` of the kept columns.
     n_features : int
         Number of original features.
-    local : ndarray of shape (len(resid_idx), n_local) or None, default=None
-        Extra sparse atoms written in the residual-atom coordinates: the last ``n_local``
-        atom coefficients add ``local @ alpha_local`` to ``alpha_r``.
+    local : ndarray of shape (d_kept, n_local) or None, default=None
+        Extra sparse atoms on the normalised design: the last ``n_local`` atom coefficients
+        add ``local @ alpha_local`` to the coefficients on ``Xn``.
     """
 
     def __init__(
@@ -266,10 +266,9 @@ class FactorBackMap(LinearOperator):
     def _matvec(self, alpha: np.ndarray) -> np.ndarray:
         alpha = np.ravel(alpha)
         main = alpha[: self.n_main]
-        if self.local is not None:
-            main = main.copy()
-            main[: self.resid_idx.shape[0]] += self.local @ alpha[self.n_main :]
         w = back_map(main, self.V_r, self.S_r, self.scales, self.resid_idx, self.n_samples)
+        if self.local is not None:
+            w = w + self.local @ alpha[self.n_main :]
         out = np.zeros(self.shape[0], dtype=np.result_type(w, self.dtype))
         out[self.keep] = w / self.col_scale
         return out
@@ -279,7 +278,7 @@ class FactorBackMap(LinearOperator):
         adj = back_map_adjoint(h, self.V_r, self.S_r, self.scales, self.resid_idx, self.n_samples)
         if self.local is None:
             return adj
-        return np.concatenate([adj, self.local.T @ adj[: self.resid_idx.shape[0]]])
+        return np.concatenate([adj, self.local.T @ h])
 
 
 class ScaledEmbedding(LinearOperator):
