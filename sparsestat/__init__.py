@@ -19,6 +19,7 @@ from typing import Any
 __version__ = "0.1.0.dev0"
 
 _SUBMODULES = (
+    "datasets",
     "linear_model",
     "metrics",
     "penalties",
