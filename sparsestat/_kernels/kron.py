@@ -36,6 +36,7 @@ __all__ = [
     "kron_matvec",
     "kron_rmatvec",
     "outer_ravel",
+    "pattern_coupling_matrix",
     "sbl_em",
     "svd_mstep",
 ]
@@ -243,6 +244,19 @@ def _normalise(gammas: list[Any]) -> None:
         if float(nrm) > 0:
             gammas[i] = gammas[i] / nrm
             gammas[-1] = gammas[-1] * nrm
+
+
+def pattern_coupling_matrix(n: int, beta: float, *, like: Any = None) -> Any:
+    """Tridiagonal PC-KroSBL coupling ``C = I + beta (S + S^T)`` (no wrap-around).
+
+    Real, of the real dtype and on the device of ``like`` (NumPy float64 when None).
+    """
+    c = np.eye(n) + beta * (np.eye(n, k=1) + np.eye(n, k=-1))
+    if like is None:
+        return c
+    xp = get_namespace(like)
+    rdtype = xp.real(like[:1, :1]).dtype if like.ndim == 2 else xp.real(like[:1]).dtype
+    return xp.asarray(c, dtype=rdtype, device=_device(like))
 
 
 def _nnls(c: Any, t: Any) -> Any:
