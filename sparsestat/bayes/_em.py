@@ -21,9 +21,7 @@ from sparsestat.utils._compat import validate_data
 def require_y(est: Any, y: Any) -> None:
     """Raise the message scikit-learn expects when ``y`` is missing."""
     if y is None:
-        raise ValueError(
-            f"{type(est).__name__} requires y to be passed, but the target y is None."
-        )
+        raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None.")
 
 
 def is_complex_input(*arrays: Any) -> bool:
@@ -45,7 +43,9 @@ def validate_dense(est: Any, X: Any, y: Any = None, *, reset: bool = True) -> An
         return validate_complex_data(est, X, y, reset=reset)
     if y is None:
         return validate_data(est, X, reset=reset, dtype=np.float64)
-    return validate_data(est, X, y, reset=reset, dtype=np.float64, y_numeric=True, multi_output=True)
+    return validate_data(
+        est, X, y, reset=reset, dtype=np.float64, y_numeric=True, multi_output=True
+    )
 
 
 def set_fitted(est: Any, res: EMResult, y_1d: bool, sizes: list[int]) -> None:

@@ -494,10 +494,10 @@ def kronecker_sbl(factors, y, **params):
     >>> from sparsestat.bayes import kronecker_sbl
     >>> from sparsestat.datasets import make_kronecker_sparse_signal
     >>> factors, y, coef = make_kronecker_sparse_signal(
-    ...     factor_shapes=((6, 10), (7, 10)), n_nonzero=2, snr_db=40, random_state=1)
+    ...     factor_shapes=((8, 12), (9, 12)), n_nonzero=2, snr_db=40, random_state=0)
     >>> coef_hat, info = kronecker_sbl(factors, y, method="am")
-    >>> sorted(int(i) for i in info["support"]) == sorted(np.flatnonzero(coef).tolist())
-    True
+    >>> info["support"], np.flatnonzero(coef)
+    (array([49, 54, 61, 66]), array([49, 54, 61, 66]))
     """
     est = KroneckerSBL(**params).fit(factors, y)
     info = {
