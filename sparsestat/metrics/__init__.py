@@ -1,5 +1,12 @@
-"""Metrics for sparse recovery."""
+"""Metrics for sparse recovery, signal estimation and learned dictionaries."""
 
 from sparsestat.metrics._channel import channel_nmse
+from sparsestat.metrics._regression import nmse, nmse_db, prediction_error, support_recovery
 
-__all__ = ["channel_nmse"]
+__all__ = [
+    "channel_nmse",
+    "nmse",
+    "nmse_db",
+    "prediction_error",
+    "support_recovery",
+]
