@@ -222,18 +222,29 @@ def am_objective(lam: Any, gammas: Sequence[Any]) -> float:
     return float(xp.sum(xp.log(g) + lam / g))
 
 
-def _am_target(lam: Any, gammas: Sequence[Any], i: int) -> Any:
+def _outer_np(xp: Any, vectors: Sequence[Any], like: Any) -> Any:
+    """Flat outer product of ``vectors`` (a length-1 ones vector when empty)."""
+    if not vectors:
+        return xp.ones(1, dtype=like.dtype, device=_device(like))
+    out = vectors[0]
+    for v in vectors[1:]:
+        out = xp.reshape(out[:, None] * v[None, :], (-1,))
+    return out
+
+
+def _am_target(xp: Any, lam: Any, gammas: Sequence[Any], i: int) -> Any:
     """Closed-form AM update of factor ``i`` given the others (contract Lambda with 1/g_k)."""
-    xp = get_namespace(lam, *gammas)
-    mats = []
-    for k, g in enumerate(gammas):
-        if k == i:
-            mats.append(xp.eye(g.shape[0], dtype=g.dtype, device=_device(g)))
-        else:
-            floor = max(float(xp.max(g)) * 1e-250, _TINY)
-            mats.append((1.0 / xp.clip(g, min=floor))[None, :])
+    recip = []
+    for g in gammas:
+        floor = max(float(xp.max(g)) * 1e-250, _TINY)
+        recip.append(1.0 / xp.where(g > floor, g, floor))
+    n_i = int(gammas[i].shape[0])
+    pre = _outer_np(xp, recip[:i], lam)
+    post = _outer_np(xp, recip[i + 1 :], lam)
+    t = xp.reshape(lam, (int(pre.shape[0]), -1))
+    t = xp.reshape(pre[None, :] @ t, (n_i, int(post.shape[0])))
     n_total = math.prod(int(g.shape[0]) for g in gammas)
-    return kron_matvec(mats, lam) * (gammas[i].shape[0] / n_total)
+    return xp.reshape(t @ post[:, None], (n_i,)) * (n_i / n_total)
 
 
 def _normalise(gammas: list[Any]) -> None:
@@ -307,7 +318,7 @@ def am_mstep(
     n_sweeps, converged = 0, False
     for n_sweeps in range(1, max_sweeps + 1):  # noqa: B007
         for i in range(len(gam)):
-            t = _am_target(lam, gam, i)
+            t = _am_target(xp, lam, gam, i)
             c = None if coupling is None else coupling[i]
             gam[i] = t if c is None else c @ _nnls(c, t) + floor
         _normalise(gam)

@@ -28,7 +28,11 @@ __all__ = ["KroneckerSBL", "kronecker_sbl"]
 
 
 def _is_device_array(a: Any) -> bool:
-    return hasattr(a, "__array_namespace__") and not isinstance(a, np.ndarray)
+    """A CuPy / torch (or other array-API) array: validated with its own namespace."""
+    if a is None or isinstance(a, np.ndarray):
+        return False
+    mod = type(a).__module__.split(".")[0]
+    return mod in {"torch", "cupy"} or hasattr(a, "__array_namespace__")
 
 
 def _looks_like_factors(X: Any) -> bool:

@@ -118,7 +118,7 @@ def make_kronecker_sparse_signal(
     sizes = [n for _, n in shapes]
     n_total = math.prod(sizes)
     mask = outer_ravel([np.isin(np.arange(n), s).astype(float) for n, s in zip(sizes, supports)])
-    coef = np.zeros((n_targets, n_total), dtype=complex if complex else float)
+    coef = np.zeros((n_targets, n_total), dtype=np.complex128 if complex else np.float64)
     factor_values = []
     for col in range(n_targets):
         if values == "kron":
