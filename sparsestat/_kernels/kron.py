@@ -373,6 +373,7 @@ class EMResult:
     scores: list[float] = field(default_factory=list)
     inner_sweeps: list[int] = field(default_factory=list)
     all_pruned: bool = False
+    path: list[Any] = field(default_factory=list)
 
 
 def _scatter(xp: Any, values: Any, keep: Sequence[np.ndarray], sizes: Sequence[int]) -> Any:
@@ -411,6 +412,7 @@ def sbl_em(
     pc_floor: float = 1e-5,
     estep: str = "auto",
     compute_score: bool = False,
+    keep_path: bool = False,
     callback: Callable[[int, float], None] | None = None,
 ) -> EMResult:
     """EM sparse Bayesian learning with a Kronecker-factored prior (classical SBL if ``I = 1``).
@@ -434,6 +436,8 @@ def sbl_em(
         ``'auto'`` uses the sample-space dense E-step for one factor, the Kronecker one else.
     compute_score : bool
         Record ``log|C| + tr(Y^H C^{-1} Y) / L`` at every E-step.
+    keep_path : bool
+        Keep the posterior mean of every iteration's E-step (on the full grid).
     callback : callable(iteration, relative change) or None
 
     Returns
@@ -476,6 +480,7 @@ def sbl_em(
 
     scores: list[float] = []
     sweeps: list[int] = []
+    path: list[Any] = []
     converged, rel_change, n_iter, all_pruned = False, float("inf"), 0, False
     for n_iter in range(1, max_iter + 1):
         g_old_full = _scatter(xp, outer_ravel(gam), keep, sizes)
@@ -498,6 +503,8 @@ def sbl_em(
         post = _estep(active, gam, sigma2)
         if compute_score:
             scores.append(post.logdet + post.quad / n_cols)
+        if keep_path:
+            path.append(_scatter(xp, post.mean, keep, sizes))
         am2 = xp.abs(post.mean)
         lam = post.sigma_diag + xp.mean(am2 * am2, axis=1)
         g_prev = outer_ravel(gam)
@@ -564,6 +571,7 @@ def sbl_em(
         rel_change=rel_change,
         scores=scores,
         inner_sweeps=sweeps,
+        path=path,
     )
 
 

@@ -64,6 +64,9 @@ def set_fitted(est: Any, res: EMResult, y_1d: bool, sizes: list[int]) -> None:
     est.rel_change_ = float(res.rel_change)
     if est.compute_score:
         est.scores_ = np.asarray(res.scores)
+    if est.keep_path:
+        stacked = [p.T[0] if y_1d else p.T for p in res.path]
+        est.coef_path_ = xp.stack(stacked) if stacked else None
 
 
 def warn_convergence(est: Any, res: EMResult) -> None:

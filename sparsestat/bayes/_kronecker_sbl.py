@@ -107,6 +107,9 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         ``epsilon`` in the effective variance ``C_i gamma_i + epsilon`` of coupled factors.
     compute_score : bool, default=False
         Record ``log|C| + tr(Y^H C^{-1} Y) / L`` at each E-step in ``scores_``.
+    keep_path : bool, default=False
+        Keep the posterior mean of every EM iteration in ``coef_path_`` (for convergence
+        studies; memory ``n_iter * N``).
     verbose : int, default=0
         Show a progress bar over EM iterations when positive.
 
@@ -139,6 +142,8 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         AM / PC sweeps per EM iteration (empty for SVD).
     scores_ : ndarray
         Objective per E-step (only with ``compute_score=True``).
+    coef_path_ : array of shape (n_iter, N) or (n_iter, n_targets, N)
+        Posterior mean of each iteration's E-step (only with ``keep_path=True``).
     factor_shapes_ : list of tuple of int
         ``(M_i, N_i)`` of the fitted design.
     n_features_in_ : int
@@ -208,6 +213,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         "noise_init": [Interval(Real, 0, None, closed="neither")],
         "pc_floor": [Interval(Real, 0, None, closed="left")],
         "compute_score": ["boolean"],
+        "keep_path": ["boolean"],
         "verbose": ["verbose"],
     }
 
@@ -227,6 +233,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         noise_init=0.1,
         pc_floor=1e-5,
         compute_score=False,
+        keep_path=False,
         verbose=0,
     ):
         self.factors = factors
@@ -243,6 +250,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         self.noise_init = noise_init
         self.pc_floor = pc_floor
         self.compute_score = compute_score
+        self.keep_path = keep_path
         self.verbose = verbose
 
     # ------------------------------------------------------------------ input handling
@@ -335,6 +343,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
             "inner_max_iter": self.inner_max_iter,
             "pc_floor": self.pc_floor,
             "compute_score": self.compute_score,
+            "keep_path": self.keep_path,
         }
 
     # ------------------------------------------------------------------ API

@@ -49,6 +49,9 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         With ``noise_variance="auto"``, the starting value is ``noise_init * var(y)``.
     compute_score : bool, default=False
         Record the objective ``log|C| + tr(Y^H C^{-1} Y) / L`` at each E-step in ``scores_``.
+    keep_path : bool, default=False
+        Keep the posterior mean of every EM iteration in ``coef_path_`` (for convergence
+        studies; memory ``n_iter * N``).
     verbose : int, default=0
         Show a progress bar over EM iterations when positive.
 
@@ -72,6 +75,8 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         The last relative change of ``gamma`` (the convergence certificate).
     scores_ : ndarray
         Objective per E-step (only with ``compute_score=True``).
+    coef_path_ : array of shape (n_iter, N) or (n_iter, n_targets, N)
+        Posterior mean of each iteration's E-step (only with ``keep_path=True``).
     coef_tensor_ : ndarray
         Same as ``coef_`` (kept for symmetry with :class:`KroneckerSBL`).
     n_features_in_ : int
@@ -122,6 +127,7 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         "noise_variance": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "noise_init": [Interval(Real, 0, None, closed="neither")],
         "compute_score": ["boolean"],
+        "keep_path": ["boolean"],
         "verbose": ["verbose"],
     }
 
@@ -134,6 +140,7 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         noise_variance="auto",
         noise_init=0.1,
         compute_score=False,
+        keep_path=False,
         verbose=0,
     ):
         self.max_iter = max_iter
@@ -143,6 +150,7 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         self.noise_variance = noise_variance
         self.noise_init = noise_init
         self.compute_score = compute_score
+        self.keep_path = keep_path
         self.verbose = verbose
 
     @fit_context(prefer_skip_nested_validation=True)
@@ -180,6 +188,7 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
                 prune_rel=self.prune_threshold,
                 prune_abs=self.prune_abs,
                 compute_score=self.compute_score,
+                keep_path=self.keep_path,
                 callback=lambda it, ch: (bar.update(1), bar.set_postfix(change=f"{ch:.2e}")),
             )
         set_fitted(self, res, y_1d, [X.shape[1]])
