@@ -231,9 +231,10 @@ def pgd_sparse_code_generic(
             # from the current point instead and restart the momentum of that row
             bad = Fn > Fa
             if bool(xp.any(bad)):
-                Cb = prox(Ca[bad, ...] - gamma * prob.grad(Aa[bad, ...]), gamma)
-                Ab = prob.lin(Cb)
-                Fb = prob.take(bad).fit(Cb, Ab) + row_penalty(Cb)
+                sub = prob.take(bad)
+                Cb = prox(Ca[bad, ...] - gamma * sub.grad(Aa[bad, ...]), gamma)
+                Ab = sub.lin(Cb)
+                Fb = sub.fit(Cb, Ab) + row_penalty(Cb)
                 bad_idx = xp.nonzero(bad)[0]
                 Cn[bad_idx, ...] = Cb
                 An[bad_idx, ...] = Ab
