@@ -7,10 +7,11 @@ import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from sparsestat._kernels._dispatch import backend_name, get_namespace
+from sparsestat._kernels._dispatch import get_namespace
 from sparsestat._kernels.pgd import lipschitz_constant, penalty_row_values, pgd_sparse_code
 from sparsestat.penalties import CEL0, L0, L1, Penalty, make_penalty
 from sparsestat.utils import check_complex_array, progress_bar
@@ -37,11 +38,18 @@ _ENCODE_CONSTRAINTS: dict[str, list[Any]] = {
 
 
 def _is_device_array(a: Any) -> bool:
-    return not isinstance(a, np.ndarray) and backend_name(get_namespace(a)) in ("cupy", "torch")
+    return type(a).__module__.split(".")[0] in ("cupy", "torch")
 
 
-def _check_inputs(X: Any, D: Any) -> tuple[Any, Any]:
+def _check_inputs(X: Any, D: Any, n_features_in: int | None = None) -> tuple[Any, Any]:
     """Validate ``X`` and the dictionary; NumPy arrays are checked, device arrays kept."""
+    if not _is_device_array(X) and not sp.issparse(X):
+        X = np.asarray(X)
+    if n_features_in is not None and X.ndim == 2 and X.shape[1] != n_features_in:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but LqSparseCoder is expecting "
+            f"{n_features_in} features as input."
+        )
     if _is_device_array(X) or _is_device_array(D):
         xp = get_namespace(X, D)
         for name, a in (("X", X), ("dictionary", D)):
@@ -52,6 +60,20 @@ def _check_inputs(X: Any, D: Any) -> tuple[Any, Any]:
             if not bool(xp.all(xp.isfinite(a))):
                 raise ValueError(f"Input {name} contains NaN or infinity.")
     else:
+        for name, a in (("X", X), ("dictionary", D)):
+            if sp.issparse(a):
+                raise TypeError(
+                    f"Sparse data was passed for {name}, but dense data is required. Use "
+                    "'.toarray()' to convert to a dense numpy array."
+                )
+            if isinstance(a, np.ndarray) and a.dtype == object:
+                a = np.asarray(a, dtype=np.float64)  # numpy's own error for non-numbers
+            if np.ndim(a) == 1:
+                raise ValueError(
+                    f"Expected 2D array for {name}, got 1D array instead. Reshape your data "
+                    "either using array.reshape(-1, 1) if your data has a single feature or "
+                    "array.reshape(1, -1) if it contains a single sample."
+                )
         X = check_complex_array(X, input_name="X")
         D = check_complex_array(D, input_name="dictionary")
     xp = get_namespace(X, D)
@@ -466,12 +488,7 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
 
     def _code(self, X):
         self._validate_params()
-        X, D = _check_inputs(X, self.dictionary)
-        if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but LqSparseCoder is expecting "
-                f"{self.n_features_in_} features as input."
-            )
+        X, D = _check_inputs(X, self.dictionary, getattr(self, "n_features_in_", None))
         pen = _penalty_of(self.penalty, self.alpha, self.q, D)
         init = self.init
         if not isinstance(init, str) and not _is_device_array(X):
