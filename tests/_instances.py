@@ -20,6 +20,7 @@ from sparsestat.utils import all_estimators
 #: name -> list of constructor kwargs (values may be callables taking no argument)
 INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
+    "LqSparseCoder": [{"dictionary": lambda: _lq_dictionary(5, 3), "alpha": 0.1}],
 }
 
 #: name -> {check name: reason}
@@ -30,10 +31,46 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     "SparseBayesianLearning": {
         "check_complex_data": "complex-valued SBL: complex X and y are accepted on purpose",
     },
+    # LqSparseCoder codes against a fixed dictionary whose atom length must equal the number
+    # of features; these checks feed X with another fixed width (or test a property the
+    # stateless complex-capable coder does not have). tests/test_lq_coding.py runs every
+    # width-bound check with a dictionary of the matching width, as scikit-learn does for
+    # SparseCoder.
+    "LqSparseCoder": {
+        **{
+            name: "fixed dictionary width; run with a matching width in test_lq_coding.py"
+            for name in (
+                "check_estimators_overwrite_params",
+                "check_estimators_fit_returns_self",
+                "check_readonly_memmap_input",
+                "check_n_features_in_after_fitting",
+                "check_positive_only_tag_during_fit",
+                "check_estimators_dtypes",
+                "check_dtype_object",
+                "check_transformers_unfitted_stateless",
+                "check_fit2d_1sample",
+                "check_fit2d_1feature",
+                "check_fit_idempotent",
+                "check_fit_check_is_fitted",
+                "check_n_features_in",
+            )
+        },
+        "check_complex_data": "complex signals and dictionaries are supported (l1, l0)",
+        "check_transformer_n_iter": (
+            "stateless like SparseCoder: fit only validates, so it sets no n_iter_ "
+            "(fit_transform does)"
+        ),
+    },
 }
 
 #: name -> fn(X, y) -> (X, y) adapting the bad-input suite's data to the estimator
 DATA_ADAPTERS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]] = {}
+
+
+def _lq_dictionary(n_components: int, n_features: int) -> np.ndarray:
+    """Small fixed dictionary with unit-norm atoms for LqSparseCoder."""
+    D = np.random.default_rng(0).standard_normal((n_components, n_features))
+    return D / np.linalg.norm(D, axis=1, keepdims=True)
 
 
 def _materialise(params: dict[str, Any]) -> dict[str, Any]:
