@@ -5,6 +5,8 @@ only ever sees the randomised reports. See the user guide page "Privacy" for the
 model.
 """
 
+from sparsestat.privacy._dask import fit_ldp_dask
+from sparsestat.privacy._iht import LDPIHTRegressor
 from sparsestat.privacy._nldp import LDPSparseLinearRegression
 from sparsestat.privacy.accountant import BudgetAccountant, BudgetError
 from sparsestat.privacy.mechanisms import (
@@ -23,9 +25,11 @@ __all__ = [
     "CoordinateRRMechanism",
     "DuchiLinfMechanism",
     "GaussianMechanism",
+    "LDPIHTRegressor",
     "LDPSparseLinearRegression",
     "LaplaceMechanism",
     "UserStreams",
+    "fit_ldp_dask",
     "gaussian_sigma",
     "opendp_available",
 ]

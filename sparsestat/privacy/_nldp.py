@@ -269,7 +269,9 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ setup
     def _check_params_combination(self) -> None:
         if self.noise_backend == "opendp" and self.simulate_aggregate:
-            raise ValueError("simulate_aggregate=True is a NumPy simulation; use noise_backend='numpy'")
+            raise ValueError(
+                "simulate_aggregate=True is a NumPy simulation; use noise_backend='numpy'"
+            )
 
     def _initialise(self, n: int, d: int) -> None:
         """Fix the public parameters before the first user reports."""
@@ -308,7 +310,10 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
                 eps / 2, delta / 2, de * tau1**2, self.calibration, self.noise_backend
             )
             self._mech_xy = GaussianMechanism(
-                eps / 2, delta / 2, math.sqrt(de) * tau1 * tau2, self.calibration,
+                eps / 2,
+                delta / 2,
+                math.sqrt(de) * tau1 * tau2,
+                self.calibration,
                 self.noise_backend,
             )
         s1 = 0.0 if public else self._mech_xx.scale
@@ -607,10 +612,26 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         check_is_fitted(other)
         if type(other) is not type(self):
             raise TypeError(f"cannot merge a {type(other).__name__} into {type(self).__name__}")
-        mine = (self.n_features_in_, self.bounds_X_, self.bounds_y_, self.noise_scale_,
-                self._unit_xx, self._unit_xy, self._hi_xx.shape, self.fit_intercept)
-        theirs = (other.n_features_in_, other.bounds_X_, other.bounds_y_, other.noise_scale_,
-                  other._unit_xx, other._unit_xy, other._hi_xx.shape, other.fit_intercept)
+        mine = (
+            self.n_features_in_,
+            self.bounds_X_,
+            self.bounds_y_,
+            self.noise_scale_,
+            self._unit_xx,
+            self._unit_xy,
+            self._hi_xx.shape,
+            self.fit_intercept,
+        )
+        theirs = (
+            other.n_features_in_,
+            other.bounds_X_,
+            other.bounds_y_,
+            other.noise_scale_,
+            other._unit_xx,
+            other._unit_xy,
+            other._hi_xx.shape,
+            other.fit_intercept,
+        )
         if mine != theirs or (self.public_X is None) != (other.public_X is None):
             raise ValueError("models differ in their public parameters and cannot be merged")
         runs = _union_runs(self._runs, other._runs)
@@ -651,8 +672,10 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         with threadpool_limits(1):
             theta_bar, inv_norm = floored_solve(S, b_sum / n, floor)
         R, tau1, tau2 = float(self.l1_radius), self.bounds_X_, self.bounds_y_
-        alpha_auto = inv_norm * math.sqrt(2 * math.log(2 * max(d_pen, 1)) / n) * (
-            s1 * R + s2 + tau1 * (tau1 * R + tau2)
+        alpha_auto = (
+            inv_norm
+            * math.sqrt(2 * math.log(2 * max(d_pen, 1)) / n)
+            * (s1 * R + s2 + tau1 * (tau1 * R + tau2))
         )
         return theta_bar, floor, alpha_auto
 
@@ -686,8 +709,8 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     def _cv_alpha(self, folds_xx, folds_xy, S_sum, b_sum, theta_bar) -> float:
         if np.any(self._fold_n == 0):
             raise ValueError(
-                f"alpha='cv' needs users in each of the cv={self.cv} folds; "
-                f"got fold sizes {self._fold_n.tolist()}"
+                f"alpha='cv' needs users in each of the cv={self.cv} folds; got "
+                f"n_samples = {self.n_users_seen_} with fold sizes {self._fold_n.tolist()}"
             )
         n = self.n_users_seen_
         d_pen = b_sum.shape[0] - int(self.fit_intercept)

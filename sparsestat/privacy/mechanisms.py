@@ -466,7 +466,7 @@ class GaussianMechanism(_Mechanism):
 
     def _clip(self, X: np.ndarray) -> np.ndarray:
         norms = np.sqrt(np.einsum("ij,ij->i", X, X))
-        factor = np.minimum(1.0, self.l2_bound / np.maximum(norms, np.finfo(float).tiny))
+        factor = self.l2_bound / np.maximum(norms, self.l2_bound)
         return X * factor[:, None]
 
     def _randomise(self, X: np.ndarray, source: Any, ids: np.ndarray, stream: int) -> np.ndarray:
@@ -524,7 +524,7 @@ class LaplaceMechanism(_Mechanism):
 
     def _clip(self, X: np.ndarray) -> np.ndarray:
         norms = np.abs(X).sum(axis=1)
-        factor = np.minimum(1.0, self.l1_bound / np.maximum(norms, np.finfo(float).tiny))
+        factor = self.l1_bound / np.maximum(norms, self.l1_bound)
         return X * factor[:, None]
 
     def _randomise(self, X: np.ndarray, source: Any, ids: np.ndarray, stream: int) -> np.ndarray:
