@@ -50,7 +50,10 @@ def _runs(users: Any) -> tuple[np.ndarray, np.ndarray]:
         raise TypeError("users must be a range or a 1-D array of integer user ids")
     if ids.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    ids = np.sort(ids.astype(np.int64))
+    ids = ids.astype(np.int64)
+    if np.all(np.diff(ids) == 1):  # the common case: one contiguous batch, no sort needed
+        return ids[:1].copy(), ids[-1:] + 1
+    ids = np.sort(ids)
     breaks = np.flatnonzero(np.diff(ids) != 1) + 1
     starts = ids[np.concatenate(([0], breaks))]
     stops = ids[np.concatenate((breaks - 1, [ids.size - 1]))] + 1
