@@ -1,0 +1,10 @@
+"""Metrics for sparse recovery, signal estimation and learned dictionaries."""
+
+from sparsestat.metrics._regression import nmse, nmse_db, prediction_error, support_recovery
+
+__all__ = [
+    "nmse",
+    "nmse_db",
+    "prediction_error",
+    "support_recovery",
+]
