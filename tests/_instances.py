@@ -21,6 +21,16 @@ from sparsestat.utils import all_estimators
 INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
     "LqSparseCoder": [{"dictionary": lambda: _lq_dictionary(5, 3), "alpha": 0.1}],
+    "LDPSparseLinearRegression": [
+        {"epsilon": 1.0, "bounds_X": 3.0, "bounds_y": 10.0, "random_state": 0},
+        {"epsilon": np.inf, "bounds_X": 3.0, "bounds_y": 10.0, "alpha": "cv", "cv": 2},
+    ],
+    "LDPIHTRegressor": [
+        {"n_nonzero_coefs": 2, "epsilon": 1.0, "bounds_X": 3.0, "bounds_y": 10.0,
+         "random_state": 0},
+        {"n_nonzero_coefs": 2, "epsilon": 2.0, "bounds_X": 3.0, "bounds_y": 10.0,
+         "mechanism": "coordinate_rr", "random_state": 0},
+    ],
 }
 
 #: name -> {check name: reason}
