@@ -65,7 +65,9 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def register(name: str, backend: str = "generic") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register(
+    name: str, backend: str = "generic"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``func`` as the ``backend`` version of kernel ``name``.
 
     ``backend`` is ``'generic'`` (array API, required for every kernel), ``'numba'`` (used

@@ -56,7 +56,9 @@ def _estep_generic(
 
 
 @njit(cache=True)
-def _estep_numba_impl(X, y, S, coef, intercept, variances):  # pragma: no cover - compiled
+def _estep_numba_impl(  # pragma: no cover - compiled
+    X: Any, y: Any, S: Any, coef: Any, intercept: Any, variances: Any
+) -> Any:
     n, d = X.shape
     k = S.shape[1]
     R = np.empty((n, k))
@@ -103,12 +105,10 @@ def _f64(*arrays: Any) -> list[np.ndarray]:
 def _estep_numba(
     X: Any, y: Any, S: Any, coef: Any, intercept: Any, variances: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    return _estep_numba_impl(*_f64(X, y, S, coef, intercept, variances))  # type: ignore[no-any-return]
+    return _estep_numba_impl(*_f64(X, y, S, coef, intercept, variances))
 
 
-def moe_estep(
-    X: Any, y: Any, S: Any, coef: Any, intercept: Any, variances: Any
-) -> tuple[Any, Any]:
+def moe_estep(X: Any, y: Any, S: Any, coef: Any, intercept: Any, variances: Any) -> tuple[Any, Any]:
     """E-step of the Gaussian mixture of experts.
 
     Parameters
@@ -147,7 +147,7 @@ def moe_estep(
     >>> R.sum(axis=1)
     array([1., 1.])
     """
-    return get_kernel("moe_estep", X, y, S)(X, y, S, coef, intercept, variances)  # type: ignore[no-any-return]
+    return get_kernel("moe_estep", X, y, S)(X, y, S, coef, intercept, variances)
 
 
 # --------------------------------------------------------------------------- expert statistics
@@ -173,7 +173,7 @@ def _device(x: Any) -> Any:
 
 
 @njit(cache=True)
-def _moments_numba_impl(X, y, R):  # pragma: no cover - compiled
+def _moments_numba_impl(X: Any, y: Any, R: Any) -> Any:  # pragma: no cover - compiled
     n, d = X.shape
     k = R.shape[1]
     p = d + 1
@@ -205,7 +205,7 @@ def _moments_numba_impl(X, y, R):  # pragma: no cover - compiled
 
 @register("moe_expert_moments", "numba")
 def _moments_numba(X: Any, y: Any, R: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _moments_numba_impl(*_f64(X, y, R))  # type: ignore[no-any-return]
+    return _moments_numba_impl(*_f64(X, y, R))
 
 
 def moe_expert_moments(X: Any, y: Any, R: Any) -> tuple[Any, Any, Any]:
@@ -243,7 +243,7 @@ def moe_expert_moments(X: Any, y: Any, R: Any) -> tuple[Any, Any, Any]:
     array([[3., 3.],
            [3., 3.]])
     """
-    return get_kernel("moe_expert_moments", X, y, R)(X, y, R)  # type: ignore[no-any-return]
+    return get_kernel("moe_expert_moments", X, y, R)(X, y, R)
 
 
 @register("moe_weighted_sse", "generic")
@@ -254,7 +254,9 @@ def _sse_generic(X: Any, y: Any, R: Any, coef: Any, intercept: Any) -> Any:
 
 
 @njit(cache=True)
-def _sse_numba_impl(X, y, R, coef, intercept):  # pragma: no cover - compiled
+def _sse_numba_impl(  # pragma: no cover - compiled
+    X: Any, y: Any, R: Any, coef: Any, intercept: Any
+) -> Any:
     n, d = X.shape
     k = R.shape[1]
     out = np.zeros(k)
@@ -270,7 +272,7 @@ def _sse_numba_impl(X, y, R, coef, intercept):  # pragma: no cover - compiled
 
 @register("moe_weighted_sse", "numba")
 def _sse_numba(X: Any, y: Any, R: Any, coef: Any, intercept: Any) -> np.ndarray:
-    return _sse_numba_impl(*_f64(X, y, R, coef, intercept))  # type: ignore[no-any-return]
+    return _sse_numba_impl(*_f64(X, y, R, coef, intercept))
 
 
 def moe_weighted_sse(X: Any, y: Any, R: Any, coef: Any, intercept: Any) -> Any:
@@ -353,21 +355,21 @@ def moe_solve_experts(G: Any, h: Any, ridge: float = 1e-10) -> tuple[Any, Any]:
 
 # --------------------------------------------------------------------------- gate
 def _gelu(z: np.ndarray) -> np.ndarray:
-    return z * ndtr(z)  # type: ignore[no-any-return]
+    return z * ndtr(z)
 
 
 def _gelu_prime(z: np.ndarray) -> np.ndarray:
-    return ndtr(z) + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)  # type: ignore[no-any-return]
+    return ndtr(z) + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
 
 
 def _sigmoid_prime(z: np.ndarray) -> np.ndarray:
     s = expit(z)
-    return s * (1.0 - s)  # type: ignore[no-any-return]
+    return s * (1.0 - s)
 
 
 def _tanh_prime(z: np.ndarray) -> np.ndarray:
     t = np.tanh(z)
-    return 1.0 - t * t  # type: ignore[no-any-return]
+    return 1.0 - t * t
 
 
 _ACTIVATIONS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any], bool]] = {
@@ -422,7 +424,7 @@ def gate_logits(
     f: Callable[[Any], Any] | None = None,
     inner_intercept: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Gate logits ``s[n, i] = f(gate_coef[i] @ X[n] + inner_intercept[i]) / tau + gate_intercept[i]``.
+    """Gate logits ``s[n, i] = f(gate_coef[i] @ X[n] + gamma[i]) / tau + gate_intercept[i]``.
 
     Parameters
     ----------
@@ -455,7 +457,7 @@ def gate_logits(
     if inner_intercept is not None:
         Z = Z + inner_intercept[None, :]
     A = Z if f is None else f(Z)
-    return A / temperature + gate_intercept[None, :]  # type: ignore[no-any-return]
+    return A / temperature + gate_intercept[None, :]
 
 
 def gate_q_and_grad(
@@ -468,7 +470,7 @@ def gate_q_and_grad(
     fprime: Callable[[Any], Any] | None = None,
     inner_intercept: np.ndarray | None = None,
 ) -> tuple[float, dict[str, Any]]:
-    """Gate part of the EM objective, ``Q = sum_{n,i} R[n, i] log softmax(s(x_n))_i``, and its gradient.
+    """Gate part of the EM objective, ``Q = sum_{n,i} R[n, i] log softmax(s(x_n))_i``, and gradient.
 
     Parameters
     ----------

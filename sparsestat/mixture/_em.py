@@ -59,7 +59,7 @@ def e_step(
 def initial_responsibilities(
     X: np.ndarray, y: np.ndarray, k: int, init: str, rng: np.random.RandomState
 ) -> np.ndarray:
-    """Starting responsibilities: k-means / random data centres on standardised [X, y], or Dirichlet."""
+    """Starting responsibilities: k-means or random centres on standardised [X, y], or Dirichlet."""
     n = X.shape[0]
     if init == "random":
         return rng.dirichlet(np.ones(k), size=n)
