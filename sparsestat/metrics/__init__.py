@@ -1,5 +1,12 @@
-"""Metrics for sparse recovery and parameter estimation."""
+"""Metrics for sparse recovery, signal estimation and learned dictionaries."""
 
+from sparsestat.metrics._regression import nmse, nmse_db, prediction_error, support_recovery
 from sparsestat.metrics._voronoi import voronoi_loss
 
-__all__ = ["voronoi_loss"]
+__all__ = [
+    "nmse",
+    "nmse_db",
+    "prediction_error",
+    "support_recovery",
+    "voronoi_loss",
+]
