@@ -31,6 +31,16 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         {"n_nonzero_coefs": 2, "epsilon": 2.0, "bounds_X": 3.0, "bounds_y": 10.0,
          "mechanism": "coordinate_rr", "random_state": 0},
     ],
+    "GaussianMoERegressor": [
+        {"n_experts": 2, "n_init": 1, "max_iter": 15, "gate_max_iter": 5},
+        {
+            "n_experts": 2,
+            "gate": "activation_dense_to_sparse",
+            "n_init": 1,
+            "max_iter": 10,
+            "gate_max_iter": 5,
+        },
+    ],
 }
 
 #: name -> {check name: reason}
@@ -69,6 +79,12 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
         "check_transformer_n_iter": (
             "stateless like SparseCoder: fit only validates, so it sets no n_iter_ "
             "(fit_transform does)"
+        ),
+    },
+    "GaussianMoERegressor": {
+        "check_regressors_no_decision_function": (
+            "predict_proba returns the gate probabilities pi(x), as the spec asks "
+            "(a mixture of experts is a regressor with a latent class)"
         ),
     },
 }

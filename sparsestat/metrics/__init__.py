@@ -2,6 +2,7 @@
 
 from sparsestat.metrics._channel import channel_nmse
 from sparsestat.metrics._regression import nmse, nmse_db, prediction_error, support_recovery
+from sparsestat.metrics._voronoi import voronoi_loss
 
 __all__ = [
     "channel_nmse",
@@ -9,4 +10,5 @@ __all__ = [
     "nmse_db",
     "prediction_error",
     "support_recovery",
+    "voronoi_loss",
 ]
