@@ -20,6 +20,21 @@ from sparsestat.utils import all_estimators
 #: name -> list of constructor kwargs (values may be callables taking no argument)
 INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
+    # neural (PyTorch): tiny networks, few epochs, CPU
+    **{
+        name: [
+            {
+                "hidden_layer_sizes": (16,),
+                "max_epochs": 20,
+                "lr": 0.02,
+                "n_mc_samples": 4,
+                "device": "cpu",
+                "random_state": 0,
+                **({"sparsity": 0.5, "update_interval": 5} if "SSVI" in name else {}),
+            }
+        ]
+        for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
+    },
 }
 
 #: name -> {check name: reason}

@@ -27,11 +27,6 @@ _LAZY: dict[str, str] = {
     "SSVIClassifier": "ssvi",
     "SSVIRegressor": "ssvi",
     "MeanFieldVIClassifier": "ssvi",
-    "COMETMoEClassifier": "comet",
-    "COMETMoERegressor": "comet",
-    "GroupEnvelopeRegularizer": "envelope",
-    "GroupEnvelopeMLPClassifier": "envelope",
-    "GroupEnvelopeMLPRegressor": "envelope",
 }
 
 __all__ = sorted(_LAZY)
