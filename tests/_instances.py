@@ -41,6 +41,21 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
             "gate_max_iter": 5,
         },
     ],
+    # neural (PyTorch): tiny networks, few epochs, CPU
+    **{
+        name: [
+            {
+                "hidden_layer_sizes": (16,),
+                "max_epochs": 20,
+                "lr": 0.02,
+                "n_mc_samples": 4,
+                "device": "cpu",
+                "random_state": 0,
+                **({"sparsity": 0.5, "update_interval": 5} if "SSVI" in name else {}),
+            }
+        ]
+        for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
+    },
 }
 
 #: name -> {check name: reason}
