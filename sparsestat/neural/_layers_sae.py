@@ -18,6 +18,7 @@ from torch import nn
 
 __all__ = [
     "ACTIVATIONS",
+    "GRAD_ACTIVATIONS",
     "AbsTopK",
     "BatchTopK",
     "FeatureChoice",
@@ -56,14 +57,16 @@ ACTIVATIONS = (
 )
 
 
+#: Activations whose selection a g-SAE gradient score can steer.
+GRAD_ACTIVATIONS = ("topk", "batchtopk", "abstopk", "mutual_choice")
+
+
 # --------------------------------------------------------------------------- selection ops
 def _scatter_rows(shape_like: torch.Tensor, idx: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(shape_like).scatter(-1, idx, vals)
 
 
-def topk_relu(
-    pre: torch.Tensor, k: int, scores: torch.Tensor | None = None
-) -> torch.Tensor:
+def topk_relu(pre: torch.Tensor, k: int, scores: torch.Tensor | None = None) -> torch.Tensor:
     """ReLU, then keep the ``k`` largest values of each row (TopK SAE activation).
 
     Parameters
@@ -485,7 +488,7 @@ def auxk_loss(
     k_aux: int,
     signed: bool = False,
 ) -> torch.Tensor:
-    """AuxK loss: reconstruct the (detached) residual from the top pre-activations of masked latents.
+    """AuxK loss: rebuild the detached residual from the top pre-activations of masked latents.
 
     Parameters
     ----------
@@ -673,13 +676,16 @@ class BatchTopK(nn.Module):
         self.k = int(k)
         self.threshold_rate = float(threshold_rate)
         self.signed = bool(signed)
+        #: set False to use the training selection without updating the threshold
+        self.track_statistics = True
         self.register_buffer("threshold", torch.tensor(-1.0))
 
     def forward(self, pre: torch.Tensor, scores: torch.Tensor | None = None) -> torch.Tensor:
         if not self.training:
             return threshold_activation(pre, self.threshold.clamp_min(0), self.signed)
         z = batch_topk(pre, self.k, scores=scores, signed=self.signed)
-        self.update_threshold(z)
+        if self.track_statistics:
+            self.update_threshold(z)
         return z
 
     @torch.no_grad()
@@ -791,6 +797,8 @@ class FeatureChoice(nn.Module):
         self.capacity = capacity
         self.exponent = float(exponent)
         self.threshold_rate = float(threshold_rate)
+        #: set False to use the training selection without updating the statistics
+        self.track_statistics = True
         self.register_buffer("threshold", torch.full((n_components,), -1.0))
         self.register_buffer("density", torch.zeros(n_components))
 
@@ -805,7 +813,8 @@ class FeatureChoice(nn.Module):
         if not self.training:
             return threshold_activation(pre, self.threshold.clamp_min(0))
         z = feature_choice(pre, self.capacities(pre.shape[0]))
-        self.update_statistics(z)
+        if self.track_statistics:
+            self.update_statistics(z)
         return z
 
     @torch.no_grad()
@@ -870,7 +879,10 @@ class TopAFA(nn.Module):
     """
 
     def forward(
-        self, acts: torch.Tensor, target_norm: torch.Tensor, decoder_norms: torch.Tensor | None = None
+        self,
+        acts: torch.Tensor,
+        target_norm: torch.Tensor,
+        decoder_norms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return top_afa(acts, target_norm, decoder_norms)[0]
 
@@ -1000,18 +1012,24 @@ class SparseAutoencoderModule(nn.Module):
         x: torch.Tensor,
         *,
         k: int | None = None,
-        scores: torch.Tensor | None = None,
+        grad: torch.Tensor | None = None,
+        grad_beta: float = 0.0,
+        grad_normalize: bool = True,
         mp_tol: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes and pre-activations of ``x``.
 
         In training mode batch variants use the batch selection; in eval mode thresholds.
-        ``k`` overrides the per-row k of topk/abstopk-row and the number of MP steps;
-        ``scores`` (g-SAE) ranks latents for the top-k family.
+        ``k`` overrides the per-row k of topk/abstopk-row and the number of MP steps.
+        With ``grad`` (the downstream gradient at ``x``) and ``grad_beta > 0`` the top-k family
+        ranks latents by the g-SAE score ``a + beta * a * |grad @ W_dec.T|`` (values stay ``a``).
         """
         kk = self.k if k is None else int(k)
         pre = self.preactivation(x)
         name = self.activation
+        scores = None
+        if grad is not None and grad_beta > 0 and name in GRAD_ACTIVATIONS:
+            scores = self.gradient_scores(pre, grad, grad_beta, grad_normalize)
         if name == "mp":
             z, _ = matching_pursuit(
                 x - self.b_dec,
@@ -1033,6 +1051,17 @@ class SparseAutoencoderModule(nn.Module):
         else:  # feature_choice, jumprelu
             z = self.act(pre)
         return z, pre
+
+    @torch.no_grad()
+    def gradient_scores(
+        self, pre: torch.Tensor, grad: torch.Tensor, beta: float, normalize: bool = True
+    ) -> torch.Tensor:
+        """g-SAE ranking scores ``a + beta * a * |grad @ W_dec.T|`` (``a = |pre|`` if signed)."""
+        a = pre.abs() if self.signed else torch.relu(pre)
+        gd = (grad @ self.W_dec.T).abs()
+        if normalize:
+            gd = gd / gd.mean().clamp_min(1e-12)
+        return a + float(beta) * a * gd
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``z @ W_dec + b_dec``."""
