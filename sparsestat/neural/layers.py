@@ -1,6 +1,26 @@
-"""Plain PyTorch pieces (layers, masks, activations) usable in your own models."""
+"""Plain PyTorch pieces (layers, masks, gates, schedulers) for your own models.
 
-from sparsestat.neural._layers_sae import *  # noqa: F403
-from sparsestat.neural._layers_sae import __all__ as _sae_all
+This module only re-exports: each family keeps its layers in a private file
+(``_layers_<family>.py``) and adds one import line here.
 
-__all__ = [*_sae_all]
+Examples
+--------
+>>> import torch
+>>> from sparsestat.neural.layers import MLP
+>>> MLP(3, (4,), 2)(torch.ones(1, 3)).shape
+torch.Size([1, 2])
+"""
+
+from sparsestat.neural import import_torch
+
+import_torch()
+
+from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
+from sparsestat.neural._layers_sae import *  # noqa: E402, F403
+from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
+
+__all__ = [
+    "MLP",
+    "get_activation",
+    *_sae_all,
+]
