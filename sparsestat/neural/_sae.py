@@ -9,13 +9,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat._kernels.geomedian import geometric_median
 from sparsestat.metrics import fvu
+from sparsestat.neural._base import BaseTorchEstimator, _module_dtype, torch
 from sparsestat.neural._layers_sae import (
     ACTIVATIONS,
     SparseAutoencoderModule,
@@ -25,25 +25,15 @@ from sparsestat.neural._layers_sae import (
     topk_relu,
     zipf_underused_mask,
 )
-from sparsestat.utils import progress_bar
 from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data
 
 __all__ = ["SparseAutoencoder"]
 
 _AUXK = ("topk", "batchtopk", "abstopk", "top_afa", "mp")
 _ZIPF_AUX = ("mutual_choice", "feature_choice")
-_THRESHOLD_AUTO = ("batchtopk", "mutual_choice", "feature_choice")
 
 
-def _resolve_device(device):
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but torch.cuda.is_available() is False")
-    return torch.device(device)
-
-
-class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseTorchEstimator):
     """Sparse autoencoder (dictionary learning by a one-layer encoder) as a transformer.
 
     Learns a dictionary ``components_`` of ``n_components`` unit atoms and an encoder such
@@ -66,16 +56,17 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     k : int, default=None
         Active latents per row (mean per row for batch variants, target L0 for JumpReLU,
         steps for MP); None means ``max(1, min(32, n_features_in_ // 4))``.
-    max_iter : int, default=20
-        Number of epochs.
+    lr : float, default=None
+        Learning rate; None means ``2e-4 / sqrt(F / 2**14)`` clipped to [1e-4, 3e-3].
+        Linear warm-up over ``min(1000, 5%)`` of the steps, linear decay to 0 over the last
+        20% when ``max_epochs > 1``.
     batch_size : int, default=1024
         Minibatch size (clipped to ``n_samples``).
-    learning_rate : float, default=None
-        Adam learning rate; None means ``2e-4 / sqrt(F / 2**14)`` clipped to [1e-4, 3e-3].
-        Linear warm-up over ``min(1000, 5%)`` of the steps, linear decay to 0 over the last
-        20% when ``max_iter > 1``.
-    adam_betas : tuple of two floats, default=None
-        Adam betas; None means ``(0.9, 0.999)``, and ``(0.0, 0.999)`` for JumpReLU.
+    max_epochs : int, default=20
+        Number of epochs of ``fit``.
+    optimizer : {'adam', 'adamw', 'sgd'} or torch.optim.Optimizer subclass, default='adam'
+        Optimizer; Adam betas default to ``(0.9, 0.999)`` and ``(0.0, 0.999)`` for JumpReLU
+        (set them with ``optimizer__betas``).
     aux_coef : float, default=1/32
         Coefficient of the auxiliary loss (AuxK for the top-k family, aux_zipf for Mutual and
         Feature Choice); 0 disables it.
@@ -134,14 +125,23 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         ``transform`` returns a ``scipy.sparse.csr_matrix``.
     transform_chunk_size : int, default=4096
         Rows encoded at once by ``transform``.
-    device : {'cpu', 'cuda', 'auto'}, default='cpu'
+    validation_fraction : float in (0, 1), default=None
+        Fraction held out for early stopping on the training loss; None trains for exactly
+        ``max_epochs``.
+    n_iter_no_change : int, default=5
+        Early-stopping patience in epochs.
+    tol : float, default=1e-4
+        Minimal improvement of the validation loss for early stopping.
+    warm_start : bool, default=False
+        ``fit`` continues from the previous fit.
+    device : {'auto', 'cpu', 'cuda'}, default='cpu'
         Torch device for training and inference.
-    dtype : {'float32', 'float64'}, default='float32'
-        Compute dtype.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialisation and shuffling (own torch Generator; the global RNG is untouched).
+        Seeds initialisation and shuffling (forked torch RNG; the global RNG is untouched).
     verbose : int, default=0
         > 0 shows a progress bar over epochs.
+    **kwargs : dict
+        Routed ``module__*`` / ``optimizer__*`` parameters (e.g. ``optimizer__betas``).
 
     Attributes
     ----------
@@ -163,15 +163,27 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     dead_latents_ : ndarray of bool of shape (n_components,)
         Latents that did not fire in the last ``dead_after`` training rows.
     history_ : list of dict
-        Per epoch: loss, fvu, l0, dead_fraction, seconds, samples_per_s.
+        Per epoch: epoch, train_loss, lr, fvu, l0, dead_fraction, seconds, samples_per_s.
+    loss_curve_ : list of float
+        Mean training loss per epoch.
     n_iter_ : int
         Epochs (or ``partial_fit`` passes) run.
     n_steps_ : int
         Optimiser steps taken.
+    optimizer_ : torch.optim.Optimizer
+        The optimizer (kept for ``partial_fit``).
+    device_ : torch.device
+        Device of the last fit.
+    converged_ : bool
+        True unless early stopping ran out of epochs.
+    best_loss_ : float or None
+        Best validation loss with early stopping.
     n_components_ : int
         Number of latents.
     k_ : int
         The resolved ``k``.
+    lr_ : float
+        The resolved base learning rate.
     module_ : SparseAutoencoderModule
         The fitted torch module (on CPU after unpickling).
     n_features_in_ : int
@@ -189,8 +201,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     The loss is ``||x - x_hat||^2 / var0`` with ``var0`` the data variance fixed at
     initialisation, so it is an FVU estimate; the L1, AFA terms are divided by ``var0`` too.
     A single-epoch ``fit`` keeps the learning rate constant after warm-up, like
-    ``partial_fit``, so that one ``partial_fit`` equals ``fit(max_iter=1)``.
-    ``transform`` returns float32 for the default ``dtype``. Cost per step O(B F d).
+    ``partial_fit``, so that one ``partial_fit`` equals ``fit(max_epochs=1)``.
+    Training runs in float32; ``transform`` computes in float64 for float64 input (so codes
+    do not depend on the chunking) and returns the input's float dtype. Sparse input is
+    densified for training (encoded chunk-wise in ``transform``). Cost per step O(B F d).
 
     References
     ----------
@@ -214,20 +228,18 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     >>> from sparsestat.datasets import make_planted_features
     >>> from sparsestat.neural import SparseAutoencoder
     >>> X, _, atoms = make_planted_features(2000, 16, 32, random_state=0)
-    >>> sae = SparseAutoencoder(n_components=64, k=4, max_iter=3, random_state=0).fit(X)
+    >>> sae = SparseAutoencoder(n_components=64, k=4, max_epochs=3, random_state=0).fit(X)
     >>> Z = sae.transform(X)
     >>> Z.shape, int((Z != 0).sum(axis=1).max())
     ((2000, 64), 4)
     """
 
     _parameter_constraints: dict = {
+        **BaseTorchEstimator._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "k": [Interval(Integral, 1, None, closed="left"), None],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
-        "adam_betas": [tuple, None],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
         "aux_coef": [Interval(Real, 0, None, closed="left")],
         "k_aux": [Interval(Integral, 1, None, closed="left"), None],
         "dead_after": [Interval(Integral, 1, None, closed="left"), None],
@@ -254,10 +266,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         "inference_mode": [StrOptions({"auto", "threshold", "batch"})],
         "sparse_output": ["boolean"],
         "transform_chunk_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
-        "dtype": [StrOptions({"float32", "float64"})],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
     }
 
     def __init__(
@@ -266,10 +275,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         *,
         activation="topk",
         k=None,
-        max_iter=20,
+        lr=None,
         batch_size=1024,
-        learning_rate=None,
-        adam_betas=None,
+        max_epochs=20,
+        optimizer="adam",
         aux_coef=1 / 32,
         k_aux=None,
         dead_after=None,
@@ -296,18 +305,22 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         inference_mode="auto",
         sparse_output=False,
         transform_chunk_size=4096,
+        validation_fraction=None,
+        n_iter_no_change=5,
+        tol=1e-4,
+        warm_start=False,
         device="cpu",
-        dtype="float32",
         random_state=None,
         verbose=0,
+        **kwargs,
     ):
         self.n_components = n_components
         self.activation = activation
         self.k = k
-        self.max_iter = max_iter
+        self.lr = lr
         self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.adam_betas = adam_betas
+        self.max_epochs = max_epochs
+        self.optimizer = optimizer
         self.aux_coef = aux_coef
         self.k_aux = k_aux
         self.dead_after = dead_after
@@ -334,67 +347,95 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.inference_mode = inference_mode
         self.sparse_output = sparse_output
         self.transform_chunk_size = transform_chunk_size
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
         self.device = device
-        self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self._store_routed(kwargs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float32"] if self.dtype == "float32" else []
-        tags.non_deterministic = False
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-    # ------------------------------------------------------------------ helpers
     @property
     def _n_features_out(self):
         return self.n_components_
 
-    def _torch_dtype(self):
-        return torch.float32 if self.dtype == "float32" else torch.float64
-
-    def _to_tensor(self, X, rows=None, scale=True):
-        """Rows of X (dense or sparse) as a scaled tensor on the model device (a copy)."""
-        part = X if rows is None else X[rows]
-        if sp.issparse(part):
-            part = part.toarray()
-        arr = np.array(part, dtype=np.float32 if self.dtype == "float32" else np.float64)
-        if scale:
-            arr *= self.input_scale_
-        return torch.from_numpy(arr).to(self._device)
-
-    def _check_gradients(self, G, X):
-        if G is None:
-            return None
-        G = np.asarray(G, dtype=np.float64)
-        if G.shape != X.shape:
+    # ------------------------------------------------------------------ fit entry points
+    def _set_gradients(self, X, sample_gradients):
+        self._pending_gradients = None
+        if sample_gradients is None:
+            return
+        G = check_array(sample_gradients, dtype=np.float32)
+        if G.shape != tuple(X.shape):
             raise ValueError(f"sample_gradients must have shape {X.shape}; got {G.shape}")
-        if not np.all(np.isfinite(G)):
-            raise ValueError("sample_gradients contains NaN or infinity")
-        return G
+        self._pending_gradients = G
 
-    def _batch_gradients(self, X, G, rows):
-        if self.grad_beta <= 0:
-            return None
-        if G is not None:
-            return torch.as_tensor(G[rows], dtype=self._torch_dtype(), device=self._device)
-        if self.gradient_fn is not None:
-            raw = X[rows]
-            raw = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
-            g = np.asarray(self.gradient_fn(raw), dtype=np.float64)
-            if g.shape != raw.shape:
-                raise ValueError(f"gradient_fn must return shape {raw.shape}; got {g.shape}")
-            return torch.as_tensor(g, dtype=self._torch_dtype(), device=self._device)
-        return None
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_gradients=None):
+        """Train the autoencoder for ``max_epochs`` epochs.
 
-    # ------------------------------------------------------------------ initialisation
-    def _initialize(self, X):
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored.
+        sample_gradients : array-like of shape (n_samples, n_features), default=None
+            Downstream gradients at each row, for g-SAE (``grad_beta > 0``).
+
+        Returns
+        -------
+        self : SparseAutoencoder
+            The fitted estimator.
+        """
+        self._set_gradients(X, sample_gradients)
+        try:
+            return self._fit(X, None, partial=False)
+        finally:
+            self._pending_gradients = None
+
+    def partial_fit(self, X, y=None, sample_gradients=None):
+        """One pass over ``X`` in minibatches; the first call initialises the model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training data.
+        y : None
+            Ignored.
+        sample_gradients : array-like of shape (n_samples, n_features), default=None
+            Downstream gradients (g-SAE).
+
+        Returns
+        -------
+        self : SparseAutoencoder
+            The updated estimator.
+        """
+        if not hasattr(self, "module_"):
+            self._validate_params()
+        self._set_gradients(X, sample_gradients)
+        try:
+            return self._fit(X, None, partial=True)
+        finally:
+            self._pending_gradients = None
+
+    # ------------------------------------------------------------------ base hooks
+    def _validate_X_y(self, X, y, reset):
+        X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float32, np.float64))
+        return (X.toarray() if sp.issparse(X) else X), None
+
+    def _prepare_targets(self, y, fit):
+        G = getattr(self, "_pending_gradients", None)
+        return None if G is None else torch.as_tensor(G)
+
+    def _build_module(self, X, y):
         n, d = X.shape
-        self._device = _resolve_device(self.device)
-        rng = check_random_state(self.random_state)
-        self._rng = rng
-        generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         self.n_components_ = int(self.n_components or 8 * d)
         self.k_ = int(self.k or max(1, min(32, d // 4)))
         if self.activation == "feature_choice" and self.k_ * min(self.batch_size, n) < (
@@ -404,17 +445,17 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 "feature_choice needs k * batch_size >= n_components; got "
                 f"{self.k_} * {min(self.batch_size, n)} < {self.n_components_}"
             )
-        sample = X if n <= 100_000 else X[rng.choice(n, 100_000, replace=False)]
-        sample = sample.toarray() if sp.issparse(sample) else np.asarray(sample, dtype=np.float64)
+        sample = X.double()
+        if n > 100_000:
+            sample = sample[torch.randperm(n)[:100_000]]
         if self.input_scaling == "expected_norm":
-            mean_norm = float(np.linalg.norm(sample, axis=1).mean())
+            mean_norm = float(sample.norm(dim=1).mean())
             self.input_scale_ = math.sqrt(d) / mean_norm if mean_norm > 0 else 1.0
         else:
             self.input_scale_ = 1.0
         scaled = sample * self.input_scale_
-        var0 = float(np.square(scaled - scaled.mean(0)).sum(1).mean())
+        var0 = float((scaled - scaled.mean(0)).square().sum(1).mean())
         self._var0 = var0 if var0 > 0 else 1.0
-
         module = SparseAutoencoderModule(
             d,
             self.n_components_,
@@ -428,48 +469,89 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             mp_signed=self.mp_signed,
             mp_tol=self.mp_tol,
             threshold_rate=self.threshold_rate,
+            **self.get_routed_params("module"),
         )
-        module.reset_parameters(generator)
         with torch.no_grad():
             if self.b_dec_init == "geometric_median":
-                med = geometric_median(scaled[:32_768])
-                module.b_dec.copy_(torch.as_tensor(med))
+                module.b_dec.copy_(geometric_median(scaled[:32_768]))
             elif self.b_dec_init == "mean":
-                module.b_dec.copy_(torch.as_tensor(scaled.mean(0)))
-        self.module_ = module.to(device=self._device, dtype=self._torch_dtype())
-
-        lr = self.learning_rate
-        if lr is None:
-            lr = min(max(2e-4 / math.sqrt(self.n_components_ / 2**14), 1e-4), 3e-3)
-        self._lr = float(lr)
-        betas = self.adam_betas
-        if betas is None:
-            betas = (0.0, 0.999) if self.activation == "jumprelu" else (0.9, 0.999)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"adam_betas must be two floats in [0, 1); got {betas}")
-        self._optimizer = torch.optim.Adam(self.module_.parameters(), lr=self._lr, betas=betas)
+                module.b_dec.copy_(scaled.mean(0))
         self._dead_after = int(self.dead_after or min(10_000_000, n))
         self._k_aux = int(self.k_aux or max(1, d // 2))
         self._since_fired = torch.zeros(self.n_components_, dtype=torch.long)
         self._density_ema = torch.zeros(self.n_components_, dtype=torch.float64)
         self._warmup_steps = None
-        self.n_steps_ = 0
-        self.n_iter_ = 0
-        self.history_ = []
+        return module
 
-    # ------------------------------------------------------------------ training
-    def _lr_at(self, step, total, decay):
-        warm = self._warmup_steps
-        factor = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
-        if decay and total:
+    def _make_optimizer(self):
+        lr = self.lr
+        if lr is None:
+            lr = min(max(2e-4 / math.sqrt(self.n_components_ / 2**14), 1e-4), 3e-3)
+        self.lr_ = float(lr)
+        kwargs = {"lr": self.lr_, **self.get_routed_params("optimizer")}
+        if self.optimizer in ("adam", "adamw"):
+            kwargs.setdefault(
+                "betas", (0.0, 0.999) if self.activation == "jumprelu" else (0.9, 0.999)
+            )
+            cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+        elif self.optimizer == "sgd":
+            kwargs.setdefault("momentum", 0.9)
+            cls = torch.optim.SGD
+        else:
+            cls = self.optimizer
+        return cls(self.module_.parameters(), **kwargs)
+
+    def on_train_begin(self, n_epochs, steps_per_epoch):
+        total = n_epochs * steps_per_epoch
+        if self._warmup_steps is None:  # fixed by the first fit / partial_fit call
+            self._warmup_steps = min(1000, max(1, int(0.05 * total)))
+        self._schedule = (self.n_steps_, total, n_epochs > 1)
+        self._epoch_stats = None
+
+    def _lr_factor(self):
+        begin, total, decay = self._schedule
+        step = self.n_steps_ - begin
+        factor = min(1.0, (self.n_steps_ + 1) / self._warmup_steps)
+        if decay:
             start = int(0.8 * total)
             if step >= start:
                 factor = min(factor, max(0.0, (total - step) / max(total - start, 1)))
-        return self._lr * factor
+        return factor
 
-    def _loss(self, xb, gb, step, total):
+    def on_batch_begin(self, X, y):
+        for group in self.optimizer_.param_groups:
+            group["lr"] = self.lr_ * self._lr_factor()
+        if self._epoch_stats is None:
+            self._epoch_stats = {
+                "t0": time.perf_counter(),
+                "err": 0.0,
+                "nnz": 0,
+                "rows": 0,
+                "counts": torch.zeros(self.n_components_, dtype=torch.long),
+            }
+
+    def _batch_gradients(self, X, y):
+        if self.grad_beta <= 0:
+            return None
+        if y is not None:
+            return y
+        if self.gradient_fn is not None:
+            raw = X.detach().cpu().double().numpy()
+            g = np.asarray(self.gradient_fn(raw), dtype=np.float64)
+            if g.shape != raw.shape:
+                raise ValueError(f"gradient_fn must return shape {raw.shape}; got {g.shape}")
+            return torch.as_tensor(g, dtype=X.dtype, device=X.device)
+        return None
+
+    def _batch_loss(self, X, y, n_train):
         m = self.module_
-        x_hat, z, pre = m(xb, grad=gb, grad_beta=self.grad_beta, grad_normalize=self.grad_normalize)
+        xb = X * self.input_scale_
+        x_hat, z, pre = m(
+            xb,
+            grad=self._batch_gradients(X, y),
+            grad_beta=self.grad_beta,
+            grad_normalize=self.grad_normalize,
+        )
         err = (xb - x_hat).square().sum(1)
         loss = err.mean() / self._var0
         name = self.activation
@@ -493,197 +575,117 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             else:
                 loss = loss + self.l0_coef * l0
         elif name == "relu_l1":
-            warm = min(1.0, (step + 1) / max(1, int(0.05 * total))) if total else 1.0
+            _, total, _ = self._schedule
+            warm = min(1.0, (self.n_steps_ + 1) / max(1, int(0.05 * total)))
             l1 = (z * m.W_dec.norm(dim=1)).sum(1).mean()
             loss = loss + warm * self.l1_coef * l1 / self._var0
         elif name == "top_afa" and self.afa_coef > 0:
             target = (xb - m.b_dec).norm(dim=1)
             loss = loss + self.afa_coef * (z.norm(dim=1) - target).square().mean() / self._var0
-        return loss, err.detach(), z.detach()
+        if m.training and torch.is_grad_enabled():
+            self._last_batch = (err.detach(), (z.detach() != 0).cpu())
+        return loss
 
-    def _step(self, xb, gb, total, decay):
+    def on_grad_computed(self, X, y):
+        if self.module_.unit_norm_decoder:
+            project_decoder_grad_(self.module_.W_dec)
+        torch.nn.utils.clip_grad_norm_(self.module_.parameters(), 1.0)
+
+    def on_batch_end(self, X, y, loss):
         m = self.module_
-        for group in self._optimizer.param_groups:
-            group["lr"] = self._lr_at(self.n_steps_, total, decay)
-        self._optimizer.zero_grad(set_to_none=True)
-        loss, err, z = self._loss(xb, gb, self.n_steps_, total)
-        loss.backward()
-        if m.unit_norm_decoder:
-            project_decoder_grad_(m.W_dec)
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        self._optimizer.step()
         if m.unit_norm_decoder:
             normalize_decoder_(m.W_dec)
         if self.activation == "jumprelu":
             m.act.clamp_()
-        fired = (z != 0).cpu()
-        any_fired = fired.any(0)
-        self._since_fired += xb.shape[0]
-        self._since_fired[any_fired] = 0
+        err, fired = self._last_batch
+        self._last_batch = None
+        self._since_fired += X.shape[0]
+        self._since_fired[fired.any(0)] = 0
         self._density_ema.lerp_(fired.double().mean(0), self.threshold_rate)
-        self.n_steps_ += 1
-        return float(loss.detach()), float(err.sum()), int(fired.sum()), fired.sum(0)
+        st = self._epoch_stats
+        st["err"] += float(err.double().sum())
+        st["nnz"] += int(fired.sum())
+        st["rows"] += X.shape[0]
+        st["counts"] += fired.sum(0)
 
-    def _run_epochs(self, X, G, n_epochs, total, decay):
-        n = X.shape[0]
-        B = min(int(self.batch_size), n)
-        self.module_.train()
-        X_dense = None if sp.issparse(X) else self._to_tensor(X)
-        bar = progress_bar(range(n_epochs), verbose=self.verbose, desc="SAE", unit="epoch")
-        for _ in bar:
-            t0 = time.perf_counter()
-            perm = self._rng.permutation(n)
-            loss_sum = err_sum = 0.0
-            l0_sum = 0
-            counts = torch.zeros(self.n_components_, dtype=torch.long)
-            n_batches = 0
-            for start in range(0, n, B):
-                rows = perm[start : start + B]
-                if X_dense is not None:
-                    xb = X_dense[torch.from_numpy(rows).to(X_dense.device)]
-                else:
-                    xb = self._to_tensor(X, rows)
-                gb = self._batch_gradients(X, G, rows)
-                loss, err, l0, cnt = self._step(xb, gb, total, decay)
-                loss_sum += loss
-                err_sum += err
-                l0_sum += l0
-                counts += cnt
-                n_batches += 1
-            seconds = time.perf_counter() - t0
-            dead = self._since_fired >= self._dead_after
-            self.n_iter_ += 1
-            self.history_.append(
-                {
-                    "loss": loss_sum / n_batches,
-                    "fvu": err_sum / (n * self._var0),
-                    "l0": l0_sum / n,
-                    "dead_fraction": float(dead.double().mean()),
-                    "seconds": seconds,
-                    "samples_per_s": n / seconds if seconds > 0 else float("inf"),
-                }
-            )
-            if self.verbose:
-                bar.set_postfix(fvu=self.history_[-1]["fvu"], l0=self.history_[-1]["l0"])
-            if not np.isfinite(loss_sum):
-                raise FloatingPointError("SparseAutoencoder training diverged (non-finite loss)")
-        self.feature_density_ = counts.double().numpy() / n
-        self._export()
+    def on_epoch_end(self, epoch):
+        st = self._epoch_stats
+        self._epoch_stats = None
+        if not math.isfinite(st["err"]):
+            raise FloatingPointError("SparseAutoencoder training diverged (non-finite loss)")
+        seconds = time.perf_counter() - st["t0"]
+        rows = max(st["rows"], 1)
+        self.feature_density_ = st["counts"].double().numpy() / rows
+        dead = self._since_fired >= self._dead_after
+        return {
+            "fvu": st["err"] / (rows * self._var0),
+            "l0": st["nnz"] / rows,
+            "dead_fraction": float(dead.double().mean()),
+            "seconds": seconds,
+            "samples_per_s": rows / seconds if seconds > 0 else float("inf"),
+        }
 
-    def _export(self):
+    def on_train_end(self):
         m = self.module_
         with torch.no_grad():
-            self.components_ = m.W_dec.detach().cpu().numpy().copy()
-            self.encoder_weight_ = m.encoder_weight().detach().cpu().numpy().copy()
-            self.encoder_bias_ = m.b_enc.detach().cpu().numpy().copy()
+            self.components_ = m.W_dec.detach().cpu().double().numpy().copy()
+            self.encoder_weight_ = m.encoder_weight().detach().cpu().double().numpy().copy()
+            self.encoder_bias_ = m.b_enc.detach().cpu().double().numpy().copy()
             if self.activation in ("top_afa", "mp"):
                 self.encoder_bias_[:] = 0.0
-            self.decoder_bias_ = m.b_dec.detach().cpu().numpy().copy()
+            self.decoder_bias_ = m.b_dec.detach().cpu().double().numpy().copy()
             act = m.act
-            thr = None
-            if act is not None and hasattr(act, "batch") and act.batch is not None:
+            if act is not None and getattr(act, "batch", None) is not None:
                 act = act.batch
+            thr = None
             if act is not None and hasattr(act, "threshold"):
-                t = act.threshold.detach().cpu().numpy().copy()
+                t = act.threshold.detach().cpu().double().numpy().copy()
                 thr = float(max(t, 0.0)) if t.ndim == 0 else np.maximum(t, 0.0)
             self.threshold_ = thr
         self.dead_latents_ = (self._since_fired >= self._dead_after).numpy().copy()
 
-    def _validate_fit_input(self, X, reset):
-        return validate_data(
-            self,
-            X,
-            reset=reset,
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=1,
-        )
-
-    @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_gradients=None):
-        """Train the autoencoder for ``max_iter`` epochs.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data (sparse rows are densified per minibatch).
-        y : None
-            Ignored.
-        sample_gradients : array-like of shape (n_samples, n_features), default=None
-            Downstream gradients at each row, for g-SAE (``grad_beta > 0``).
-
-        Returns
-        -------
-        self : SparseAutoencoder
-            The fitted estimator.
-        """
-        X = self._validate_fit_input(X, reset=True)
-        G = self._check_gradients(sample_gradients, X)
-        self._initialize(X)
-        n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
-        total = n_batches * self.max_iter
-        self._warmup_steps = min(1000, max(1, int(0.05 * total)))
-        self._run_epochs(X, G, self.max_iter, total, decay=self.max_iter > 1)
-        return self
-
-    def partial_fit(self, X, y=None, sample_gradients=None):
-        """One pass over ``X`` in minibatches; the first call initialises the model.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            A chunk of training data.
-        y : None
-            Ignored.
-        sample_gradients : array-like of shape (n_samples, n_features), default=None
-            Downstream gradients (g-SAE).
-
-        Returns
-        -------
-        self : SparseAutoencoder
-            The updated estimator.
-        """
-        first = not hasattr(self, "module_")
-        if first:
-            self._validate_params()
-        X = self._validate_fit_input(X, reset=first)
-        G = self._check_gradients(sample_gradients, X)
-        n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
-        if first:
-            self._initialize(X)
-            self._warmup_steps = min(1000, max(1, int(0.05 * n_batches)))
-        self._run_epochs(X, G, 1, n_batches, decay=False)
-        return self
-
     # ------------------------------------------------------------------ inference
-    def _encode_chunks(self, X, k=None, sample_gradients=None):
+    def _encode(self, X, k=None, sample_gradients=None):
+        """Validated chunk-wise codes, as a list of NumPy arrays in the dtype of ``X``."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32])
-        G = self._check_gradients(sample_gradients, X)
-        m = self.module_
-        self._device = getattr(self, "_device", torch.device("cpu"))
-        m.to(self._device)
-        if self.grad_beta > 0 and G is None and not getattr(self, "_warned_grad", False):
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32))
+        G = None
+        if sample_gradients is not None:
+            G = check_array(sample_gradients, dtype=X.dtype)
+            if G.shape != X.shape:
+                raise ValueError(f"sample_gradients must have shape {X.shape}; got {G.shape}")
+        elif self.grad_beta > 0 and not getattr(self, "_warned_grad", False):
             warnings.warn(
                 "grad_beta > 0 but transform got no sample_gradients; using grad_beta=0",
                 UserWarning,
                 stacklevel=3,
             )
             self._warned_grad = True
+        m = self.module_
+        dev = self._device()
+        m.to(dev)
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         act = m.act.batch if getattr(m.act, "batch", None) is not None else m.act
-        if act is not None and hasattr(act, "track_statistics"):
+        tracked = act is not None and hasattr(act, "track_statistics")
+        if tracked:
             act.track_statistics = False
         # 'batch' reproduces the training selection; 'auto' / 'threshold' use the eval rule
         # (thresholds for batch variants and Feature Choice, the native rule otherwise)
         m.train(self.inference_mode == "batch")
         if self.activation == "mp" and k is None:
             k = self.mp_max_iter
+        out = []
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _module_dtype(m, dtype):
                 for start in range(0, X.shape[0], self.transform_chunk_size):
-                    rows = np.arange(start, min(start + self.transform_chunk_size, X.shape[0]))
-                    xb = self._to_tensor(X, rows)
-                    gb = None if G is None else torch.as_tensor(G[rows], dtype=xb.dtype)
+                    part = X[start : start + self.transform_chunk_size]
+                    part = part.toarray() if sp.issparse(part) else part
+                    xb = torch.as_tensor(np.asarray(part), dtype=dtype).to(dev)
+                    xb = xb * self.input_scale_
+                    gb = None
+                    if G is not None:
+                        gb = torch.as_tensor(G[start : start + self.transform_chunk_size])
+                        gb = gb.to(device=dev, dtype=dtype)
                     z, _ = m.encode(
                         xb,
                         k=k,
@@ -691,11 +693,12 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                         grad_beta=self.grad_beta,
                         grad_normalize=self.grad_normalize,
                     )
-                    yield z.cpu().numpy()
+                    out.append(z.cpu().numpy().astype(X.dtype, copy=False))
         finally:
-            if act is not None and hasattr(act, "track_statistics"):
+            if tracked:
                 act.track_statistics = True
             m.eval()
+        return out
 
     def transform(self, X, *, k=None, sample_gradients=None):
         """Sparse codes of ``X``.
@@ -714,7 +717,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Z : ndarray or csr_matrix of shape (n_samples, n_components)
             Codes (``csr_matrix`` when ``sparse_output=True``).
         """
-        chunks = list(self._encode_chunks(X, k=k, sample_gradients=sample_gradients))
+        chunks = self._encode(X, k=k, sample_gradients=sample_gradients)
         if self.sparse_output:
             return sp.vstack([sp.csr_matrix(c) for c in chunks], format="csr")
         return np.vstack(chunks)
@@ -734,7 +737,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         indices : ndarray of shape (n_samples, k)
             Latent indices.
         """
-        Z = torch.from_numpy(np.vstack(list(self._encode_chunks(X))))
+        Z = torch.from_numpy(np.vstack(self._encode(X)))
         vals, idx = Z.abs().topk(min(self.k_, Z.shape[1]), dim=1)
         return Z.gather(1, idx).numpy(), idx.numpy()
 
@@ -752,8 +755,6 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             Reconstruction in input units.
         """
         check_is_fitted(self)
-        from sklearn.utils import check_array
-
         Z = check_array(X, accept_sparse="csr", dtype=[np.float32, np.float64])
         if Z.shape[1] != self.n_components_:
             raise ValueError(f"expected {self.n_components_} code columns; got {Z.shape[1]}")
@@ -779,10 +780,3 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         X_hat = self.inverse_transform(self.transform(X))
         X_ref = X.toarray() if sp.issparse(X) else X
         return 1.0 - fvu(X_ref, X_hat)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if "module_" in state:
-            state["module_"] = state["module_"].to("cpu")
-            state["_device"] = torch.device("cpu")
-        return state
