@@ -6,6 +6,7 @@ from sparsestat.datasets._kronecker import (
     make_irs_mimo_channel,
     make_kronecker_sparse_signal,
 )
+from sparsestat.datasets._planted import make_planted_features
 from sparsestat.datasets._regression import make_sparse_regression
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "make_gaussian_moe",
     "make_irs_mimo_channel",
     "make_kronecker_sparse_signal",
+    "make_planted_features",
     "make_sparse_regression",
 ]

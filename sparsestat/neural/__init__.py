@@ -27,6 +27,12 @@ _LAZY: dict[str, str] = {
     "SSVIClassifier": "ssvi",
     "SSVIRegressor": "ssvi",
     "MeanFieldVIClassifier": "ssvi",
+    "COMETMoEClassifier": "comet",
+    "COMETMoERegressor": "comet",
+    "GroupEnvelopeRegularizer": "envelope",
+    "GroupEnvelopeMLPClassifier": "envelope",
+    "GroupEnvelopeMLPRegressor": "envelope",
+    "SparseAutoencoder": "_sae",
 }
 
 __all__ = sorted(_LAZY)

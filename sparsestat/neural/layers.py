@@ -24,6 +24,8 @@ from sparsestat.neural._layers_ssvi import (  # noqa: E402
     folded_normal_moments,
     ssvi_removal_score,
 )
+from sparsestat.neural._layers_sae import *  # noqa: E402, F403
+from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
 
 __all__ = [
     "MLP",
@@ -34,4 +36,5 @@ __all__ = [
     "folded_normal_moments",
     "get_activation",
     "ssvi_removal_score",
+    *_sae_all,
 ]
