@@ -56,6 +56,19 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         ]
         for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
     },
+    "SparseMLPClassifier": [
+        {"hidden_layer_sizes": (16,), "method": m, "sparsity": s, "max_epochs": 15,
+         "lr": 0.05, "random_state": 0, "device": "cpu"}
+        for m, s in (("static", 0.5), ("set", 0.5), ("rigl", 0.5), ("sr-ste", None))
+    ],
+    "SparseMLPRegressor": [
+        {"hidden_layer_sizes": (16,), "method": "rigl", "sparsity": 0.5, "max_epochs": 30,
+         "lr": 0.05, "random_state": 0, "device": "cpu"}
+    ],
+    "SparseMatrixFactorization": [
+        {"n_components": 4, "max_iter": 2, "batch_size": 16, "update_interval": 2,
+         "random_state": 0, "device": "cpu"}
+    ],
 }
 
 #: name -> {check name: reason}

@@ -33,6 +33,10 @@ _LAZY: dict[str, str] = {
     "GroupEnvelopeMLPClassifier": "envelope",
     "GroupEnvelopeMLPRegressor": "envelope",
     "SparseAutoencoder": "_sae",
+    "SparseMLPClassifier": "_sparse_training",
+    "SparseMLPRegressor": "_sparse_training",
+    "QuickSelection": "_quickselection",
+    "SparseMatrixFactorization": "_dsl",
 }
 
 __all__ = sorted(_LAZY)

@@ -26,6 +26,8 @@ from sparsestat.neural._layers_ssvi import (  # noqa: E402
 )
 from sparsestat.neural._layers_sae import *  # noqa: E402, F403
 from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
+from sparsestat.neural._layers_sparse import *  # noqa: E402, F403
+from sparsestat.neural._layers_sparse import __all__ as _sparse_all  # noqa: E402
 
 __all__ = [
     "MLP",
@@ -37,4 +39,5 @@ __all__ = [
     "get_activation",
     "ssvi_removal_score",
     *_sae_all,
+    *_sparse_all,
 ]
