@@ -26,10 +26,21 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         {"epsilon": np.inf, "bounds_X": 3.0, "bounds_y": 10.0, "alpha": "cv", "cv": 2},
     ],
     "LDPIHTRegressor": [
-        {"n_nonzero_coefs": 2, "epsilon": 1.0, "bounds_X": 3.0, "bounds_y": 10.0,
-         "random_state": 0},
-        {"n_nonzero_coefs": 2, "epsilon": 2.0, "bounds_X": 3.0, "bounds_y": 10.0,
-         "mechanism": "coordinate_rr", "random_state": 0},
+        {
+            "n_nonzero_coefs": 2,
+            "epsilon": 1.0,
+            "bounds_X": 3.0,
+            "bounds_y": 10.0,
+            "random_state": 0,
+        },
+        {
+            "n_nonzero_coefs": 2,
+            "epsilon": 2.0,
+            "bounds_X": 3.0,
+            "bounds_y": 10.0,
+            "mechanism": "coordinate_rr",
+            "random_state": 0,
+        },
     ],
     "GaussianMoERegressor": [
         {"n_experts": 2, "n_init": 1, "max_iter": 15, "gate_max_iter": 5},
@@ -57,17 +68,37 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
     },
     "SparseMLPClassifier": [
-        {"hidden_layer_sizes": (16,), "method": m, "sparsity": s, "max_epochs": 15,
-         "lr": 0.05, "random_state": 0, "device": "cpu"}
+        {
+            "hidden_layer_sizes": (16,),
+            "method": m,
+            "sparsity": s,
+            "max_epochs": 15,
+            "lr": 0.05,
+            "random_state": 0,
+            "device": "cpu",
+        }
         for m, s in (("static", 0.5), ("set", 0.5), ("rigl", 0.5), ("sr-ste", None))
     ],
     "SparseMLPRegressor": [
-        {"hidden_layer_sizes": (16,), "method": "rigl", "sparsity": 0.5, "max_epochs": 30,
-         "lr": 0.05, "random_state": 0, "device": "cpu"}
+        {
+            "hidden_layer_sizes": (16,),
+            "method": "rigl",
+            "sparsity": 0.5,
+            "max_epochs": 30,
+            "lr": 0.05,
+            "random_state": 0,
+            "device": "cpu",
+        }
     ],
     "SparseMatrixFactorization": [
-        {"n_components": 4, "max_iter": 2, "batch_size": 16, "update_interval": 2,
-         "random_state": 0, "device": "cpu"}
+        {
+            "n_components": 4,
+            "max_iter": 2,
+            "batch_size": 16,
+            "update_interval": 2,
+            "random_state": 0,
+            "device": "cpu",
+        }
     ],
 }
 
@@ -85,9 +116,8 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     # width-bound check with a dictionary of the matching width, as scikit-learn does for
     # SparseCoder.
     "LqSparseCoder": {
-        **{
-            name: "fixed dictionary width; run with a matching width in test_lq_coding.py"
-            for name in (
+        **dict.fromkeys(
+            (
                 "check_estimators_overwrite_params",
                 "check_estimators_fit_returns_self",
                 "check_readonly_memmap_input",
@@ -101,8 +131,9 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
                 "check_fit_idempotent",
                 "check_fit_check_is_fitted",
                 "check_n_features_in",
-            )
-        },
+            ),
+            "fixed dictionary width; run with a matching width in test_lq_coding.py",
+        ),
         "check_complex_data": "complex signals and dictionaries are supported (l1, l0)",
         "check_transformer_n_iter": (
             "stateless like SparseCoder: fit only validates, so it sets no n_iter_ "

@@ -16,6 +16,10 @@ from sparsestat.neural import import_torch
 import_torch()
 
 from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
+from sparsestat.neural._layers_sae import *  # noqa: E402, F403
+from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
+from sparsestat.neural._layers_sparse import *  # noqa: E402, F403
+from sparsestat.neural._layers_sparse import __all__ as _sparse_all  # noqa: E402
 from sparsestat.neural._layers_ssvi import (  # noqa: E402
     SSVI_CRITERIA,
     SparseBayesConv2d,
@@ -24,10 +28,6 @@ from sparsestat.neural._layers_ssvi import (  # noqa: E402
     folded_normal_moments,
     ssvi_removal_score,
 )
-from sparsestat.neural._layers_sae import *  # noqa: E402, F403
-from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
-from sparsestat.neural._layers_sparse import *  # noqa: E402, F403
-from sparsestat.neural._layers_sparse import __all__ as _sparse_all  # noqa: E402
 
 __all__ = [
     "MLP",
