@@ -154,7 +154,9 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters or parameter groups for the optimizer (default: all module parameters).
     ``on_train_begin(n_epochs, steps_per_epoch)``
         Before the first epoch of a ``fit`` / ``partial_fit`` call (schedules needing the
-        number of steps: ``self.total_steps_`` is set just before).
+        number of steps: ``self.total_steps_``, ``self.steps_per_epoch_`` and
+        ``self._fit_start_step_`` are set just before, and ``self._partial_call`` is True
+        inside ``partial_fit``).
     ``on_batch_begin(X, y)``
         Before the forward pass (e.g. set the learning rate of a schedule).
     ``on_grad_computed(X, y)``
@@ -470,6 +472,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         self.total_steps_ = n_epochs * steps_per_epoch
         self.steps_per_epoch_ = steps_per_epoch
         self._fit_start_step_ = self.n_steps_
+        self._partial_call = partial
         self.on_train_begin(n_epochs, steps_per_epoch)
         best, stale, stopped = math.inf, 0, False
         best_state = None
