@@ -216,6 +216,7 @@ class SparseMatrixFactorization(BaseEstimator):
         Returns
         -------
         self : SparseMatrixFactorization
+            The fitted estimator.
         """
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float64)
         X = sp.csr_matrix(X > 0, dtype=np.float64)
@@ -301,6 +302,7 @@ class SparseMatrixFactorization(BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_pairs,)
+            Predicted preference scores (higher ranks first).
         """
         check_is_fitted(self)
         u = self._check_ids(user_ids, self.user_factors_.shape[0], "user_ids")
@@ -356,6 +358,7 @@ class SparseMatrixFactorization(BaseEstimator):
         Returns
         -------
         recall : float
+            Mean recall@k over users with held-out interactions.
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False)

@@ -275,6 +275,15 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         return 0.5 * (recon - X[:, d:]).pow(2).sum(dim=1).mean()
 
     def on_train_begin(self, n_epochs, steps_per_epoch):
+        """Attach the SET updater (one update per epoch, none after the last).
+
+        Parameters
+        ----------
+        n_epochs : int
+            Epochs of this call.
+        steps_per_epoch : int
+            Optimizer steps per epoch.
+        """
         horizon = self.max_epochs * steps_per_epoch
         gen = torch.Generator().manual_seed(self._draw_seed())
         self._updater = SET(
@@ -288,9 +297,29 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         self._updater.step = self.n_steps_
 
     def on_grad_computed(self, X, y):
+        """Zero the gradients of inactive connections.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            The batch.
+        y : None
+            Unused.
+        """
         self._updater.on_grad_computed()
 
     def on_batch_end(self, X, y, loss):
+        """Decoupled weight decay, masks re-applied, SET update at epoch ends.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            The batch.
+        y : None
+            Unused.
+        loss : torch.Tensor
+            The batch loss.
+        """
         if self.weight_decay:
             with torch.no_grad():
                 for layer in self._updater.layers:
@@ -298,11 +327,24 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         self._updater.on_batch_end()
 
     def on_epoch_end(self, epoch):
+        """Record the number of active connections.
+
+        Parameters
+        ----------
+        epoch : int
+            Epochs run so far.
+
+        Returns
+        -------
+        record : dict
+            ``{"nnz": ...}`` for ``history_``.
+        """
         nnz = int(sum(layer.budget for layer in self._updater.layers))
         self.nnz_history_.append(nnz)
         return {"nnz": nnz}
 
     def on_train_end(self):
+        """Compute ``feature_importances_``, ``ranking_`` and ``support_``."""
         del self._updater
         enc = self.module_.encoder
         if self.importance == "strength":
