@@ -111,6 +111,10 @@ def test_predict_recommend_and_pickle(feedback):
     mf.fit(train)
     u, i = np.array([0, 5, 7]), np.array([3, 2, 1])
     np.testing.assert_allclose(mf.predict(u, i), (mf.user_factors_[u] * mf.item_factors_[i]).sum(1))
+    full = mf.predict(train)
+    np.testing.assert_allclose(full, mf.user_factors_ @ mf.item_factors_.T)
+    with pytest.raises(ValueError, match="one row per training user"):
+        mf.predict(train[:5])
     rec = mf.recommend([0, 1, 2], k=5)
     assert rec.shape == (3, 5)
     for user, items in zip([0, 1, 2], rec):
