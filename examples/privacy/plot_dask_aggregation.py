@@ -54,10 +54,10 @@ except ImportError:  # pragma: no cover - dask is in the test extra
     )
 
 if da is not None:
-    # threads keep the quick run fast; use processes=True for real separate workers
+    # thread workers: with processes=True, a script needs an `if __name__ == "__main__":` guard
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=not QUICK, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster,
         Client(cluster),
     ):

@@ -36,7 +36,7 @@ from sparsestat.utils._compat import (
 
 __all__ = ["LDPSparseLinearRegression"]
 
-_CHUNK_ENTRIES = 1 << 21  # numbers per chunk of per-user reports (16 MiB of float64)
+_CHUNK_ENTRIES = 1 << 18  # numbers per chunk of per-user reports (2 MiB of float64)
 _N_ALPHAS = 30
 _CONTROLLER: list[ThreadpoolController] = []
 
@@ -452,25 +452,27 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     def _aggregate_raw(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
         new_runs = _union_runs(self._runs, _id_runs(ids))  # refuse repeats before any noise
         self._charge(ids, spend=False)
-        xt = self._clip_X(X)
-        yt = np.clip(y, -self.bounds_y_, self.bounds_y_)
-        de = xt.shape[1]
+        de = X.shape[1] + int(self.fit_intercept)
         k = int(self.cv)
         folds = ids % k
         if self.simulate_aggregate:
-            self._aggregate_simulated(xt, yt, ids, folds)
-        else:
-            per_user = de * (de + 1) // 2 + de
-            block = UserStreams.BLOCK
-            chunk = max(1, _CHUNK_ENTRIES // per_user)
-            chunk = max(block, chunk - chunk % block) if chunk >= block else chunk
-            for start in range(0, xt.shape[0], chunk):
-                sl = slice(start, start + chunk)
-                tri, v = self._reports(xt[sl], yt[sl], ids[sl])
-                for f in range(k):
-                    mask = folds[sl] == f
-                    if mask.any():
-                        self._add_limbs(f, None if tri is None else tri[mask], v[mask])
+            chunk = max(1, _CHUNK_ENTRIES // de)
+        else:  # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
+            n_tri = de * (de + 1) // 2
+            block = UserStreams.block_size(n_tri)
+            chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
+        for start in range(0, X.shape[0], chunk):
+            sl = slice(start, start + chunk)
+            xt = self._clip_X(X[sl])
+            yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
+            if self.simulate_aggregate:
+                self._aggregate_simulated(xt, yt, ids[sl], folds[sl])
+                continue
+            tri, v = self._reports(xt, yt, ids[sl])
+            for f in range(k):
+                mask = folds[sl] == f
+                if mask.any():
+                    self._add_limbs(f, None if tri is None else tri[mask], v[mask])
         self._fold_n += np.bincount(folds, minlength=k)
         self._charge(ids, spend=True)
         self._runs = new_runs
