@@ -284,11 +284,15 @@ class LDPIHTRegressor(RegressorMixin, BaseEstimator):
         ids = np.arange(n, dtype=np.int64)
         eps, delta = self._charge_amount()
         self.accountant_.check(eps, delta, users=ids)
-        groups = np.array_split(self._rng.permutation(n), T)
+        order = self._rng.permutation(n)
+        bounds = np.linspace(0, n, T + 1).astype(np.int64)
         self.user_round_ = np.full(n, -1, dtype=np.int64)
-        for t, group in enumerate(groups):
+        for t in range(T):
+            group = order[bounds[t] : bounds[t + 1]]
             self.user_round_[group] = t
-            self._round(X[group], y[group], ids[group])
+            # noise streams are keyed by the position in the random order (contiguous per
+            # round, so each round draws only its own blocks); the budget by the user id
+            self._round(X[group], y[group], np.arange(bounds[t], bounds[t + 1]))
         self.accountant_.spend(eps, delta, users=ids)
         self.n_users_seen_ = n
         return self

@@ -383,15 +383,23 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             self.accountant_.check(eps, delta, users=ids)
 
     # ------------------------------------------------------------------ client side
-    def _reports(self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray) -> tuple[Any, Any]:
-        """Per-user reports (upper triangles, vectors), on the fixed-point grid."""
+    def _reports(
+        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, on_grid: bool = True
+    ) -> tuple[Any, Any]:
+        """Per-user reports (upper triangles, vectors), rounded to the fixed-point grid.
+
+        The server's exact accumulator rounds to the same grid itself, so the internal
+        aggregation skips the rounding here (``on_grid=False``); the integers are the same.
+        """
         streams = self._streams()
         tri = None
         if self._mech_xx is not None:
             tri = self._mech_xx.randomise(outer_upper(xt), streams, ids, stream=0)
-            tri = np.round(tri / self._unit_xx) * self._unit_xx
+            if on_grid:
+                tri = np.round(tri / self._unit_xx) * self._unit_xx
         v = self._mech_xy.randomise(xt * yt[:, None], streams, ids, stream=1)
-        v = np.round(v / self._unit_xy) * self._unit_xy
+        if on_grid:
+            v = np.round(v / self._unit_xy) * self._unit_xy
         return tri, v
 
     def privatize(self, X, y, user_ids=None):
@@ -449,6 +457,13 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         if ids.size:
             self._next_id = max(self._next_id, int(ids.max()) + 1)
 
+    def _fold_rows(self, ids: np.ndarray, folds: np.ndarray, f: int) -> Any:
+        """Rows of fold ``f``: a strided slice for contiguous ids, a mask otherwise."""
+        k = int(self.cv)
+        if ids.size and bool(np.all(np.diff(ids) == 1)):
+            return slice((f - int(ids[0])) % k, None, k)
+        return folds == f
+
     def _aggregate_raw(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
         new_runs = _union_runs(self._runs, _id_runs(ids))  # refuse repeats before any noise
         self._charge(ids, spend=False)
@@ -456,23 +471,20 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         k = int(self.cv)
         folds = ids % k
         if self.simulate_aggregate:
-            chunk = max(1, _CHUNK_ENTRIES // de)
+            self._aggregate_simulated(X, y, ids, folds)
         else:  # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
             n_tri = de * (de + 1) // 2
             block = UserStreams.block_size(n_tri)
             chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
-        for start in range(0, X.shape[0], chunk):
-            sl = slice(start, start + chunk)
-            xt = self._clip_X(X[sl])
-            yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
-            if self.simulate_aggregate:
-                self._aggregate_simulated(xt, yt, ids[sl], folds[sl])
-                continue
-            tri, v = self._reports(xt, yt, ids[sl])
-            for f in range(k):
-                mask = folds[sl] == f
-                if mask.any():
-                    self._add_limbs(f, None if tri is None else tri[mask], v[mask])
+            for start in range(0, X.shape[0], chunk):
+                sl = slice(start, start + chunk)
+                xt = self._clip_X(X[sl])
+                yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
+                tri, v = self._reports(xt, yt, ids[sl], on_grid=False)
+                for f in range(k):
+                    rows = self._fold_rows(ids[sl], folds[sl], f)
+                    if v[rows].shape[0]:
+                        self._add_limbs(f, None if tri is None else tri[rows], v[rows])
         self._fold_n += np.bincount(folds, minlength=k)
         self._charge(ids, spend=True)
         self._runs = new_runs
@@ -480,37 +492,44 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         self.n_users_seen_ = int(self._fold_n.sum())
 
     def _aggregate_simulated(
-        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, folds: np.ndarray
+        self, X: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: np.ndarray
     ) -> None:
-        de = xt.shape[1]
+        """Clean per-fold sums (chunked GEMMs), plus one aggregated noise draw per fold."""
+        de = X.shape[1] + int(self.fit_intercept)
+        k = int(self.cv)
         iu, ju = triu_indices(de)
+        gram = np.zeros((k, de, de))
+        cross = np.zeros((k, de))
+        chunk = max(k, (_CHUNK_ENTRIES * 4 // de) // k * k)
+        for start in range(0, X.shape[0], chunk):
+            sl = slice(start, start + chunk)
+            xt = self._clip_X(X[sl])
+            yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
+            for f in range(k):
+                rows = self._fold_rows(ids[sl], folds[sl], f)
+                xf = np.ascontiguousarray(xt[rows])
+                gram[f] += xf.T @ xf
+                cross[f] += xf.T @ yt[rows]
         s1, s2 = self.noise_scale_
-        key = int(ids.min())
         gen = (
             np.random.default_rng()
             if self._entropy is None
             else np.random.Generator(
-                np.random.Philox(np.random.SeedSequence(self._entropy, spawn_key=(7, key)))
+                np.random.SFC64(
+                    np.random.SeedSequence(self._entropy, spawn_key=(7, int(ids.min())))
+                )
             )
         )
-        k = int(self.cv)
-        contiguous = bool(np.all(np.diff(ids) == 1))
+        counts = np.bincount(folds, minlength=k)
         for f in range(k):
-            if contiguous:  # fold f is every k-th row: a view, no copy
-                sl = slice((f - int(ids[0])) % k, None, k)
-                xf, yf = xt[sl], yt[sl]
-            else:
-                mask = folds == f
-                xf, yf = xt[mask], yt[mask]
-            m = xf.shape[0]
+            m = int(counts[f])
             if m == 0:
                 continue
             tri = None
             if self._mech_xx is not None:
-                G = xf.T @ xf
                 noise = gen.standard_normal(iu.size) * (s1 * math.sqrt(m))
-                tri = (G[iu, ju] + noise)[None, :]
-            v = (xf.T @ yf + gen.standard_normal(de) * (s2 * math.sqrt(m)))[None, :]
+                tri = (gram[f][iu, ju] + noise)[None, :]
+            v = (cross[f] + gen.standard_normal(de) * (s2 * math.sqrt(m)))[None, :]
             self._add_limbs(f, tri, v)
 
     def add_reports(self, M, v, user_ids=None):

@@ -56,7 +56,7 @@ class UserStreams:
     """Per-user random streams keyed by ``(seed, stream, user id)``.
 
     Users are grouped in blocks of ``b = block_size(m)`` consecutive ids (``m`` numbers per
-    user); each block has its own Philox generator seeded by
+    user); each block has its own SFC64 generator seeded by
     ``SeedSequence(seed, spawn_key=(stream, block))``, and user ``i`` gets row ``i % b`` of
     its block's draw. So the numbers a user receives depend on the seed, the stream tag and
     the user id only, not on how users are batched.
@@ -79,8 +79,8 @@ class UserStreams:
 
     References
     ----------
-    .. [1] Salmon, Moraes, Dror & Shaw, "Parallel random numbers: as easy as 1, 2, 3",
-       SC 2011 (counter-based Philox generators).
+    .. [1] O'Neill, NumPy ``SeedSequence`` (``spawn_key`` for independent streams), after
+       Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011.
 
     Examples
     --------
@@ -150,7 +150,7 @@ class UserStreams:
         ends = np.append(starts[1:], ids.size)
         for b, s, e in zip(uniq, starts, ends):
             seq = np.random.SeedSequence(self.seed, spawn_key=(int(stream), int(b)))
-            gen = np.random.Generator(np.random.Philox(seq))
+            gen = np.random.Generator(np.random.SFC64(seq))
             block = _draw(gen, (size, m), kind)
             rows = order[s:e]
             out[rows] = block[ids[rows] - int(b) * size]
@@ -356,7 +356,7 @@ def _check_reports(values: Any, name: str = "values") -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
+    arr = np.asarray(arr, dtype=np.float64)  # no copy for float64 input; never written to
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (one row per user); got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
