@@ -397,3 +397,18 @@ def test_opendp_backend_end_to_end():
     # fresh entropy: two fits differ
     m2 = clone(m).fit(X, y)
     assert not np.array_equal(m.sum_xx_, m2.sum_xx_)
+
+
+def test_public_parameters_are_frozen_after_the_first_report():
+    X, y, _ = _data(100, 3)
+    m = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
+    m.partial_fit(X[:50], y[:50])
+    m.set_params(alpha=0.3)  # post-processing: allowed
+    m.partial_fit(X[50:60], y[50:60])
+    assert m.alpha_ == 0.3
+    m.set_params(epsilon=5.0, calibration="analytic")
+    with pytest.raises(ValueError, match="changed since the first report"):
+        m.partial_fit(X[60:], y[60:])
+    with pytest.raises(ValueError, match="changed since the first report"):
+        m.privatize(X[60:], y[60:])
+    assert m.n_users_seen_ == 60

@@ -53,6 +53,13 @@ def _theory_bounds(n: int, d: int) -> tuple[float, float]:
     return math.sqrt(2 * math.log(2 * n * d)), math.sqrt(2 * math.log(2 * n))
 
 
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 def _id_runs(ids: np.ndarray) -> list[tuple[int, int]]:
     """Sorted disjoint [start, stop) runs of distinct ids (ids must not repeat)."""
     if ids.size and np.all(np.diff(ids) == 1):  # one contiguous batch
@@ -190,6 +197,12 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     Unlike diffprivlib, which spends epsilon on every call, the accountant is charged once
     per user, however the users are batched. ``coef_`` is recomputed after every update.
 
+    The public parameters (``epsilon``, ``delta``, the bounds, ``calibration``, ``cv``,
+    ``fit_intercept``, ``public_X``, the noise settings) are fixed by the first report;
+    changing one with ``set_params`` and then adding users raises ``ValueError``. The
+    post-processing parameters (``alpha``, ``eig_floor``, ``l1_radius``) may change; the
+    estimate is refreshed by the next update.
+
     Complexity: O(d^2) time and communication per user (warning above d = 2000), O(cv d^2)
     server memory independent of n, O(d^3) per estimate.
 
@@ -283,6 +296,30 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
                 "simulate_aggregate=True is a NumPy simulation; use noise_backend='numpy'"
             )
 
+    _PUBLIC = (
+        "epsilon",
+        "delta",
+        "bounds_X",
+        "bounds_y",
+        "calibration",
+        "simulate_aggregate",
+        "fit_intercept",
+        "cv",
+        "noise_backend",
+        "random_state",
+    )
+
+    def _check_unchanged(self) -> None:
+        """Refuse to add users after a public parameter changed (no silent mismatch)."""
+        now = {k: getattr(self, k) for k in self._PUBLIC}
+        changed = [k for k, v in self._public_snapshot.items() if now[k] is not v]
+        changed = [k for k in changed if not _same(now[k], self._public_snapshot[k])]
+        if changed or (self.public_X is None) != (self._S_public is None):
+            raise ValueError(
+                f"parameters {changed or ['public_X']} changed since the first report; the "
+                "public parameters are fixed for a model's lifetime (call fit to start over)"
+            )
+
     def _initialise(self, n: int, d: int) -> None:
         """Fix the public parameters before the first user reports."""
         self._validate_params()
@@ -350,6 +387,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         self._S_public = self._public_gram(d) if public else None
         self.accountant_ = self.accountant if self.accountant is not None else BudgetAccountant()
         self.n_users_seen_ = 0
+        self._public_snapshot = {k: getattr(self, k) for k in self._PUBLIC}
 
     def _public_gram(self, d: int) -> np.ndarray:
         P = validate_data(self, self.public_X, reset=False, dtype=np.float64)
@@ -429,6 +467,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, reset=first, y_numeric=True, dtype=np.float64)
         if first:
             self._initialise(X.shape[0], X.shape[1])
+        self._check_unchanged()
         if self.simulate_aggregate:
             raise ValueError("simulate_aggregate=True makes no per-user reports")
         ids = self._user_ids(user_ids, X.shape[0])
@@ -554,6 +593,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         """
         if not hasattr(self, "noise_scale_"):
             raise ValueError("call privatize (or fit) first: the public parameters are unset")
+        self._check_unchanged()
         v = np.asarray(v, dtype=np.float64)
         de = self._hi_xy.shape[1]
         if v.ndim != 2 or v.shape[1] != de or not np.all(np.isfinite(v)):
@@ -628,6 +668,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, reset=first, y_numeric=True, dtype=np.float64)
         if first:
             self._initialise(X.shape[0], X.shape[1])
+        self._check_unchanged()
         self._aggregate_raw(X, y, self._user_ids(user_ids, X.shape[0]))
         self._estimate()
         return self
