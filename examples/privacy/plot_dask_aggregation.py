@@ -18,6 +18,7 @@ We fit once in memory and once with :func:`~sparsestat.privacy.fit_ldp_dask` on 
 
 import os
 import time
+import warnings
 
 import matplotlib
 
@@ -54,6 +55,8 @@ except ImportError:  # pragma: no cover - dask is in the test extra
     )
 
 if da is not None:
+    # the data are embedded in the graph from memory here; real deployments load per chunk
+    warnings.filterwarnings("ignore", message=".*large graph.*")
     # thread workers: with processes=True, a script needs an `if __name__ == "__main__":` guard
     with (
         LocalCluster(

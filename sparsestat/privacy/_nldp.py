@@ -365,7 +365,6 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             )
         s1 = 0.0 if public else self._mech_xx.scale
         s2 = self._mech_xy.scale
-        self.noise_scale_ = (s1, s2)
         self._unit_xx = grid_unit(max(s1, de * tau1**2))
         self._unit_xy = grid_unit(max(s2, math.sqrt(de) * tau1 * tau2))
         n_tri = de * (de + 1) // 2
@@ -388,6 +387,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         self.accountant_ = self.accountant if self.accountant is not None else BudgetAccountant()
         self.n_users_seen_ = 0
         self._public_snapshot = {k: getattr(self, k) for k in self._PUBLIC}
+        self.noise_scale_ = (s1, s2)  # set last: it marks the public parameters as fixed
 
     def _public_gram(self, d: int) -> np.ndarray:
         P = validate_data(self, self.public_X, reset=False, dtype=np.float64)
