@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any
 
@@ -480,6 +482,16 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         return M, v
 
     # ------------------------------------------------------------------ server side
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All-or-nothing update of the sums: on any error the state is restored."""
+        saved = [a.copy() for a in (self._hi_xx, self._lo_xx, self._hi_xy, self._lo_xy)]
+        try:
+            yield
+        except BaseException:
+            self._hi_xx, self._lo_xx, self._hi_xy, self._lo_xy = saved
+            raise
+
     def _add_limbs(self, fold: int, tri: Any, v: np.ndarray) -> None:
         if tri is not None:
             hi, lo = exact_accumulate(tri, self._unit_xx)
@@ -490,11 +502,6 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         self._hi_xy[fold], self._lo_xy[fold] = normalise_limbs(
             self._hi_xy[fold] + hi, self._lo_xy[fold] + lo
         )
-
-    def _register_ids(self, ids: np.ndarray) -> None:
-        self._runs = _union_runs(self._runs, _id_runs(ids))
-        if ids.size:
-            self._next_id = max(self._next_id, int(ids.max()) + 1)
 
     def _fold_rows(self, ids: np.ndarray, folds: np.ndarray, f: int) -> Any:
         """Rows of fold ``f``: a strided slice for contiguous ids, a mask otherwise."""
@@ -509,6 +516,15 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         de = X.shape[1] + int(self.fit_intercept)
         k = int(self.cv)
         folds = ids % k
+        with self._transaction():
+            self._aggregate_chunks(X, y, ids, folds, de, k)
+        self._fold_n += np.bincount(folds, minlength=k)
+        self._charge(ids, spend=True)
+        self._runs = new_runs
+        self._next_id = max(self._next_id, int(ids.max()) + 1)
+        self.n_users_seen_ = int(self._fold_n.sum())
+
+    def _aggregate_chunks(self, X, y, ids, folds, de: int, k: int) -> None:
         if self.simulate_aggregate:
             self._aggregate_simulated(X, y, ids, folds)
         else:  # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
@@ -524,11 +540,6 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
                     rows = self._fold_rows(ids[sl], folds[sl], f)
                     if v[rows].shape[0]:
                         self._add_limbs(f, None if tri is None else tri[rows], v[rows])
-        self._fold_n += np.bincount(folds, minlength=k)
-        self._charge(ids, spend=True)
-        self._runs = new_runs
-        self._next_id = max(self._next_id, int(ids.max()) + 1)
-        self.n_users_seen_ = int(self._fold_n.sum())
 
     def _aggregate_simulated(
         self, X: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: np.ndarray
@@ -611,10 +622,11 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         ids = self._user_ids(user_ids, n)
         new_runs = _union_runs(self._runs, _id_runs(ids))
         folds = ids % int(self.cv)
-        for f in range(int(self.cv)):
-            mask = folds == f
-            if mask.any():
-                self._add_limbs(f, None if tri is None else tri[mask], v[mask])
+        with self._transaction():
+            for f in range(int(self.cv)):
+                mask = folds == f
+                if mask.any():
+                    self._add_limbs(f, None if tri is None else tri[mask], v[mask])
         self._fold_n += np.bincount(folds, minlength=int(self.cv))
         self._runs = new_runs
         self._next_id = max(self._next_id, int(ids.max()) + 1) if n else self._next_id
