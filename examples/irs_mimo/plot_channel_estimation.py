@@ -20,7 +20,8 @@ We compare, over SNR, the channel NMSE (mean and median, in dB) and the run time
 The noise variance is known, as in the paper. NMSE is heavy-tailed (a few failed trials
 dominate the mean), so medians are shown too. Options: ``--demo`` (a few trials, prints a
 markdown table and saves ``demo_output/irs_channel_estimation.png``), ``--trials N`` (the
-paper uses 50), ``--skip-dense`` (leave out classical SBL, which dominates the run time). With ``SPARSESTAT_QUICK=1`` a reduced system runs in seconds.
+paper uses 50), ``--skip-dense`` (leave out classical SBL, which dominates the run time).
+With ``SPARSESTAT_QUICK=1`` a reduced system runs in seconds.
 """
 
 import argparse
