@@ -6,11 +6,17 @@ from sparsestat.linear_model._greedy_complex import (
     oracle_least_squares,
 )
 from sparsestat.linear_model._iht import IHTRegressor, iht
+from sparsestat.linear_model._random_support import (
+    RandomSupportRegressor,
+    random_support_regression,
+)
 
 __all__ = [
     "IHTRegressor",
-    "complex_omp",
+    "RandomSupportRegressor",
     "iht",
+    "random_support_regression",
+    "complex_omp",
     "kronecker_omp",
     "oracle_least_squares",
 ]
