@@ -114,7 +114,8 @@ def kronecker_omp(factors, y, max_atoms_per_mode=10, tol=1e-2):
     Notes
     -----
     Correlations by mode products, ``O(N sum M_i)`` per step; the least-squares problem has
-    ``prod |S_i|`` columns.
+    ``prod |S_i|`` columns. The selection also stops before ``prod |S_i|`` exceeds half the
+    number of measurements (a near-square refit only amplifies noise) [inferred].
 
     References
     ----------
