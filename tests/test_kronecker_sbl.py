@@ -640,3 +640,21 @@ def test_irs_pc_kronsbl_reproduces_paper_at_20db():
     assert db["pc"][0] <= -20.0, db
     assert abs(db["pc"][1] - (-28.3)) <= 4.0, db
     assert db["pc"][0] < db["am"][0] and db["pc"][0] < db["svd"][0], db
+
+
+def test_everything_pruned_warns_and_returns_zeros():
+    factors, y, _ = make_kronecker_sparse_signal(
+        factor_shapes=((4, 5), (3, 5)), n_nonzero=1, snr_db=30, random_state=0
+    )
+    with pytest.warns(ConvergenceWarning, match="pruning removed every entry"):
+        est = KroneckerSBL(prune_abs=1e10).fit(factors, y)
+    assert np.all(est.coef_ == 0) and est.support_.size == 0
+
+
+def test_verbose_progress_bar_and_noiseless_data(capsys):
+    factors, y, coef = make_kronecker_sparse_signal(
+        factor_shapes=((6, 8), (7, 8)), n_nonzero=2, snr_db=None, random_state=0
+    )
+    est = KroneckerSBL(verbose=1, noise_variance="auto").fit(factors, y)
+    assert rel(est.coef_, coef) < 1e-3
+    assert est.noise_variance_ > 0
