@@ -218,12 +218,8 @@ def _penalty_of(penalty: Any, alpha: float, q: float, D: Any) -> Penalty:
 
 
 @validate_params(
-    {
-        "X": ["array-like"],
-        "dictionary": ["array-like"],
-        **_ENCODE_CONSTRAINTS,
-        "return_n_iter": ["boolean"],
-    },
+    {"X": ["array-like"], "dictionary": ["array-like"], **_ENCODE_CONSTRAINTS,
+     "return_n_iter": ["boolean"]},
     prefer_skip_nested_validation=True,
 )
 def lq_sparse_encode(
