@@ -276,7 +276,7 @@ def threshold_activation(pre: torch.Tensor, threshold: torch.Tensor, signed: boo
     tensor([[0., 2., 0.]])
     """
     test = pre.abs() if signed else pre
-    return pre * (test > threshold)
+    return torch.where(test > threshold, pre, torch.zeros_like(pre))
 
 
 class _JumpReLUFn(torch.autograd.Function):
@@ -284,7 +284,7 @@ class _JumpReLUFn(torch.autograd.Function):
     def forward(ctx, pre, theta, bandwidth):
         ctx.save_for_backward(pre, theta)
         ctx.bandwidth = bandwidth
-        return pre * (pre > theta)
+        return torch.where(pre > theta, pre, torch.zeros_like(pre))
 
     @staticmethod
     def backward(ctx, grad):
