@@ -20,6 +20,17 @@ from sparsestat.utils import all_estimators
 #: name -> list of constructor kwargs (values may be callables taking no argument)
 INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
+    "SparseAutoencoder": [
+        {"n_components": 8, "k": 2, "max_epochs": 2, "batch_size": 16, "random_state": 0},
+        {
+            "n_components": 8,
+            "activation": "batchtopk",
+            "k": 2,
+            "max_epochs": 2,
+            "batch_size": 16,
+            "random_state": 0,
+        },
+    ],
 }
 
 #: name -> {check name: reason}

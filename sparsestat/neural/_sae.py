@@ -680,7 +680,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
                 for start in range(0, X.shape[0], self.transform_chunk_size):
                     part = X[start : start + self.transform_chunk_size]
                     part = part.toarray() if sp.issparse(part) else part
-                    xb = torch.as_tensor(np.asarray(part), dtype=dtype).to(dev)
+                    xb = torch.from_numpy(np.array(part, dtype=X.dtype)).to(dev)
                     xb = xb * self.input_scale_
                     gb = None
                     if G is not None:
