@@ -188,6 +188,7 @@ def feature_choice_capacities(
     Returns
     -------
     capacities : LongTensor of shape (F,)
+        The capacities ``m_j``.
 
     Notes
     -----
@@ -230,6 +231,7 @@ def feature_choice(pre: torch.Tensor, capacities: torch.Tensor) -> torch.Tensor:
     pre : Tensor of shape (B, F)
         Encoder pre-activations.
     capacities : LongTensor of shape (F,)
+        The capacities ``m_j``.
         Per-latent capacities ``m_j`` (clipped to B).
 
     Returns
@@ -268,6 +270,7 @@ def threshold_activation(pre: torch.Tensor, threshold: torch.Tensor, signed: boo
     Returns
     -------
     z : Tensor of shape (B, F)
+        ``pre`` where it passes the threshold, 0 elsewhere.
 
     Examples
     --------
@@ -326,6 +329,7 @@ def jumprelu(pre: torch.Tensor, theta: torch.Tensor, bandwidth: float = 0.05) ->
     Returns
     -------
     z : Tensor of shape (B, F)
+        ``pre`` where it exceeds the threshold, 0 elsewhere.
 
     Examples
     --------
@@ -499,6 +503,7 @@ def auxk_loss(
     decoder : Tensor of shape (F, d)
         Decoder rows; the auxiliary reconstruction uses no decoder bias.
     mask : BoolTensor of shape (F,)
+        True for under-used latents.
         Dead (AuxK) or under-used (aux_zipf) latents.
     k_aux : int
         Number of auxiliary latents per row (clipped to ``mask.sum()``).
@@ -554,6 +559,7 @@ def zipf_underused_mask(
     Returns
     -------
     mask : BoolTensor of shape (F,)
+        True for under-used latents.
 
     Notes
     -----
@@ -870,6 +876,14 @@ class JumpReLU(nn.Module):
 
 class TopAFA(nn.Module):
     """Top-AFA: adaptive per-row k by matching the code norm to the input norm.
+
+    Module form of :func:`top_afa`; ``forward(acts, target_norm, decoder_norms=None)``
+    returns the codes.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`.
 
     Examples
     --------

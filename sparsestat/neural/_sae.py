@@ -92,7 +92,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
     zipf_exponent : float, default=1.0
         Zipf exponent (Feature Choice capacities and aux_zipf).
     aux_zipf_ratio : float, default=0.1
-        aux_zipf: latents firing less than this fraction of their Zipf-expected density.
+        For aux_zipf, latents firing below this fraction of their Zipf-expected density
+        count as under-used.
     afa_coef : float, default=0.0
         Coefficient of the top-AFA norm-matching loss ``(||z|| - ||x - b||)**2``.
     abstopk_scope : {'row', 'batch'}, default='row'
@@ -104,7 +105,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
     mp_max_iter : int, default=None
         MP steps at inference; None means ``k``.
     grad_beta : float, default=0.0
-        g-SAE weight: > 0 ranks latents of topk/batchtopk/abstopk/mutual_choice by
+        The g-SAE weight: > 0 ranks latents of topk/batchtopk/abstopk/mutual_choice by
         ``a + grad_beta * a * |g @ components_.T|`` with ``g`` the downstream gradient.
     gradient_fn : callable, default=None
         ``gradient_fn(batch) -> ndarray`` returning the downstream gradients of a batch of raw
