@@ -34,7 +34,7 @@ from sparsestat.neural.layers import (  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-FAST = dict(max_epochs=2, batch_size=128, random_state=0)
+FAST = {"max_epochs": 2, "batch_size": 128, "random_state": 0}
 
 
 @pytest.fixture(scope="module")
@@ -370,6 +370,20 @@ def test_planted_recovery_b1_full(activation):
     assert mmcs(atoms, sae.components_) >= 0.9
 
 
+@pytest.mark.slow
+def test_abstopk_beats_topk_on_signed_features():
+    X, _, atoms = make_planted_features(22000, 64, 128, kind="signed", random_state=0)
+    Xtr, Xte = X[:20000], X[20000:]
+    res = {}
+    for act in ("topk", "abstopk"):
+        sae = SparseAutoencoder(
+            128, activation=act, k=4, max_epochs=6, batch_size=256, random_state=0
+        ).fit(Xtr)
+        res[act] = (fvu(Xte, sae.inverse_transform(sae.transform(Xte))), sae.components_)
+    assert res["abstopk"][0] <= 0.7 * res["topk"][0]
+    assert mmcs(atoms, res["abstopk"][1]) >= 0.9
+
+
 # ------------------------------------------------------------------ O18 g-SAE
 def test_gsae_beta_zero_is_topk_and_gradient_steers(planted):
     X = planted[0][:1000]
@@ -429,6 +443,13 @@ def test_history_and_attributes(planted):
     assert sae.history_[-1]["l0"] == pytest.approx(3.0)
     assert sae.feature_density_.shape == (32,)
     assert sae.encode_topk(planted[0][:5])[1].shape == (5, 3)
+    X, _, atoms = planted
+    ev = sae.evaluate(X[:500], true_components=atoms)
+    X_hat = sae.inverse_transform(sae.transform(X[:500]))
+    assert ev["fvu"] == pytest.approx(1 - sae.score(X[:500]))
+    nmse_ref = np.mean(((X[:500] - X_hat) ** 2).sum(1) / (X[:500] ** 2).sum(1))
+    assert ev["nmse_uncentered"] == pytest.approx(nmse_ref)
+    assert ev["l0_max"] == 3 and ev["mmcs"] == pytest.approx(mmcs(atoms, sae.components_))
 
 
 def test_invalid_activation_lists_names(planted):

@@ -14,7 +14,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat._kernels.geomedian import geometric_median
-from sparsestat.metrics import fvu
+from sparsestat.metrics import fvu, mmcs
 from sparsestat.neural._base import BaseTorchEstimator, _module_dtype, torch
 from sparsestat.neural._layers_sae import (
     ACTIVATIONS,
@@ -781,3 +781,46 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         X_hat = self.inverse_transform(self.transform(X))
         X_ref = X.toarray() if sp.issparse(X) else X
         return 1.0 - fvu(X_ref, X_hat)
+
+    def evaluate(self, X, true_components=None):
+        """Reconstruction, sparsity and (optionally) recovery metrics on ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Evaluation data.
+        true_components : array-like of shape (n_true, n_features), default=None
+            Ground-truth atoms (planted data); adds ``mmcs``.
+
+        Returns
+        -------
+        metrics : dict
+            ``fvu``, ``nmse_uncentered`` (mean of ``||x - x_hat||^2 / ||x||^2``), ``l0_mean``,
+            ``l0_std``, ``l0_min``, ``l0_max``, ``dead_fraction`` (latents that never fire on
+            ``X``), ``l2_ratio`` (mean ``||x_hat|| / ||x||``), ``cosine`` (mean cosine of
+            ``x`` and ``x_hat``) and ``mmcs`` when ``true_components`` is given.
+        """
+        Z = self.transform(X)
+        Z = Z.toarray() if sp.issparse(Z) else np.asarray(Z)
+        X_ref = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+        X_hat = self.inverse_transform(Z).astype(np.float64)
+        norm = np.linalg.norm(X_ref, axis=1)
+        norm_hat = np.linalg.norm(X_hat, axis=1)
+        safe = np.where(norm > 0, norm, 1.0)
+        l0 = (Z != 0).sum(axis=1)
+        out = {
+            "fvu": fvu(X_ref, X_hat),
+            "nmse_uncentered": float(np.mean(((X_ref - X_hat) ** 2).sum(1) / safe**2)),
+            "l0_mean": float(l0.mean()),
+            "l0_std": float(l0.std()),
+            "l0_min": int(l0.min()),
+            "l0_max": int(l0.max()),
+            "dead_fraction": float(((Z != 0).sum(axis=0) == 0).mean()),
+            "l2_ratio": float(np.mean(norm_hat / safe)),
+            "cosine": float(
+                np.mean((X_ref * X_hat).sum(1) / (safe * np.where(norm_hat > 0, norm_hat, 1.0)))
+            ),
+        }
+        if true_components is not None:
+            out["mmcs"] = mmcs(true_components, self.components_)
+        return out
