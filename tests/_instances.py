@@ -35,6 +35,20 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         ]
         for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
     },
+    **{
+        name: [
+            {
+                "hidden_layer_sizes": (16,),
+                "k": 0.5,
+                "max_epochs": 20,
+                "finetune_epochs": 5,
+                "lr": 0.05,
+                "device": "cpu",
+                "random_state": 0,
+            }
+        ]
+        for name in ("GroupEnvelopeMLPClassifier", "GroupEnvelopeMLPRegressor")
+    },
 }
 
 #: name -> {check name: reason}

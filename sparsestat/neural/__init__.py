@@ -27,6 +27,9 @@ _LAZY: dict[str, str] = {
     "SSVIClassifier": "ssvi",
     "SSVIRegressor": "ssvi",
     "MeanFieldVIClassifier": "ssvi",
+    "GroupEnvelopeRegularizer": "envelope",
+    "GroupEnvelopeMLPClassifier": "envelope",
+    "GroupEnvelopeMLPRegressor": "envelope",
 }
 
 __all__ = sorted(_LAZY)

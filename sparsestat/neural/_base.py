@@ -152,11 +152,13 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         and under ``torch.no_grad()`` in eval mode for the validation loss.
     ``_optimizer_param_groups() -> iterable``
         Parameters or parameter groups for the optimizer (default: all module parameters).
+    ``_n_epochs() -> int``
+        Epochs of one ``fit`` call (default ``max_epochs``; e.g. add fine-tuning epochs).
     ``on_train_begin(n_epochs, steps_per_epoch)``
         Before the first epoch of a ``fit`` / ``partial_fit`` call (schedules needing the
-        number of steps: ``self.total_steps_``, ``self.steps_per_epoch_`` and
-        ``self._fit_start_step_`` are set just before, and ``self._partial_call`` is True
-        inside ``partial_fit``).
+        number of steps: ``self.total_steps_``, ``self.steps_per_epoch_``,
+        ``self._fit_start_step_`` and ``self._fit_start_epoch_`` are set just before, and
+        ``self._partial_call`` is True inside ``partial_fit``).
     ``on_batch_begin(X, y)``
         Before the forward pass (e.g. set the learning rate of a schedule).
     ``on_grad_computed(X, y)``
@@ -296,6 +298,9 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
 
     def _optimizer_param_groups(self) -> Any:
         return self.module_.parameters()
+
+    def _n_epochs(self) -> int:
+        return int(self.max_epochs)
 
     def _forward(self, X: Any) -> Any:
         return self.module_(X)
@@ -468,10 +473,11 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             n_train = train_idx.shape[0]
         batch_size = min(self.batch_size, n_train)
         steps_per_epoch = int(math.ceil(n_train / batch_size))
-        n_epochs = 1 if partial else self.max_epochs
+        n_epochs = 1 if partial else self._n_epochs()
         self.total_steps_ = n_epochs * steps_per_epoch
         self.steps_per_epoch_ = steps_per_epoch
         self._fit_start_step_ = self.n_steps_
+        self._fit_start_epoch_ = self.n_iter_
         self._partial_call = partial
         self.on_train_begin(n_epochs, steps_per_epoch)
         best, stale, stopped = math.inf, 0, False

@@ -15,6 +15,11 @@ from sparsestat.neural import import_torch
 
 import_torch()
 
+from sparsestat.neural._layers_envelope import (  # noqa: E402
+    GroupEnvelopeRegularizer,
+    PrunedMLP,
+    prune_mlp,
+)
 from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
 from sparsestat.neural._layers_ssvi import (  # noqa: E402
     SSVI_CRITERIA,
@@ -26,7 +31,10 @@ from sparsestat.neural._layers_ssvi import (  # noqa: E402
 )
 
 __all__ = [
+    "GroupEnvelopeRegularizer",
     "MLP",
+    "PrunedMLP",
+    "prune_mlp",
     "SSVI_CRITERIA",
     "SSVIScheduler",
     "SparseBayesConv2d",
