@@ -273,3 +273,18 @@ def test_pipeline_grid_search_and_pickle(digits):
     assert best.optimizer_.param_groups[1]["weight_decay"] == 0.0  # rho: never decayed
     again = pickle.loads(pickle.dumps(grid.best_estimator_))
     np.testing.assert_array_equal(again.predict_proba(X), grid.best_estimator_.predict_proba(X))
+
+
+def test_kl_term_enters_the_loss(digits):
+    X, y = digits
+    kw = {"hidden_layer_sizes": (16,), "max_epochs": 2, "random_state": 0, "device": "cpu"}
+    clf = SSVIClassifier(kl_weight=0.5, kl_warmup_fraction=0.0, **kw).fit(X[:200], y[:200])
+    clf.module_.eval()
+    xb, yb = torch.tensor(X[:50], dtype=torch.float32), torch.tensor(y[:50])
+    with torch.no_grad():
+        got = float(clf._batch_loss(xb, yb, 200))
+        ce = float(torch.nn.functional.cross_entropy(clf.module_(xb), yb))
+        kl = float(clf.module_.kl())
+    np.testing.assert_allclose(got, ce + 0.5 * kl / 200, rtol=1e-5)
+    no_kl = SSVIClassifier(kl_weight=0.0, **kw).fit(X[:200], y[:200])
+    assert clf.history_[-1]["kl"] < no_kl.history_[-1]["kl"]
