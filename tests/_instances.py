@@ -49,6 +49,21 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         ]
         for name in ("GroupEnvelopeMLPClassifier", "GroupEnvelopeMLPRegressor")
     },
+    **{
+        name: [
+            {
+                "n_experts": 4,
+                "k": 2,
+                "expert_hidden": (8,),
+                "max_epochs": 30,
+                "batch_size": 64,
+                "lr": 0.02,
+                "device": "cpu",
+                "random_state": 0,
+            }
+        ]
+        for name in ("COMETMoEClassifier", "COMETMoERegressor")
+    },
 }
 
 #: name -> {check name: reason}

@@ -27,6 +27,8 @@ _LAZY: dict[str, str] = {
     "SSVIClassifier": "ssvi",
     "SSVIRegressor": "ssvi",
     "MeanFieldVIClassifier": "ssvi",
+    "COMETMoEClassifier": "comet",
+    "COMETMoERegressor": "comet",
     "GroupEnvelopeRegularizer": "envelope",
     "GroupEnvelopeMLPClassifier": "envelope",
     "GroupEnvelopeMLPRegressor": "envelope",

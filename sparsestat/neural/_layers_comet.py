@@ -58,7 +58,8 @@ def smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 def _entropy(p: torch.Tensor, dim: int) -> torch.Tensor:
-    return -torch.xlogy(p, p).sum(dim)
+    # p log p with a finite gradient at p = 0 (xlogy's would be -inf there)
+    return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim)
 
 
 def log_sinkhorn(log_alpha: torch.Tensor, n_iters: int) -> torch.Tensor:

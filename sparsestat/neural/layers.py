@@ -15,6 +15,16 @@ from sparsestat.neural import import_torch
 
 import_torch()
 
+from sparsestat.neural._layers_comet import (  # noqa: E402
+    COMETGate,
+    DSelectKGate,
+    MixtureOfExperts,
+    PermutationLocalSearch,
+    SoftmaxGate,
+    TopKGate,
+    log_sinkhorn,
+    smooth_step,
+)
 from sparsestat.neural._layers_envelope import (  # noqa: E402
     GroupEnvelopeRegularizer,
     PrunedMLP,
@@ -31,6 +41,14 @@ from sparsestat.neural._layers_ssvi import (  # noqa: E402
 )
 
 __all__ = [
+    "COMETGate",
+    "DSelectKGate",
+    "MixtureOfExperts",
+    "PermutationLocalSearch",
+    "SoftmaxGate",
+    "TopKGate",
+    "log_sinkhorn",
+    "smooth_step",
     "GroupEnvelopeRegularizer",
     "MLP",
     "PrunedMLP",
