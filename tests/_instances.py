@@ -31,6 +31,50 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
             "random_state": 0,
         },
     ],
+    # neural (PyTorch): tiny networks, few epochs, CPU
+    **{
+        name: [
+            {
+                "hidden_layer_sizes": (16,),
+                "max_epochs": 20,
+                "lr": 0.02,
+                "n_mc_samples": 4,
+                "device": "cpu",
+                "random_state": 0,
+                **({"sparsity": 0.5, "update_interval": 5} if "SSVI" in name else {}),
+            }
+        ]
+        for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
+    },
+    **{
+        name: [
+            {
+                "hidden_layer_sizes": (16,),
+                "k": 0.5,
+                "max_epochs": 20,
+                "finetune_epochs": 5,
+                "lr": 0.05,
+                "device": "cpu",
+                "random_state": 0,
+            }
+        ]
+        for name in ("GroupEnvelopeMLPClassifier", "GroupEnvelopeMLPRegressor")
+    },
+    **{
+        name: [
+            {
+                "n_experts": 4,
+                "k": 2,
+                "expert_hidden": (8,),
+                "max_epochs": 30,
+                "batch_size": 64,
+                "lr": 0.02,
+                "device": "cpu",
+                "random_state": 0,
+            }
+        ]
+        for name in ("COMETMoEClassifier", "COMETMoERegressor")
+    },
 }
 
 #: name -> {check name: reason}
