@@ -33,6 +33,9 @@ _LAZY: dict[str, str] = {
     "GroupEnvelopeMLPClassifier": "envelope",
     "GroupEnvelopeMLPRegressor": "envelope",
     "SparseAutoencoder": "_sae",
+    "SparseMLPClassifier": "_sparse_training",
+    "SparseMLPRegressor": "_sparse_training",
+    "SparseMatrixFactorization": "_dsl",
 }
 
 __all__ = sorted(_LAZY)

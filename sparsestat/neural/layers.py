@@ -33,6 +33,8 @@ from sparsestat.neural._layers_envelope import (  # noqa: E402
 from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
 from sparsestat.neural._layers_sae import *  # noqa: E402, F403
 from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
+from sparsestat.neural._layers_sparse import *  # noqa: E402, F403
+from sparsestat.neural._layers_sparse import __all__ as _sparse_all  # noqa: E402
 from sparsestat.neural._layers_ssvi import (  # noqa: E402
     SSVI_CRITERIA,
     SparseBayesConv2d,
@@ -63,4 +65,5 @@ __all__ = [
     "get_activation",
     *_sae_all,
     "ssvi_removal_score",
+    *_sparse_all,
 ]
