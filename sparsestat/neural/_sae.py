@@ -503,6 +503,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         return cls(self.module_.parameters(), **kwargs)
 
     def on_train_begin(self, n_epochs, steps_per_epoch):
+        """Fix the warm-up length and the schedule of this fit call.
+
+        Parameters
+        ----------
+        n_epochs : int
+            Epochs of this call.
+        steps_per_epoch : int
+            Optimiser steps per epoch.
+        """
         total = n_epochs * steps_per_epoch
         if self._warmup_steps is None:  # fixed by the first fit / partial_fit call
             self._warmup_steps = min(1000, max(1, int(0.05 * total)))
@@ -520,6 +529,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         return factor
 
     def on_batch_begin(self, X, y):
+        """Set the scheduled learning rate.
+
+        Parameters
+        ----------
+        X : Tensor of shape (B, d)
+            The batch (raw units).
+        y : Tensor of shape (B, d) or None
+            Its downstream gradients (g-SAE), if any.
+        """
         for group in self.optimizer_.param_groups:
             group["lr"] = self.lr_ * self._lr_factor()
         if self._epoch_stats is None:
@@ -588,11 +606,31 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         return loss
 
     def on_grad_computed(self, X, y):
+        """Remove the decoder-parallel gradient part and clip the gradient norm to 1.
+
+        Parameters
+        ----------
+        X : Tensor of shape (B, d)
+            The batch.
+        y : Tensor of shape (B, d) or None
+            Its downstream gradients, if any.
+        """
         if self.module_.unit_norm_decoder:
             project_decoder_grad_(self.module_.W_dec)
         torch.nn.utils.clip_grad_norm_(self.module_.parameters(), 1.0)
 
     def on_batch_end(self, X, y, loss):
+        """Renormalise the decoder, clamp thresholds, update firing statistics.
+
+        Parameters
+        ----------
+        X : Tensor of shape (B, d)
+            The batch.
+        y : Tensor of shape (B, d) or None
+            Its downstream gradients, if any.
+        loss : Tensor
+            The batch loss.
+        """
         m = self.module_
         if m.unit_norm_decoder:
             normalize_decoder_(m.W_dec)
@@ -610,6 +648,18 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         st["counts"] += fired.sum(0)
 
     def on_epoch_end(self, epoch):
+        """Epoch metrics for ``history_``.
+
+        Parameters
+        ----------
+        epoch : int
+            Epoch number.
+
+        Returns
+        -------
+        record : dict
+            fvu, l0, dead_fraction, seconds, samples_per_s.
+        """
         st = self._epoch_stats
         self._epoch_stats = None
         if not math.isfinite(st["err"]):
@@ -627,6 +677,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         }
 
     def on_train_end(self):
+        """Export the fitted NumPy attributes from the module."""
         m = self.module_
         with torch.no_grad():
             self.components_ = m.W_dec.detach().cpu().double().numpy().copy()
