@@ -40,7 +40,7 @@ QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
 n_train, d, n_atoms, epochs = (2000, 16, 32, 3) if QUICK else (20000, 64, 128, 6)
 k = 4
 activations = (
-    ["topk", "batchtopk", "abstopk", "mp"]
+    ["topk", "mp"]
     if QUICK
     else [
         "topk",
@@ -108,7 +108,7 @@ fig.tight_layout()
 # -----------------------
 # 64 latents with k = 8 on the 8x8 digit images (scaled to [0, 1]).
 digits = load_digits().data / 16.0
-sae = SparseAutoencoder(64, k=8, max_epochs=5 if QUICK else 40, batch_size=128, random_state=0).fit(
+sae = SparseAutoencoder(64, k=8, max_epochs=2 if QUICK else 40, batch_size=128, random_state=0).fit(
     digits
 )
 print(f"digits: 1 - FVU = {sae.score(digits):.3f}")
