@@ -229,6 +229,18 @@ def test_jumprelu_values_and_threshold_gradient():
     assert bool(near.any())
 
 
+@pytest.mark.slow
+def test_jumprelu_target_l0_reaches_k():
+    X, _, atoms = make_planted_features(20000, 64, 128, random_state=0)
+    sae = SparseAutoencoder(
+        128, activation="jumprelu", k=4, max_epochs=6, batch_size=256, random_state=0
+    ).fit(X)
+    assert 2.0 <= sae.history_[-1]["l0"] <= 6.0
+    Z = sae.transform(X[:500])
+    pre = _pre_numpy(sae, X[:500])
+    np.testing.assert_allclose(Z, np.where(pre > sae.threshold_, pre, 0.0), atol=1e-6)
+
+
 # ------------------------------------------------------------------ O11 relu_l1
 def test_relu_l1_sparsity_decreases_with_coef(planted):
     X = planted[0]
