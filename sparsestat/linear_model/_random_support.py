@@ -385,7 +385,7 @@ class RandomSupportRegressor(RegressorMixin, BaseEstimator):
         return refit
 
     def summary(self):
-        """Statsmodels summary of the OLS refit on the selected support (``refit=True``).
+        """Return the statsmodels summary of the OLS refit on the support (``refit=True``).
 
         Returns
         -------
