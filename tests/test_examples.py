@@ -28,6 +28,5 @@ def test_example_runs_quickly(path, tmp_path):
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 0, (
-        f"{path.name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    )
+    tail = f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, f"{path.name} failed:\n{tail}"

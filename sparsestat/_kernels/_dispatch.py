@@ -59,15 +59,16 @@ def to_numpy(x: Any) -> np.ndarray:
         return x
     mod = type(x).__module__.split(".")[0]
     if mod == "cupy":
-        return x.get()  # type: ignore[no-any-return]
+        return x.get()
     if mod == "torch":
-        return x.detach().cpu().numpy()  # type: ignore[no-any-return]
+        return x.detach().cpu().numpy()
     return np.asarray(x)
 
 
-def register(
-    name: str, backend: str = "generic"
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+_Func = Callable[..., Any]
+
+
+def register(name: str, backend: str = "generic") -> Callable[[_Func], _Func]:
     """Decorator registering ``func`` as the ``backend`` version of kernel ``name``.
 
     ``backend`` is ``'generic'`` (array API, required for every kernel), ``'numba'`` (used
@@ -76,7 +77,7 @@ def register(
     if backend != "generic" and backend not in BACKENDS:
         raise ValueError(f"backend must be 'generic' or one of {sorted(BACKENDS)}, got {backend!r}")
 
-    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+    def decorator(func: _Func) -> _Func:
         _REGISTRY.setdefault(name, {})[backend] = func
         return func
 

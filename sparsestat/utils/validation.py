@@ -99,6 +99,7 @@ def check_complex_array(
             ) from None
         if arr.dtype.kind in "Mm":
             raise TypeError(f"{input_name} must be numeric; got dtype {arr.dtype}")
+    target: Any
     if arr.dtype.kind == "c":
         if not allow_complex:
             raise ValueError(f"Complex data not supported for {input_name}; got dtype {arr.dtype}")
@@ -179,7 +180,7 @@ def check_finite_params(**params: Any) -> None:
     >>> check_finite_params(alpha=1.0, tol=1e-4)
     """
     for name, value in params.items():
-        if isinstance(value, numbers.Real) and not np.isfinite(value):
+        if isinstance(value, numbers.Real) and not np.isfinite(float(value)):
             raise ValueError(f"The {name!r} parameter must be finite; got {value!r}.")
 
 
