@@ -141,7 +141,7 @@ class RandomSupportRegressor(RegressorMixin, BaseEstimator):
         The OLS refit when ``refit=True`` and statsmodels is installed, else ``None``.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names seen in ``fit`` (only when ``X`` has string column names).
 
     See Also
