@@ -20,6 +20,7 @@ from sparsestat.utils import all_estimators
 #: name -> list of constructor kwargs (values may be callables taking no argument)
 INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
+    "RandomSupportRegressor": [{"n_cert": 20, "r_max": 3, "random_state": 0}],
     "SparseAutoencoder": [
         {"n_components": 8, "k": 2, "max_epochs": 2, "batch_size": 16, "random_state": 0},
         {
