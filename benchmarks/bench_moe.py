@@ -74,7 +74,8 @@ def torch_mle(X, y, start, target_ll, cap_s):
         return loss
 
     t0 = time.perf_counter()
-    ll = -float(nll())
+    with torch.no_grad():
+        ll = -float(nll())
     steps = 0
     while ll < target_ll - 1e-4 and time.perf_counter() - t0 < cap_s:
         opt.step(closure)

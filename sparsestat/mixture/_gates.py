@@ -35,6 +35,7 @@ class _Gate:
         self.k = n_experts
         self.d = n_features
         self.linear = activation is None
+        self.activation = activation
         if self.linear:
             self.f = self.fprime = None
         else:
@@ -118,8 +119,7 @@ class _Gate:
             Pt["gate_coef"],
             Pt["gate_intercept"],
             Pt["temperature"],
-            self.f,
-            self.fprime,
+            self.activation,
             Pt.get("inner_intercept") if self.inner_bias else None,
         )
         parts = [g["gate_coef"][: self.n_slope_rows].ravel(), g["gate_intercept"][: self.k - 1]]
