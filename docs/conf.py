@@ -5,7 +5,7 @@ import sys
 from datetime import date
 
 sys.path.insert(0, os.path.abspath(".."))
-import sparsestat  # noqa: E402
+import sparsestat
 
 project = "sparsestat"
 author = "The sparsestat developers"

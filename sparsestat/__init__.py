@@ -19,9 +19,15 @@ from typing import Any
 __version__ = "0.1.0.dev0"
 
 _SUBMODULES = (
+    "bayes",
+    "datasets",
+    "decomposition",
     "linear_model",
     "metrics",
+    "mixture",
+    "neural",
     "penalties",
+    "privacy",
     "utils",
 )
 

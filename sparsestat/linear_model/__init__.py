@@ -1,5 +1,10 @@
 """Sparse linear models."""
 
+from sparsestat.linear_model._greedy_complex import (
+    complex_omp,
+    kronecker_omp,
+    oracle_least_squares,
+)
 from sparsestat.linear_model._iht import IHTRegressor, iht
 from sparsestat.linear_model._random_support import (
     RandomSupportRegressor,
@@ -11,4 +16,7 @@ __all__ = [
     "RandomSupportRegressor",
     "iht",
     "random_support_regression",
+    "complex_omp",
+    "kronecker_omp",
+    "oracle_least_squares",
 ]
