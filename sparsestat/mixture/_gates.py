@@ -137,10 +137,12 @@ class _Gate:
         if theta0.size == 0:
             return P
         scale = 1.0 / max(X.shape[0], 1)
-        q0, _ = self.q_and_grad(theta0, X, R, P)
+        at_start: list[float] = []  # Q at theta0: L-BFGS-B evaluates theta0 first
 
         def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
             q, g = self.q_and_grad(theta, X, R, P)
+            if not at_start and np.array_equal(theta, theta0):
+                at_start.append(q)
             return -q * scale, -g * scale
 
         res = minimize(
@@ -153,5 +155,6 @@ class _Gate:
         )
         if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)):
             return P
+        q0 = at_start[0] if at_start else self.q_and_grad(theta0, X, R, P)[0]
         # monotonicity safeguard: the generalised EM step must not lower Q
         return self.unpack(res.x, P) if -res.fun / scale >= q0 else P
