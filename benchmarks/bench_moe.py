@@ -9,10 +9,11 @@ log-likelihood (within 1e-4) or a time cap.
 
 Times are CPU seconds of this process (``time.process_time``): both methods run in one
 thread, and the shared 2-core machine this was written on is heavily oversubscribed, which
-makes wall-clock times noise. Columns: EM seconds per iteration, EM seconds to
-convergence (tol 1e-6) and iterations, the peer's seconds to reach our log-likelihood (or its value at the cap), and both final mean
-log-likelihoods. At n = 1e6 only the time per iteration is measured (5 iterations; a run to
-convergence does not fit the few-minute budget of a shared 2-core machine).
+makes wall-clock times noise. Columns: EM seconds per iteration, EM seconds to convergence
+(tol 1e-6) and iterations, the peer's seconds to reach our log-likelihood (or its value at
+the cap), and both final mean log-likelihoods. At n = 1e6 only the time per iteration is
+measured (5 iterations; a run to convergence does not fit the few-minute budget of a shared
+2-core machine).
 
 Usage: ``python benchmarks/bench_moe.py [--quick]``.
 """
