@@ -130,7 +130,7 @@ class _Gate:
         return Q, np.concatenate(parts)
 
     def m_step(
-        self, X: np.ndarray, R: np.ndarray, P: dict[str, Any], max_iter: int
+        self, X: np.ndarray, R: np.ndarray, P: dict[str, Any], max_iter: int, ftol: float = 1e-15
     ) -> dict[str, Any]:
         """Increase Q by L-BFGS-B from the current gate; keep the old gate if Q would drop."""
         theta0 = self.pack(P)
@@ -151,7 +151,7 @@ class _Gate:
             jac=True,
             method="L-BFGS-B",
             bounds=self.bounds() if self.fit_temperature else None,
-            options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10},
+            options={"maxiter": max_iter, "ftol": ftol, "gtol": 1e-10},
         )
         if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)):
             return P

@@ -166,7 +166,8 @@ default='tanh'
        ``nu_i = max(SSE_i / sum_n R_ni, reg_covar Var(y))`` (the constrained maximiser, so the
        floor keeps EM monotone; the spec adds the floor instead [inferred change]).
     3. Gate M-step: L-BFGS-B on ``Q = sum R log pi`` with analytic gradients, warm started,
-       accepted only when Q does not decrease. Gauge: ``beta_0k = 0``; linear gates also
+       accepted only when Q does not decrease (L-BFGS-B's relative-decrease tolerance is
+       ``min(1e-3 tol, 1e-9)``). Gauge: ``beta_0k = 0``; linear gates also
        ``beta_1k = 0``. The temperature is optimised through log tau.
 
     Features are scaled by their standard deviation (and centred for the linear gates) inside
