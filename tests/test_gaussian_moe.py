@@ -427,3 +427,13 @@ def test_voronoi_loss_properties():
     assert parts["coef"] > 0 and parts["weights"] == 0.0
     with pytest.raises(ValueError):
         voronoi_loss(t, t, exponents={"bogus": 1})
+
+
+def test_verbose_progress_bar_does_not_change_the_fit():
+    X, y, _ = make_gaussian_moe(200, n_features=1, n_experts=2, random_state=0)
+    kw = {"n_init": 1, "max_iter": 10, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = GaussianMoERegressor(2, verbose=1, **kw).fit(X, y)
+        b = GaussianMoERegressor(2, verbose=0, **kw).fit(X, y)
+    assert a.lower_bound_ == b.lower_bound_
