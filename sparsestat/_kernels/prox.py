@@ -82,7 +82,7 @@ def lq_threshold(t: Any, q: float) -> tuple[Any, Any]:
 def _prox_l1_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
     a = abs(z)
     if a <= t:
-        return z * 0.0
+        return z - z  # a zero of z's type, without the sign of z
     return z * (1.0 - t / a)
 
 
@@ -90,7 +90,7 @@ def _prox_l1_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
 def _prox_l0_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
     if abs(z) > math.sqrt(2.0 * t):
         return z
-    return z * 0.0
+    return z - z
 
 
 @njit(cache=True)
@@ -220,15 +220,27 @@ def _nb_group(z: Any, t: Any, groups: Any, n_groups: int) -> Any:  # pragma: no 
 
 @njit(cache=True)
 def _nb_topk(z: Any, k: int, use_abs: bool) -> Any:  # pragma: no cover - compiled
+    # O(p) per row: the k-th largest key by partition, then every key above it and the first
+    # (in position order) of the keys equal to it, so exactly k entries are kept.
     n_rows, p = z.shape
     out = np.zeros_like(z)
     if k <= 0:
         return out
     for r in range(n_rows):
-        key = -np.abs(z[r]) if use_abs else -z[r]
-        idx = np.argsort(key, kind="mergesort")[:k]
-        for j in idx:
-            out[r, j] = z[r, j]
+        key = np.abs(z[r]) if use_abs else z[r].real
+        thr = np.partition(key, p - k)[p - k]
+        n_above = 0
+        for j in range(p):
+            if key[j] > thr:
+                out[r, j] = z[r, j]
+                n_above += 1
+        n_ties = k - n_above
+        for j in range(p):
+            if n_ties == 0:
+                break
+            if key[j] == thr:
+                out[r, j] = z[r, j]
+                n_ties -= 1
     return out
 
 
@@ -265,8 +277,7 @@ def _prox_l1_generic(z: Any, t: Any) -> Any:
     xp = get_namespace(z)
     a = xp.abs(z)
     safe = xp.where(a > 0, a, xp.ones_like(a))
-    scale = xp.where(a > t, 1.0 - t / safe, xp.zeros_like(a))
-    return z * scale
+    return xp.where(a > t, z * (1.0 - t / safe), xp.zeros_like(z))
 
 
 @register("prox_l1", "numba")
@@ -382,7 +393,7 @@ def prox_l1_2(z: Any, t: Any) -> Any:
     >>> import numpy as np
     >>> from sparsestat._kernels.prox import prox_l1_2
     >>> prox_l1_2(np.array([1.0, 4.0]), 1.0).round(6)
-    array([0.      , 3.731871])
+    array([0.      , 3.741508])
     """
     _real_only(z, "prox_l1_2")
     return get_kernel("prox_l1_2", z)(z, t)

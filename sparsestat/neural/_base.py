@@ -1,0 +1,783 @@
+"""The one base class of every PyTorch estimator in sparsestat (DESIGN.md section 4).
+
+A subclass adds only its module, its loss and its hooks; the base owns device choice, seeding,
+float32 tensors, the mini-batch loop with a progress bar, ``partial_fit`` / ``warm_start``,
+early stopping, ``loss_curve_`` / ``history_``, the ``module__*`` / ``optimizer__*`` routing
+and pickling through ``state_dict``. See :class:`BaseTorchEstimator` for the hooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import numbers
+import warnings
+from abc import ABCMeta, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from sparsestat.neural import import_torch
+from sparsestat.utils import progress_bar
+from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data
+
+torch = import_torch()
+
+__all__ = [
+    "BaseTorchEstimator",
+    "TorchClassifierMixin",
+    "TorchRegressorMixin",
+    "resolve_device",
+]
+
+_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
+
+
+def resolve_device(device: str, *, for_fit: bool = True) -> Any:
+    """Turn ``'auto' | 'cpu' | 'cuda'`` (or ``'cuda:1'``) into a :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : str
+        ``'auto'`` picks CUDA when available, else the CPU.
+    for_fit : bool, default=True
+        When True, asking for CUDA on a machine without it raises; when False (prediction
+        with a model trained elsewhere) the CPU is used with a warning.
+
+    Returns
+    -------
+    device : torch.device
+        The device to compute on.
+
+    Examples
+    --------
+    >>> from sparsestat.neural._base import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        if for_fit:
+            raise ValueError(f"device={device!r} was requested but CUDA is not available")
+        warnings.warn("CUDA is not available; computing on the CPU instead", stacklevel=3)
+        return torch.device("cpu")
+    return dev
+
+
+class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the PyTorch estimators (not an estimator itself).
+
+    Parameters (shared by every subclass, which repeats them in its own ``__init__``)
+    ------------------------------------------------------------------------------------
+    lr : float
+        Learning rate of the optimizer.
+    batch_size : int
+        Mini-batch size (clipped to the number of training samples).
+    max_epochs : int
+        Number of passes over the data in ``fit`` (``partial_fit`` makes one).
+    optimizer : {'adam', 'adamw', 'sgd'} or torch.optim.Optimizer subclass
+        The optimizer; ``'sgd'`` uses ``momentum=0.9`` unless ``optimizer__momentum`` is given.
+    validation_fraction : float in (0, 1) or None
+        Fraction of the training data held out for early stopping; None (default) turns
+        early stopping off and trains for exactly ``max_epochs``.
+    n_iter_no_change : int
+        Early stopping patience in epochs (only with ``validation_fraction``).
+    tol : float
+        Minimal decrease of the validation loss that counts as an improvement.
+    warm_start : bool
+        Whether ``fit`` continues from the previous fit instead of re-initialising.
+    device : {'auto', 'cpu', 'cuda'} or str
+        Where to train; ``'auto'`` uses CUDA when available.
+    random_state : int, RandomState instance or None
+        Seeds module initialisation, mini-batch order, dropout and Monte-Carlo sampling
+        (through a forked torch RNG, so the caller's global torch RNG state is unchanged).
+    verbose : int
+        Shows a tqdm progress bar over epochs when > 0.
+    **kwargs
+        Routed parameters: ``module__<name>`` goes to the module constructor (through
+        :meth:`get_routed_params`) and ``optimizer__<name>`` to the optimizer, e.g.
+        ``optimizer__weight_decay=1e-4``. They work with ``get_params`` / ``set_params`` /
+        ``clone`` and therefore in ``GridSearchCV`` grids.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted network (on ``device_``; on the CPU after unpickling until first use).
+    optimizer_ : torch.optim.Optimizer
+        The optimizer (kept for ``partial_fit`` / ``warm_start``; pickled as a state dict).
+    device_ : torch.device
+        Device used by the last fit.
+    n_features_in_ : int
+        Number of input features.
+    n_iter_ : int
+        Number of epochs run in total.
+    n_steps_ : int
+        Number of optimizer steps run in total.
+    loss_curve_ : list of float
+        Mean training loss per epoch.
+    history_ : list of dict
+        One record per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (with early
+        stopping), ``lr`` and whatever :meth:`on_epoch_end` adds.
+    best_loss_ : float or None
+        Best validation loss (with early stopping), else None.
+    converged_ : bool
+        With early stopping: whether the patience ran out before ``max_epochs``. Without
+        early stopping: True (the epoch budget is the schedule).
+
+    Notes
+    -----
+    **Hooks for subclasses** (all optional except :meth:`_build_module`; the classifier and
+    regressor mixins supply :meth:`_prepare_targets`, :meth:`_batch_loss` and prediction):
+
+    ``_build_module(X, y) -> torch.nn.Module``
+        Build the network from the training tensors (float32 ``X`` on the CPU, ``y`` as
+        returned by ``_prepare_targets``). Called once per fresh fit, inside the seeded RNG.
+        Use ``self.get_routed_params("module")`` for ``module__*`` keyword arguments.
+    ``_prepare_targets(y, fit) -> tensor or None``
+        Validate and encode targets (``fit=True`` on a fresh fit: learn the encoding, e.g.
+        ``classes_``; ``fit=False``: reuse it). Unsupervised estimators return None.
+    ``_batch_loss(X, y, n_train) -> scalar tensor``
+        Loss of one mini-batch (``y`` is None when unsupervised); ``n_train`` is the size
+        of the training set (for KL terms scaled by 1/N). Called in train mode for training
+        and under ``torch.no_grad()`` in eval mode for the validation loss.
+    ``_optimizer_param_groups() -> iterable``
+        Parameters or parameter groups for the optimizer (default: all module parameters).
+    ``on_train_begin(n_epochs, steps_per_epoch)``
+        Before the first epoch of a ``fit`` / ``partial_fit`` call (schedules needing the
+        number of steps: ``self.total_steps_``, ``self.steps_per_epoch_`` and
+        ``self._fit_start_step_`` are set just before, and ``self._partial_call`` is True
+        inside ``partial_fit``).
+    ``on_batch_begin(X, y)``
+        Before the forward pass (e.g. set the learning rate of a schedule).
+    ``on_grad_computed(X, y)``
+        After ``backward()`` and before ``optimizer.step()`` (e.g. read dense gradients,
+        mask gradients).
+    ``on_batch_end(X, y, loss)``
+        After ``optimizer.step()`` (re-apply masks, proximal steps, projections, mask
+        updates); ``self.n_steps_`` already counts this step.
+    ``on_epoch_end(epoch) -> dict or None``
+        After each epoch; a returned dict is merged into that epoch's ``history_`` record.
+    ``on_train_end()``
+        After the last epoch of a ``fit`` / ``partial_fit`` call.
+    ``_forward(X) -> tensor``
+        The deterministic forward used for prediction (default ``self.module_(X)``).
+
+    Prediction runs in float64 by default (``_predict_float64``): the float32 weights are
+    cast in place and cast back exactly afterwards, so that predictions do not depend on
+    how the rows are batched.
+
+    Helpers: :meth:`get_routed_params`, :meth:`_to_tensor`, :meth:`_torch_rng` (a context
+    manager seeding torch for reproducible sampling), :meth:`_predict_batches`.
+
+    Pickling stores the module moved to the CPU and the optimizer's state dict (tensors on
+    the CPU), so a model trained on CUDA unpickles on a CPU-only machine.
+
+    Examples
+    --------
+    >>> from sparsestat.neural._base import BaseTorchEstimator
+    >>> sorted(BaseTorchEstimator._routed_prefixes)
+    ['module', 'optimizer']
+    """
+
+    #: predict in float64 (the float32 weights cast exactly, and back afterwards): results do
+    #: not depend on the prediction batch size; set False for large models
+    _predict_float64: bool = True
+
+    #: prefixes whose ``prefix__name`` parameters are routed (subclasses may extend)
+    _routed_prefixes: tuple[str, ...] = ("module", "optimizer")
+
+    _parameter_constraints: dict = {
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "validation_fraction": [None, Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ routed parameters
+    def _store_routed(self, kwargs: dict[str, Any]) -> None:
+        """Keep ``prefix__name`` keyword arguments (called by subclasses' ``__init__``)."""
+        self._routed_params = dict(kwargs)
+
+    def get_routed_params(self, prefix: str) -> dict[str, Any]:
+        """Return the routed ``prefix__*`` parameters without their prefix.
+
+        Parameters
+        ----------
+        prefix : str
+            ``'module'`` or ``'optimizer'`` (or a subclass's extra prefix).
+
+        Returns
+        -------
+        params : dict
+            E.g. ``{'weight_decay': 1e-4}`` for ``optimizer__weight_decay=1e-4``.
+        """
+        head = prefix + "__"
+        routed = getattr(self, "_routed_params", {})
+        return {k[len(head) :]: v for k, v in routed.items() if k.startswith(head)}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Get parameters, including the routed ``module__*`` / ``optimizer__*`` ones.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of contained estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep)
+        params.update(getattr(self, "_routed_params", {}))
+        return params
+
+    def set_params(self, **params: Any) -> BaseTorchEstimator:
+        """Set parameters, including routed ``module__*`` / ``optimizer__*`` ones.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator
+            This estimator.
+        """
+        routed = {k: v for k, v in params.items() if self._is_routed(k)}
+        if routed:
+            self._routed_params = {**getattr(self, "_routed_params", {}), **routed}
+        rest = {k: v for k, v in params.items() if k not in routed}
+        if rest:
+            super().set_params(**rest)
+        return self
+
+    def _is_routed(self, key: str) -> bool:
+        head, sep, tail = key.partition("__")
+        return bool(sep) and bool(tail) and head in self._routed_prefixes
+
+    def _check_routed(self) -> None:
+        bad = [k for k in getattr(self, "_routed_params", {}) if not self._is_routed(k)]
+        if bad:
+            raise ValueError(
+                f"Unknown parameters {bad} for {type(self).__name__}; extra keyword "
+                f"parameters must start with one of {[p + '__' for p in self._routed_prefixes]}"
+            )
+
+    # ------------------------------------------------------------------ hooks (defaults)
+    @abstractmethod
+    def _build_module(self, X: Any, y: Any) -> Any:
+        """Build the torch module from the training tensors."""
+
+    @abstractmethod
+    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
+        """Loss of one mini-batch (a scalar tensor)."""
+
+    def _prepare_targets(self, y: Any, fit: bool) -> Any:
+        return None
+
+    def _optimizer_param_groups(self) -> Any:
+        return self.module_.parameters()
+
+    def _forward(self, X: Any) -> Any:
+        return self.module_(X)
+
+    def on_train_begin(self, n_epochs: int, steps_per_epoch: int) -> None:
+        """Hook: before the first epoch of a fit call."""
+
+    def on_batch_begin(self, X: Any, y: Any) -> None:
+        """Hook: before the forward pass of a training batch."""
+
+    def on_grad_computed(self, X: Any, y: Any) -> None:
+        """Hook: after ``backward()``, before ``optimizer.step()``."""
+
+    def on_batch_end(self, X: Any, y: Any, loss: Any) -> None:
+        """Hook: after ``optimizer.step()`` (masks, proximal steps, projections)."""
+
+    def on_epoch_end(self, epoch: int) -> dict[str, Any] | None:
+        """Hook: after each epoch; a returned dict joins the epoch's history record."""
+        return None
+
+    def on_train_end(self) -> None:
+        """Hook: after the last epoch of a fit call."""
+
+    # ------------------------------------------------------------------ helpers
+    def _requires_y(self) -> bool:
+        return self.__sklearn_tags__().target_tags.required
+
+    def _validate_X_y(self, X: Any, y: Any, reset: bool) -> tuple[np.ndarray, Any]:
+        kwargs = {"accept_sparse": False, "dtype": (np.float32, np.float64), "reset": reset}
+        if self._requires_y():
+            multi = self.__sklearn_tags__().target_tags.multi_output
+            X, y = validate_data(self, X, y, multi_output=multi, y_numeric=False, **kwargs)
+            return X, y
+        return validate_data(self, X, **kwargs), None
+
+    def _to_tensor(self, a: np.ndarray, dtype: Any = None) -> Any:
+        """Copy a NumPy array to a (float32 unless ``dtype``) tensor on ``device_``."""
+        dtype = torch.float32 if dtype is None else dtype
+        return torch.as_tensor(np.ascontiguousarray(a)).to(device=self._device(), dtype=dtype)
+
+    def _device(self) -> Any:
+        dev = getattr(self, "device_", None)
+        if dev is None or (dev.type == "cuda" and not torch.cuda.is_available()):
+            dev = resolve_device(self.device, for_fit=False)
+        return dev
+
+    def _draw_seed(self) -> int:
+        return int(self._rng_.randint(np.iinfo(np.int32).max))
+
+    @contextlib.contextmanager
+    def _torch_rng(self, seed: int) -> Iterator[None]:
+        """Seed torch inside a forked RNG, so the caller's global state is untouched."""
+        dev = self._device()
+        devices = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def _make_optimizer(self) -> Any:
+        kwargs = {"lr": self.lr, **self.get_routed_params("optimizer")}
+        if isinstance(self.optimizer, str):
+            if self.optimizer == "sgd":
+                kwargs.setdefault("momentum", 0.9)
+            cls = getattr(torch.optim, _OPTIMIZERS[self.optimizer])
+        else:
+            cls = self.optimizer
+        return cls(self._optimizer_param_groups(), **kwargs)
+
+    def _predict_seed(self) -> int:
+        """A seed for prediction-time sampling, fixed by ``random_state``."""
+        rs = self.random_state
+        if isinstance(rs, numbers.Integral):
+            return int(rs) + 1
+        return int(getattr(self, "_predict_seed_", 0))
+
+    # ------------------------------------------------------------------ training
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> BaseTorchEstimator:
+        """Train the network for ``max_epochs`` epochs (or until early stopping).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Targets (None for unsupervised estimators).
+
+        Returns
+        -------
+        self : estimator
+            The fitted estimator.
+        """
+        return self._fit(X, y, partial=False)
+
+    def partial_fit(self, X: Any, y: Any = None) -> BaseTorchEstimator:
+        """Run one epoch over ``(X, y)``, initialising the network on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Its targets (None for unsupervised estimators).
+
+        Returns
+        -------
+        self : estimator
+            The updated estimator.
+        """
+        if not hasattr(self, "module_"):
+            self._validate_params()
+        return self._fit(X, y, partial=True)
+
+    def _fit(self, X: Any, y: Any, *, partial: bool) -> BaseTorchEstimator:
+        self._check_routed()
+        fresh = not hasattr(self, "module_") or not (partial or self.warm_start)
+        X, y = self._validate_X_y(X, y, reset=fresh)
+        y_t = self._prepare_targets(y, fit=fresh)
+        if fresh:
+            self._rng_ = check_random_state(self.random_state)
+            self.device_ = resolve_device(self.device)
+            self._predict_seed_ = self._draw_seed()
+        else:
+            self.device_ = self._device()
+        X_cpu = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        seed = self._draw_seed()
+        with self._torch_rng(seed):
+            if fresh:
+                self.module_ = self._build_module(X_cpu, y_t).to(self.device_)
+                self.optimizer_ = self._make_optimizer()
+                self.n_iter_ = 0
+                self.n_steps_ = 0
+                self.loss_curve_ = []
+                self.history_ = []
+                self.best_loss_ = None
+            else:
+                self.module_.to(self.device_)
+                if getattr(self, "optimizer_", None) is None:
+                    self.optimizer_ = self._make_optimizer()
+                    state = getattr(self, "_optimizer_state", None)
+                    if state is not None:
+                        self.optimizer_.load_state_dict(state)
+                        self._optimizer_state = None
+            self._train(X_cpu, y_t, partial=partial, seed=seed)
+        return self
+
+    def _split(self, n: int, gen: Any) -> tuple[Any, Any | None]:
+        idx = torch.randperm(n, generator=gen)
+        frac = self.validation_fraction
+        if frac is None:
+            return idx, None
+        n_valid = int(math.ceil(frac * n))
+        if n_valid < 1 or n - n_valid < 1:
+            raise ValueError(
+                f"validation_fraction={frac} leaves an empty training or validation set "
+                f"for n_samples={n}"
+            )
+        return idx[n_valid:], idx[:n_valid]
+
+    def _train(self, X_cpu: Any, y_t: Any, *, partial: bool, seed: int) -> None:
+        dev = self.device_
+        gen = torch.Generator().manual_seed(seed)
+        X_all = X_cpu.to(dev)
+        y_all = None if y_t is None else y_t.to(dev)
+        early = self.validation_fraction is not None and not partial
+        train_idx, valid_idx = self._split(X_all.shape[0], gen) if early else (None, None)
+        if train_idx is None:
+            n_train = X_all.shape[0]
+        else:
+            n_train = train_idx.shape[0]
+        batch_size = min(self.batch_size, n_train)
+        steps_per_epoch = int(math.ceil(n_train / batch_size))
+        n_epochs = 1 if partial else self.max_epochs
+        self.total_steps_ = n_epochs * steps_per_epoch
+        self.steps_per_epoch_ = steps_per_epoch
+        self._fit_start_step_ = self.n_steps_
+        self._partial_call = partial
+        self.on_train_begin(n_epochs, steps_per_epoch)
+        best, stale, stopped = math.inf, 0, False
+        best_state = None
+        bar = progress_bar(range(n_epochs), verbose=self.verbose, desc=type(self).__name__)
+        for _ in bar:
+            self.module_.train()
+            order = torch.randperm(n_train, generator=gen)
+            if train_idx is not None:
+                order = train_idx[order]
+            order = order.to(dev)
+            total, count = 0.0, 0
+            for start in range(0, n_train, batch_size):
+                idx = order[start : start + batch_size]
+                xb = X_all[idx]
+                yb = None if y_all is None else y_all[idx]
+                self.on_batch_begin(xb, yb)
+                self.optimizer_.zero_grad(set_to_none=True)
+                loss = self._batch_loss(xb, yb, n_train)
+                loss.backward()
+                self.on_grad_computed(xb, yb)
+                self.optimizer_.step()
+                self.n_steps_ += 1
+                self.on_batch_end(xb, yb, loss)
+                total += float(loss.detach()) * idx.shape[0]
+                count += idx.shape[0]
+            self.n_iter_ += 1
+            record: dict[str, Any] = {
+                "epoch": self.n_iter_,
+                "train_loss": total / count,
+                "lr": float(self.optimizer_.param_groups[0]["lr"]),
+            }
+            self.loss_curve_.append(record["train_loss"])
+            if valid_idx is not None:
+                vloss = self._eval_loss(X_all[valid_idx.to(dev)], y_all, valid_idx, n_train)
+                record["valid_loss"] = vloss
+                if vloss < best - self.tol:
+                    best, stale = vloss, 0
+                    best_state = copy.deepcopy(self.module_.state_dict())
+                else:
+                    stale += 1
+            extra = self.on_epoch_end(self.n_iter_)
+            if extra:
+                record.update(extra)
+            self.history_.append(record)
+            if self.verbose:
+                bar.set_postfix(loss=f"{record['train_loss']:.4g}")
+            if valid_idx is not None and stale >= self.n_iter_no_change:
+                stopped = True
+                break
+        if valid_idx is not None:
+            if best_state is not None:
+                self.module_.load_state_dict(best_state)
+            self.best_loss_ = best
+            self.converged_ = stopped
+            if not stopped:
+                warnings.warn(
+                    f"{type(self).__name__}: early stopping did not trigger within "
+                    f"max_epochs={self.max_epochs}: the validation loss still improved by more "
+                    f"than tol={self.tol} within the last n_iter_no_change="
+                    f"{self.n_iter_no_change} epochs (best {best:.4g}, last "
+                    f"{self.history_[-1]['valid_loss']:.4g}).",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+        else:
+            self.converged_ = True
+        self.on_train_end()
+        self.module_.eval()
+
+    def _eval_loss(self, Xv: Any, y_all: Any, valid_idx: Any, n_train: int) -> float:
+        self.module_.eval()
+        with torch.no_grad():
+            yv = None if y_all is None else y_all[valid_idx.to(y_all.device)]
+            out = float(self._batch_loss(Xv, yv, n_train))
+        self.module_.train()
+        return out
+
+    # ------------------------------------------------------------------ prediction
+    def _predict_batches(self, X: Any, fn: Any = None, batch_size: int = 4096) -> np.ndarray:
+        """Validate ``X`` and apply ``fn`` (default :meth:`_forward`) batch by batch.
+
+        Returns the concatenated float64 NumPy output; runs in eval mode without gradients.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=False, dtype=(np.float32, np.float64), reset=False)
+        fn = self._forward if fn is None else fn
+        dev = self._device()
+        self.module_.to(dev)
+        self.module_.eval()
+        outs = []
+        dtype = torch.float64 if self._predict_float64 else torch.float32
+        with torch.no_grad(), _module_dtype(self.module_, dtype):
+            for start in range(0, X.shape[0], batch_size):
+                xb = torch.as_tensor(np.asarray(X[start : start + batch_size], np.float32))
+                outs.append(fn(xb.to(device=dev, dtype=dtype)).detach().cpu().double().numpy())
+        return np.concatenate(outs, axis=0)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state = dict(state)
+        module = state.get("module_")
+        if module is not None:
+            cpu = copy.deepcopy(module).to("cpu")
+            state["module_"] = cpu
+        opt = state.pop("optimizer_", None)
+        if opt is not None:
+            state["_optimizer_state"] = _to_cpu(opt.state_dict())
+        if "device_" in state:
+            state["device_"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state.setdefault("optimizer_", None)
+        super().__setstate__(state)
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+@contextlib.contextmanager
+def _module_dtype(module: Any, dtype: Any) -> Iterator[None]:
+    """Cast a float32 module's floating tensors to ``dtype`` in place, and back (exactly)."""
+    if dtype == torch.float32:
+        yield
+        return
+    module.to(dtype)
+    try:
+        yield
+    finally:
+        module.to(torch.float32)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+class TorchClassifierMixin:
+    """Target handling and prediction for classifiers (use before ``ClassifierMixin``).
+
+    Encodes labels with :class:`~sklearn.preprocessing.LabelEncoder` (``classes_``), trains
+    with cross-entropy on the module's logits (``self.n_outputs_ = len(classes_)`` outputs),
+    and predicts with ``predict_proba`` = softmax of :meth:`_forward` (override
+    :meth:`_predict_proba_tensor` for Monte-Carlo averaging).
+
+    Examples
+    --------
+    >>> from sparsestat.neural._base import TorchClassifierMixin
+    >>> hasattr(TorchClassifierMixin, "predict_proba")
+    True
+    """
+
+    def _prepare_targets(self, y: Any, fit: bool) -> Any:
+        check_classification_targets(y)
+        if fit and not hasattr(self, "_partial_classes"):
+            self._label_encoder_ = LabelEncoder().fit(y)
+            self.classes_ = self._label_encoder_.classes_
+        elif fit:
+            self._label_encoder_ = LabelEncoder().fit(self._partial_classes)
+            self.classes_ = self._label_encoder_.classes_
+            del self._partial_classes
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y contains labels {unknown.tolist()} not in classes_")
+        self.n_outputs_ = len(self.classes_)
+        return torch.as_tensor(np.searchsorted(self.classes_, y), dtype=torch.long)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> Any:
+        """Run one epoch over ``(X, y)``; the first call needs ``classes``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,)
+            Its labels.
+        classes : array-like of shape (n_classes,), default=None
+            All labels that will ever appear; required on the first call.
+
+        Returns
+        -------
+        self : estimator
+            The updated estimator.
+        """
+        if not hasattr(self, "module_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            self._partial_classes = np.unique(classes)
+        return super().partial_fit(X, y)
+
+    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
+        return torch.nn.functional.cross_entropy(self._forward(X), y)
+
+    def _predict_proba_tensor(self, X: Any) -> Any:
+        return torch.softmax(self._forward(X), dim=1)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``.
+        """
+        proba = self._predict_batches(X, self._predict_proba_tensor)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels (values of ``classes_``).
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+class TorchRegressorMixin:
+    """Target handling and prediction for regressors (use before ``RegressorMixin``).
+
+    Targets (1-D or 2-D) are standardised internally (``_y_mean_``, ``_y_scale_``; set the
+    class attribute ``_standardize_y = False`` to turn it off); the module outputs
+    ``self.n_outputs_`` columns; the loss is the mean squared error in standardised units and
+    ``predict`` maps back to the units of ``y``.
+
+    Examples
+    --------
+    >>> from sparsestat.neural._base import TorchRegressorMixin
+    >>> TorchRegressorMixin._standardize_y
+    True
+    """
+
+    _standardize_y = True
+
+    def _prepare_targets(self, y: Any, fit: bool) -> Any:
+        y = np.asarray(y, dtype=np.float64)
+        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        if fit:
+            self._y_ndim_ = y.ndim
+            self.n_outputs_ = y2.shape[1]
+            if self._standardize_y:
+                self._y_mean_ = y2.mean(axis=0)
+                scale = y2.std(axis=0)
+                self._y_scale_ = np.where(scale > 0, scale, 1.0)
+            else:
+                self._y_mean_ = np.zeros(y2.shape[1])
+                self._y_scale_ = np.ones(y2.shape[1])
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y2.shape[1]} outputs, but {self.n_outputs_} were fitted")
+        return torch.as_tensor((y2 - self._y_mean_) / self._y_scale_, dtype=torch.float32)
+
+    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
+        return torch.nn.functional.mse_loss(self._forward(X), y)
+
+    def _predict_standardized(self, X: Any) -> np.ndarray:
+        return self._predict_batches(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions in the units of the training targets.
+        """
+        check_is_fitted(self)
+        out = self._predict_standardized(X) * self._y_scale_ + self._y_mean_
+        return out.ravel() if self._y_ndim_ == 1 else out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,43 @@
+"""Plain PyTorch pieces (layers, masks, gates, schedulers) for your own models.
+
+This module only re-exports: each family keeps its layers in a private file
+(``_layers_<family>.py``) and adds one import line here.
+
+Examples
+--------
+>>> import torch
+>>> from sparsestat.neural.layers import MLP
+>>> MLP(3, (4,), 2)(torch.ones(1, 3)).shape
+torch.Size([1, 2])
+"""
+
+from sparsestat.neural import import_torch
+
+import_torch()
+
+from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
+from sparsestat.neural._layers_sae import *  # noqa: E402, F403
+from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
+from sparsestat.neural._layers_sparse import *  # noqa: E402, F403
+from sparsestat.neural._layers_sparse import __all__ as _sparse_all  # noqa: E402
+from sparsestat.neural._layers_ssvi import (  # noqa: E402
+    SSVI_CRITERIA,
+    SparseBayesConv2d,
+    SparseBayesLinear,
+    SSVIScheduler,
+    folded_normal_moments,
+    ssvi_removal_score,
+)
+
+__all__ = [
+    "MLP",
+    "SSVI_CRITERIA",
+    "SSVIScheduler",
+    "SparseBayesConv2d",
+    "SparseBayesLinear",
+    "folded_normal_moments",
+    "get_activation",
+    "ssvi_removal_score",
+    *_sae_all,
+    *_sparse_all,
+]

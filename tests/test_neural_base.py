@@ -1,0 +1,267 @@
+"""Tests of the shared PyTorch estimator base (sparsestat.neural._base) with tiny subclasses."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sklearn.base import ClassifierMixin, RegressorMixin, clone  # noqa: E402
+from sklearn.datasets import load_iris, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from sparsestat.neural._base import (  # noqa: E402
+    BaseTorchEstimator,
+    TorchClassifierMixin,
+    TorchRegressorMixin,
+)
+from sparsestat.neural.layers import MLP  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+class _Tiny:
+    """Shared tiny module builder and hook recorder for the test subclasses."""
+
+    def _build_module(self, X, y):
+        kw = self.get_routed_params("module")
+        return MLP(X.shape[1], (self.hidden,), self.n_outputs_, **kw)
+
+    def on_train_begin(self, n_epochs, steps_per_epoch):
+        self.calls_ = [("begin", n_epochs, steps_per_epoch)]
+
+    def on_grad_computed(self, X, y):
+        self.calls_.append("grad")
+
+    def on_batch_end(self, X, y, loss):
+        self.calls_.append("batch_end")
+        if self.clip_first_weight:
+            with torch.no_grad():
+                self.module_.linears[0].weight[:, 0] = 0.0
+
+    def on_epoch_end(self, epoch):
+        return {"extra": epoch * 10}
+
+
+class TinyClassifier(_Tiny, TorchClassifierMixin, ClassifierMixin, BaseTorchEstimator):
+    """Tiny MLP classifier on the base (test double)."""
+
+    def __init__(
+        self,
+        hidden=16,
+        clip_first_weight=False,
+        lr=0.02,
+        batch_size=32,
+        max_epochs=40,
+        optimizer="adam",
+        validation_fraction=None,
+        n_iter_no_change=5,
+        tol=1e-4,
+        warm_start=False,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.hidden = hidden
+        self.clip_first_weight = clip_first_weight
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.optimizer = optimizer
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self._store_routed(kwargs)
+
+
+class TinyRegressor(_Tiny, TorchRegressorMixin, RegressorMixin, BaseTorchEstimator):
+    """Tiny MLP regressor on the base (test double)."""
+
+    __init__ = TinyClassifier.__init__
+
+
+@parametrize_with_checks(
+    [
+        TinyClassifier(random_state=0, max_epochs=15, batch_size=64, lr=0.05),
+        TinyRegressor(random_state=0, max_epochs=30, batch_size=64, lr=0.05),
+    ]
+)
+def test_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def test_same_seed_same_result_and_global_rng_untouched(iris):
+    X, y = iris
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = TinyClassifier(random_state=3, max_epochs=5).fit(X, y).predict_proba(X)
+    after = torch.rand(1)
+    b = TinyClassifier(random_state=3, max_epochs=5).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert torch.equal(before, after)  # fit used a forked RNG
+    c = TinyClassifier(random_state=4, max_epochs=5).fit(X, y).predict_proba(X)
+    assert not np.allclose(a, c)
+
+
+def test_hooks_history_and_float32(iris):
+    X, y = iris
+    clf = TinyClassifier(random_state=0, max_epochs=3, batch_size=50, clip_first_weight=True)
+    clf.fit(X.astype(np.float32), y)
+    assert clf.calls_[0] == ("begin", 3, 3)
+    assert clf.calls_.count("grad") == clf.calls_.count("batch_end") == 9 == clf.n_steps_
+    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3
+    assert [h["extra"] for h in clf.history_] == [10, 20, 30]
+    assert clf.module_.linears[0].weight.dtype == torch.float32
+    # the after-step hook's projection holds after training
+    assert torch.all(clf.module_.linears[0].weight[:, 0] == 0)
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+
+
+def test_routed_params_get_set_clone_and_reach_optimizer(iris):
+    X, y = iris
+    clf = TinyClassifier(optimizer="sgd", optimizer__weight_decay=0.1, module__dropout=0.2)
+    params = clf.get_params()
+    assert params["optimizer__weight_decay"] == 0.1 and params["module__dropout"] == 0.2
+    clf.set_params(optimizer__nesterov=True, lr=0.05)
+    twin = clone(clf)
+    assert twin.get_params()["optimizer__nesterov"] is True
+    assert "optimizer__weight_decay=0.1" in repr(twin)
+    twin.set_params(max_epochs=1, random_state=0).fit(X, y)
+    group = twin.optimizer_.param_groups[0]
+    assert group["weight_decay"] == 0.1 and group["nesterov"] and group["momentum"] == 0.9
+    assert group["lr"] == 0.05
+    assert isinstance(twin.module_.drop, torch.nn.Dropout)
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        clf.set_params(not_a_param=1)
+    with pytest.raises(ValueError, match="must start with"):
+        TinyClassifier(bogus__x=1).fit(X, y)
+
+
+def test_optimizer_class_and_grid_search_in_pipeline(iris):
+    X, y = iris
+    clf = TinyClassifier(optimizer=torch.optim.RMSprop, max_epochs=2, random_state=0)
+    clf.fit(X, y)
+    assert isinstance(clf.optimizer_, torch.optim.RMSprop)
+    pipe = make_pipeline(StandardScaler(), TinyClassifier(max_epochs=10, random_state=0))
+    grid = GridSearchCV(
+        pipe,
+        {"tinyclassifier__lr": [1e-3, 3e-2], "tinyclassifier__optimizer__weight_decay": [0, 1e-3]},
+        cv=2,
+    ).fit(X, y)
+    assert set(grid.best_params_) == {
+        "tinyclassifier__lr",
+        "tinyclassifier__optimizer__weight_decay",
+    }
+    best = grid.best_estimator_[-1]
+    wd = grid.best_params_["tinyclassifier__optimizer__weight_decay"]
+    assert best.optimizer_.param_groups[0]["weight_decay"] == wd
+    assert grid.best_params_["tinyclassifier__lr"] == 3e-2  # 10 epochs at 1e-3 underfit
+
+
+def test_partial_fit_and_warm_start(iris):
+    X, y = iris
+    clf = TinyClassifier(random_state=0, batch_size=150)
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X, y)
+    for _ in range(3):
+        clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    assert clf.n_iter_ == 3 and clf.n_steps_ == 3
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    assert clf.predict_proba(X).shape == (150, 3)
+    # warm_start: a second fit continues (the step counter keeps running)
+    warm = TinyClassifier(random_state=0, max_epochs=2, warm_start=True, batch_size=150)
+    warm.fit(X, y)
+    w0 = warm.module_.linears[0].weight.detach().clone()
+    warm.fit(X, y)
+    assert warm.n_iter_ == 4
+    cold = TinyClassifier(random_state=0, max_epochs=2, batch_size=150).fit(X, y)
+    assert torch.equal(cold.module_.linears[0].weight, w0)
+    cold.fit(X, y)
+    assert cold.n_iter_ == 2
+
+
+def test_early_stopping(iris):
+    X, y = iris
+    clf = TinyClassifier(
+        random_state=0, validation_fraction=0.2, n_iter_no_change=2, tol=10.0, max_epochs=50
+    ).fit(X, y)
+    assert clf.converged_ and clf.n_iter_ == 3  # tol=10: no epoch counts as an improvement
+    assert all("valid_loss" in h for h in clf.history_)
+    with pytest.warns(ConvergenceWarning, match="validation loss"):
+        TinyClassifier(
+            random_state=0, validation_fraction=0.2, n_iter_no_change=50, max_epochs=3
+        ).fit(X, y)
+    off = TinyClassifier(random_state=0, max_epochs=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        off.fit(X, y)
+    assert off.n_iter_ == 4 and off.best_loss_ is None
+
+
+def test_pickle_round_trip_keeps_predictions_and_continues(iris):
+    X, y = iris
+    clf = TinyClassifier(random_state=0, max_epochs=3, optimizer="adam").fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    assert again.optimizer_ is None
+    again.set_params(warm_start=True).partial_fit(X, y)
+    # the Adam moments came back from the pickled state dict
+    state = again.optimizer_.state_dict()["state"]
+    assert state and int(state[0]["step"]) == 3 * 5 + 5
+
+
+def test_regressor_targets_2d_and_units():
+    X, y = make_regression(n_samples=120, n_features=5, n_targets=2, noise=0.1, random_state=0)
+    y = y * 100 + 1000
+    reg = TinyRegressor(random_state=0, max_epochs=150, lr=0.02).fit(X, y)
+    pred = reg.predict(X)
+    assert pred.shape == (120, 2)
+    assert reg.score(X, y) > 0.95
+    reg1 = TinyRegressor(random_state=0, max_epochs=2).fit(X, y[:, 0])
+    assert reg1.predict(X).shape == (120,)
+
+
+def test_string_labels_and_cuda_request_on_cpu(iris):
+    X, y = iris
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = TinyClassifier(random_state=0, max_epochs=30).fit(X, labels)
+    assert set(clf.predict(X)) <= set(labels)
+    assert clf.score(X, labels) > 0.9
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            TinyClassifier(device="cuda").fit(X, y)
+
+
+def test_import_without_torch_names_the_extra():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import sparsestat.neural as n\n"
+        "try:\n"
+        "    n.SSVIClassifier\n"
+        "except ImportError as e:\n"
+        "    print('ERR', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install sparsestat[torch]" in out.stdout
