@@ -76,6 +76,8 @@ def _pen1(x: float, kind: int, alpha: float, q: float, a: float) -> float:
         return alpha * math.sqrt(ax)
     if kind == 3:
         return alpha * ax**q if ax != 0.0 else 0.0
+    if a == 0.0:
+        return 0.0  # limit of phi for a zero column
     thr = math.sqrt(2.0 * alpha) / a
     if ax <= thr:
         return alpha - 0.5 * a * a * (ax - thr) ** 2
