@@ -228,9 +228,11 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
     ----------"""
         + _DOC_PARAMS
         % {"max_iter": "1000", "max_iter_doc": "Maximum number of epochs (code + update)."}
-        + """    code_init : {'zeros', 'warm'}, default='warm'
+        + """    code_init : {'zeros', 'warm'}, default='zeros'
         Start each epoch's coding from zero (the paper) or from the previous codes (makes the
-        objective non-increasing with 'bcd' and ``atom_norm='ball'``).
+        objective non-increasing with 'bcd' and ``atom_norm='ball'``, but freezes the supports
+        of non-convex codes early: on the planted problem l0 / CEL0 / l1/2 learn much better
+        from zero).
     shuffle : bool, default=True
         Unused by the full-batch algorithm; kept for symmetry with the mini-batch class.
     random_state : int, RandomState instance or None, default=None
@@ -307,7 +309,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         lr_decay=None,
         atom_norm="unit",
         dict_init=None,
-        code_init="warm",
+        code_init="zeros",
         shuffle=True,
         random_state=None,
         callback=None,
