@@ -10,31 +10,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 
-from sparsestat._kernels.cd import cd_solve
-from sparsestat.penalties import CEL0, L0, L1, L1_2, Lq, Penalty, make_penalty
+from sparsestat._kernels.cd import cd_solve, penalty_spec
+from sparsestat.penalties import CEL0, Penalty, make_penalty
 from sparsestat.utils import progress_bar
 from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data, validate_params
 
 __all__ = ["LqRegression", "lq_path"]
 
 _NAMES = ("l1", "l0", "l1/2", "lq", "cel0")
-
-
-def _penalty_spec(penalty: Any, alpha: float, q: float) -> tuple[str, float, float, Any]:
-    """(name, alpha, q, atom_norms or None) understood by the CD kernel."""
-    pen = make_penalty(penalty, alpha=alpha, q=q)
-    if isinstance(pen, CEL0):
-        a = None if pen.atom_norms is None else np.asarray(pen.atom_norms, dtype=np.float64)
-        return "cel0", float(pen.alpha), 0.5, a
-    if isinstance(pen, L1_2):
-        return "l1/2", float(pen.alpha), 0.5, None
-    if isinstance(pen, Lq):
-        return "lq", float(pen.alpha), float(pen.q), None
-    if isinstance(pen, L1):
-        return "l1", float(pen.alpha), 1.0, None
-    if isinstance(pen, L0):
-        return "l0", float(pen.alpha), 0.5, None
-    raise ValueError(f"LqRegression supports penalties {_NAMES}; got {type(pen).__name__}")
 
 
 def _center(X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> tuple[Any, ...]:
@@ -164,7 +147,7 @@ def lq_path(
     (10, 5)
     """
     X, y = _validate_Xy(X, y)
-    name, _, q_, atom_norms = _penalty_spec(penalty, 1.0, q)
+    name, _, q_, atom_norms = penalty_spec(penalty, 1.0, q)
     if alphas is None:
         a_max = _alpha_max(X, y, name, q_, atom_norms)
         alphas = np.geomspace(a_max, a_max * eps, n_alphas) if a_max > 0 else np.zeros(1)
@@ -323,7 +306,7 @@ class LqRegression(RegressorMixin, BaseEstimator):
         dtype = X.dtype
         X = X.astype(np.float64)
         y = y.astype(np.float64)
-        name, alpha, q, atom_norms = _penalty_spec(self.penalty, self.alpha, self.q)
+        name, alpha, q, atom_norms = penalty_spec(self.penalty, self.alpha, self.q)
         Xc, yc, X_mean, y_mean = _center(X, y, self.fit_intercept)
         w0 = None
         if self.warm_start and getattr(self, "coef_", None) is not None:
