@@ -28,7 +28,7 @@ import numpy as np
 from _harness import bench_header, limit_threads, markdown_table, ratio, time_call
 
 from sparsestat._kernels.pgd import lipschitz_constant, penalty_row_values, pgd_sparse_code
-from sparsestat.datasets import load_image_patches
+from sparsestat.datasets import load_image_patches, make_dct_dictionary
 from sparsestat.decomposition import LqSparseCoder, lq_sparse_encode
 from sparsestat.penalties import L0, L1
 
@@ -37,14 +37,6 @@ N_PER_IMAGE = 1000 if QUICK else 10000
 ALPHA = {"l1": 0.5, "l0": 0.2}
 TOL = {"l1": 1e-4, "l0": 1e-6}
 TOL_CD = {"l1": 1e-6, "l0": 1e-6}
-
-
-def dct_dictionary(p: int = 8, nf: int = 16) -> np.ndarray:
-    t = np.arange(p)
-    f = np.arange(nf)
-    B = np.cos(np.pi * (t[:, None] + 0.5) * f[None, :] / nf)
-    atoms = np.einsum("ia,jb->abij", B, B).reshape(nf * nf, p * p)
-    return atoms / np.linalg.norm(atoms, axis=1, keepdims=True)
 
 
 def objective(X, D, C, penalty, alpha):
@@ -67,7 +59,7 @@ def gemm_floor(X, D, penalty, alpha):
 def main() -> None:
     print(bench_header("Sparse coding (LqSparseCoder vs SparseCoder / SPAMS)"))
     X = load_image_patches(8, n_patches=N_PER_IMAGE, random_state=0)
-    D = dct_dictionary()
+    D = make_dct_dictionary(8, 16, drop_dc=False)
     n = X.shape[0]
     print(f"{n} signals x {X.shape[1]} dims x {D.shape[0]} atoms\n")
     try:

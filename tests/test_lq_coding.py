@@ -11,7 +11,7 @@ from sklearn.linear_model import Lasso
 from sklearn.utils import estimator_checks
 
 from sparsestat._kernels.pgd import lipschitz_constant, penalty_row_values, pgd_sparse_code
-from sparsestat.datasets import load_image_patches
+from sparsestat.datasets import load_image_patches, make_dct_dictionary
 from sparsestat.decomposition import LqSparseCoder, lq_sparse_encode
 from sparsestat.penalties import CEL0, L1_2, make_penalty
 from tests._instances import EXPECTED_FAILED_CHECKS, _lq_dictionary
@@ -36,6 +36,16 @@ def _dct_dictionary(p=8, nf=16):
     atoms = np.einsum("ia,jb->abij", B, B).reshape(nf * nf, p * p)[1:]
     atoms -= atoms.mean(axis=1, keepdims=True)
     return atoms / np.linalg.norm(atoms, axis=1, keepdims=True)
+
+
+def test_dct_dictionary_matches_independent_construction():
+    from scipy.fft import idctn
+
+    D = make_dct_dictionary(8, 8, drop_dc=False)
+    # with n_freqs == patch_size the atoms are the orthonormal 2-D DCT-II basis
+    basis = np.stack([idctn(np.eye(64)[i].reshape(8, 8), norm="ortho").ravel() for i in range(64)])
+    np.testing.assert_allclose(np.abs(D @ basis.T), np.eye(64), atol=1e-12)
+    np.testing.assert_allclose(make_dct_dictionary(8, 16), _dct_dictionary(), atol=1e-12)
 
 
 # ---------------------------------------------------------------------------- oracle 1: l1
