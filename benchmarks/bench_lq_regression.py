@@ -36,7 +36,9 @@ def fixpoint_distance(X, y, w, name, alpha, q):
     L = np.sum(X**2, axis=0) / n
     g = -X.T @ (y - X @ w) / n
     pen = make_penalty(name, alpha=alpha, q=q)
-    return float(np.max(L * np.abs(w - pen.prox(w - g / L, 1.0 / L))) / (np.max(np.abs(X.T @ y)) / n))
+    return float(
+        np.max(L * np.abs(w - pen.prox(w - g / L, 1.0 / L))) / (np.max(np.abs(X.T @ y)) / n)
+    )
 
 
 def objective(X, y, w, name, alpha, q):
@@ -67,32 +69,58 @@ def main() -> None:
     rows = []
     with limit_threads(1):
         for design, n, d in PROBLEMS:
-            X, y = make_sparse_regression(n, d, 20, design=design, rho=0.6, noise=0.1,
-                                          random_state=0)
+            X, y = make_sparse_regression(
+                n, d, 20, design=design, rho=0.6, noise=0.1, random_state=0
+            )
             alpha_max = np.max(np.abs(X.T @ y)) / n
             for name, q, sk_name in PENALTIES:
                 alpha = 0.05 * alpha_max if name == "l1" else 0.02 * alpha_max
                 ours = LqRegression(name, alpha=alpha, q=q, fit_intercept=False, tol=1e-8)
                 t_ours, est = time_call(ours.fit, X, y, repeat=3)
                 w = est.coef_
-                row = [f"{design} {n}x{d}", name, t_ours, objective(X, y, w, name, alpha, q),
-                       fixpoint_distance(X, y, w, name, alpha, q), int(np.count_nonzero(w))]
+                row = [
+                    f"{design} {n}x{d}",
+                    name,
+                    t_ours,
+                    objective(X, y, w, name, alpha, q),
+                    fixpoint_distance(X, y, w, name, alpha, q),
+                    int(np.count_nonzero(w)),
+                ]
                 if GeneralizedLinearEstimator is None:
                     row += [float("nan"), float("nan"), float("nan"), "not installed"]
                 else:
                     strategy = "subdiff" if name == "l1" else "fixpoint"
                     sk = GeneralizedLinearEstimator(
-                        Quadratic(), getattr(skp, sk_name)(alpha),
+                        Quadratic(),
+                        getattr(skp, sk_name)(alpha),
                         AndersonCD(tol=1e-10, ws_strategy=strategy, fit_intercept=False),
                     )
                     t_sk, sk = time_call(sk.fit, X, y, repeat=3)
                     ws = sk.coef_
-                    row += [t_sk, objective(X, y, ws, name, alpha, q),
-                            fixpoint_distance(X, y, ws, name, alpha, q), ratio(t_sk, t_ours)]
+                    row += [
+                        t_sk,
+                        objective(X, y, ws, name, alpha, q),
+                        fixpoint_distance(X, y, ws, name, alpha, q),
+                        ratio(t_sk, t_ours),
+                    ]
                 rows.append(row)
-    print(markdown_table(rows, ["problem", "penalty", "ours (s)", "ours objective",
-                                "ours fixpt dist", "ours nnz", "skglm (s)", "skglm objective",
-                                "skglm fixpt dist", "ours faster by"]))
+    print(
+        markdown_table(
+            rows,
+            [
+                "problem",
+                "penalty",
+                "ours (s)",
+                "ours objective",
+                "ours fixpt dist",
+                "ours nnz",
+                "skglm (s)",
+                "skglm objective",
+                "skglm fixpt dist",
+                "ours faster by",
+            ],
+        )
+    )
     print(f"\nfirst LqRegression fit in a fresh interpreter: {first_fit_time():.2f} s")
 
 

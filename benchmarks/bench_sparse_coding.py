@@ -47,8 +47,13 @@ def objective(X, D, C, penalty, alpha):
 def gemm_floor(X, D, penalty, alpha):
     pen = L1(alpha) if penalty == "l1" else L0(alpha)
     _, n_iter = pgd_sparse_code(
-        X, D, pen.prox, lambda C: penalty_row_values(pen, C),
-        lipschitz=lipschitz_constant(D), max_iter=1000, tol=TOL[penalty],
+        X,
+        D,
+        pen.prox,
+        lambda C: penalty_row_values(pen, C),
+        lipschitz=lipschitz_constant(D),
+        max_iter=1000,
+        tol=TOL[penalty],
     )
     C = np.ones((X.shape[0], D.shape[0]))
     G = D @ D.T
@@ -76,30 +81,41 @@ def main() -> None:
             for solver, tol in (("fista", TOL[penalty]), ("cd", TOL_CD[penalty])):
 
                 def ours(penalty=penalty, alpha=alpha, solver=solver, tol=tol):
-                    return lq_sparse_encode(X, D, penalty=penalty, alpha=alpha, tol=tol,
-                                            solver=solver)
+                    return lq_sparse_encode(
+                        X, D, penalty=penalty, alpha=alpha, tol=tol, solver=solver
+                    )
 
                 t, C = time_call(ours, repeat=3)
                 F = objective(X, D, C, penalty, alpha)
                 nnz = float(np.mean(np.count_nonzero(C, axis=1)))
-                floor = f"{100 * gemm_floor(X, D, penalty, alpha) / t:.0f}%" if (
-                    solver == "fista") else ""
+                floor = (
+                    f"{100 * gemm_floor(X, D, penalty, alpha) / t:.0f}%"
+                    if (solver == "fista")
+                    else ""
+                )
                 t_ours = t if t_ours is None else min(t_ours, t)
-                rows.append([penalty, f"LqSparseCoder ({solver}, tol={tol:g})", t, n / t, F,
-                             nnz, "", floor])
+                rows.append(
+                    [penalty, f"LqSparseCoder ({solver}, tol={tol:g})", t, n / t, F, nnz, "", floor]
+                )
             peers = []
             if penalty == "l1":
                 for algo in ("lasso_cd", "lasso_lars"):
                     from sklearn.decomposition import SparseCoder
 
-                    sc = SparseCoder(D, transform_algorithm=algo, transform_alpha=alpha,
-                                     transform_max_iter=1000)
+                    sc = SparseCoder(
+                        D, transform_algorithm=algo, transform_alpha=alpha, transform_max_iter=1000
+                    )
                     peers.append((f"SparseCoder({algo})", sc.transform))
                 if spams is not None:
                     Xf, Df = np.asfortranarray(X.T), np.asfortranarray(D.T)
-                    peers.append(("SPAMS lasso (LARS)", lambda _X, Xf=Xf, Df=Df, a=alpha:
-                                  spams.lasso(Xf, D=Df, lambda1=a, mode=2,
-                                              numThreads=1).toarray().T))
+                    peers.append(
+                        (
+                            "SPAMS lasso (LARS)",
+                            lambda _X, Xf=Xf, Df=Df, a=alpha: (
+                                spams.lasso(Xf, D=Df, lambda1=a, mode=2, numThreads=1).toarray().T
+                            ),
+                        )
+                    )
             else:
                 k_nnz = max(1, int(round(nnz)))
                 from sklearn.decomposition import SparseCoder
@@ -108,22 +124,59 @@ def main() -> None:
                 peers.append((f"SparseCoder(omp, k={k_nnz})", sc.transform))
                 if spams is not None:
                     Xf, Df = np.asfortranarray(X.T), np.asfortranarray(D.T)
-                    peers.append(("SPAMS omp (lambda1=2 alpha)", lambda _X, Xf=Xf, Df=Df,
-                                  a=alpha: spams.omp(Xf, D=Df, lambda1=2 * a,
-                                                     numThreads=1).toarray().T))
+                    peers.append(
+                        (
+                            "SPAMS omp (lambda1=2 alpha)",
+                            lambda _X, Xf=Xf, Df=Df, a=alpha: (
+                                spams.omp(Xf, D=Df, lambda1=2 * a, numThreads=1).toarray().T
+                            ),
+                        )
+                    )
             for name, fn in peers:
                 t0 = time.perf_counter()
                 Cp = fn(X)
                 t_peer = time.perf_counter() - t0
                 Fp = objective(X, D, Cp, penalty, alpha)
-                rows.append([penalty, name, t_peer, n / t_peer, Fp,
-                             float(np.mean(np.count_nonzero(Cp, axis=1))),
-                             ratio(t_peer, t_ours), ""])
+                rows.append(
+                    [
+                        penalty,
+                        name,
+                        t_peer,
+                        n / t_peer,
+                        Fp,
+                        float(np.mean(np.count_nonzero(Cp, axis=1))),
+                        ratio(t_peer, t_ours),
+                        "",
+                    ]
+                )
             if spams is None:
-                rows.append([penalty, "SPAMS", float("nan"), float("nan"), float("nan"),
-                             float("nan"), "not installed", ""])
-    print(markdown_table(rows, ["penalty", "solver", "time (s)", "signals/s", "objective",
-                                "nnz/signal", "ours (best) faster by", "% GEMM floor"]))
+                rows.append(
+                    [
+                        penalty,
+                        "SPAMS",
+                        float("nan"),
+                        float("nan"),
+                        float("nan"),
+                        float("nan"),
+                        "not installed",
+                        "",
+                    ]
+                )
+    print(
+        markdown_table(
+            rows,
+            [
+                "penalty",
+                "solver",
+                "time (s)",
+                "signals/s",
+                "objective",
+                "nnz/signal",
+                "ours (best) faster by",
+                "% GEMM floor",
+            ],
+        )
+    )
     t0 = time.perf_counter()
     LqSparseCoder(D, penalty="cel0", alpha=0.1).transform(X[:10])
     print(f"\nfirst call of another penalty (cel0, 10 signals): {time.perf_counter() - t0:.3f} s")

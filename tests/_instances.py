@@ -22,12 +22,24 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
     "LqSparseCoder": [{"dictionary": lambda: _lq_dictionary(5, 3), "alpha": 0.1}],
     "LqDictionaryLearning": [
-        {"n_components": 3, "alpha": 0.1, "max_iter": 5, "transform_max_iter": 50,
-         "random_state": 0}
+        {
+            "n_components": 3,
+            "alpha": 0.1,
+            "max_iter": 5,
+            "transform_max_iter": 50,
+            "random_state": 0,
+        }
     ],
     "MiniBatchLqDictionaryLearning": [
-        {"n_components": 3, "penalty": "l1/2", "alpha": 0.1, "max_iter": 2, "batch_size": 8,
-         "transform_max_iter": 50, "random_state": 0}
+        {
+            "n_components": 3,
+            "penalty": "l1/2",
+            "alpha": 0.1,
+            "max_iter": 2,
+            "batch_size": 8,
+            "transform_max_iter": 50,
+            "random_state": 0,
+        }
     ],
     "LqRegression": [{"alpha": 0.01}, {"penalty": "cel0", "alpha": 0.01}],
     "LDPSparseLinearRegression": [

@@ -1,4 +1,4 @@
-"""Oracles for LqSparseCoder / lq_sparse_encode and the batched PGD kernel (spec lq_sparse_coding)."""
+"""Oracles for LqSparseCoder, lq_sparse_encode and the batched PGD kernel (spec oracles)."""
 
 from __future__ import annotations
 
@@ -154,8 +154,9 @@ def test_generic_path_on_torch_matches_numpy():
     X, D = _problem()
     for name in ["l1", "l0", "l1/2", "cel0"]:
         ref = lq_sparse_encode(X, D, penalty=name, alpha=0.2, max_iter=200)
-        out = lq_sparse_encode(torch.asarray(X), torch.asarray(D), penalty=name, alpha=0.2,
-                               max_iter=200)
+        out = lq_sparse_encode(
+            torch.asarray(X), torch.asarray(D), penalty=name, alpha=0.2, max_iter=200
+        )
         assert isinstance(out, torch.Tensor)
         np.testing.assert_allclose(out.numpy(), ref, atol=1e-10)
 
@@ -272,9 +273,7 @@ _WIDTH = {
 
 
 def test_every_width_bound_expected_failure_is_run_here():
-    listed = {
-        k for k, v in EXPECTED_FAILED_CHECKS["LqSparseCoder"].items() if "width" in v
-    }
+    listed = {k for k, v in EXPECTED_FAILED_CHECKS["LqSparseCoder"].items() if "width" in v}
     assert listed == set(_WIDTH)
 
 

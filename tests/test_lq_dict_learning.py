@@ -39,8 +39,16 @@ def _recovered(D_true, D_hat):
 def test_full_batch_bcd_objective_non_increasing(penalty):
     X, _ = _planted(k=12, m=8, n=150, seed=1)
     dl = LqDictionaryLearning(
-        12, penalty=penalty, alpha=0.1, max_iter=15, tol=0.0, atom_norm="ball",
-        code_init="warm", transform_max_iter=500, transform_tol=1e-9, random_state=0,
+        12,
+        penalty=penalty,
+        alpha=0.1,
+        max_iter=15,
+        tol=0.0,
+        atom_norm="ball",
+        code_init="warm",
+        transform_max_iter=500,
+        transform_tol=1e-9,
+        random_state=0,
     ).fit(X)
     err = dl.error_
     assert len(err) == 15
@@ -56,8 +64,9 @@ def test_full_batch_bcd_objective_non_increasing(penalty):
 def test_planted_dictionary_recovered_small(penalty, share):
     # CI size: k=16, m=10, n=400, 2-sparse, 30 dB; measured 0.81 (l1/2) and 1.0 (CEL0)
     X, D = _planted(k=16, m=10, n=400, s=2, seed=2)
-    dl = LqDictionaryLearning(16, penalty=penalty, alpha=0.1, max_iter=30,
-                              transform_max_iter=100, random_state=0).fit(X)
+    dl = LqDictionaryLearning(
+        16, penalty=penalty, alpha=0.1, max_iter=30, transform_max_iter=100, random_state=0
+    ).fit(X)
     assert _recovered(D, dl.components_) >= share
     np.testing.assert_allclose(np.linalg.norm(dl.components_, axis=1), 1.0)
 
@@ -68,8 +77,9 @@ def test_planted_dictionary_recovered_full(penalty):
     # spec size (k=50, m=20, n=2000, 30 dB); 90 % for l1/2 and CEL0 measured at 40 epochs
     # (l0 from zero codes reached 60 % only, so it is not asserted) [inferred threshold]
     X, D = _planted()
-    dl = LqDictionaryLearning(50, penalty=penalty, alpha=0.1, max_iter=40,
-                              transform_max_iter=100, random_state=0).fit(X)
+    dl = LqDictionaryLearning(
+        50, penalty=penalty, alpha=0.1, max_iter=40, transform_max_iter=100, random_state=0
+    ).fit(X)
     assert _recovered(D, dl.components_) >= 0.9
 
 
@@ -77,9 +87,17 @@ def test_planted_dictionary_recovered_full(penalty):
 def test_partial_fit_equals_fit(algo):
     X, _ = _planted(k=10, m=6, n=90, seed=3)
     D0 = np.random.default_rng(0).standard_normal((10, 6))
-    params = dict(penalty="l1/2", alpha=0.1, batch_size=30, fit_algorithm=algo,
-                  dict_init=D0, random_state=0, transform_max_iter=100, lr_decay="time",
-                  learning_rate=0.5)
+    params = {
+        "penalty": "l1/2",
+        "alpha": 0.1,
+        "batch_size": 30,
+        "fit_algorithm": algo,
+        "dict_init": D0,
+        "random_state": 0,
+        "transform_max_iter": 100,
+        "lr_decay": "time",
+        "learning_rate": 0.5,
+    }
     full = MiniBatchLqDictionaryLearning(10, max_iter=2, shuffle=False, tol=0.0, **params).fit(X)
     online = MiniBatchLqDictionaryLearning(10, **params)
     for _ in range(2):
@@ -95,14 +113,22 @@ def test_l1_bcd_objective_close_to_sklearn_minibatch():
     alpha = 0.1
     D0 = X[np.random.default_rng(0).permutation(600)[:16]]
     D0 = D0 / np.linalg.norm(D0, axis=1, keepdims=True)
-    common = dict(batch_size=50, max_iter=5, shuffle=False, dict_init=D0)
-    ours = MiniBatchLqDictionaryLearning(16, penalty="l1", alpha=alpha, atom_norm="ball",
-                                         transform_max_iter=500, tol=0.0, **common).fit(X)
+    common = {"batch_size": 50, "max_iter": 5, "shuffle": False, "dict_init": D0}
+    ours = MiniBatchLqDictionaryLearning(
+        16, penalty="l1", alpha=alpha, atom_norm="ball", transform_max_iter=500, tol=0.0, **common
+    ).fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = MiniBatchDictionaryLearning(16, alpha=alpha, fit_algorithm="cd", tol=0.0,
-                                          max_no_improvement=None, random_state=0,
-                                          transform_algorithm="lasso_cd", **common).fit(X)
+        ref = MiniBatchDictionaryLearning(
+            16,
+            alpha=alpha,
+            fit_algorithm="cd",
+            tol=0.0,
+            max_no_improvement=None,
+            random_state=0,
+            transform_algorithm="lasso_cd",
+            **common,
+        ).fit(X)
 
     def objective(D):  # computed outside both learners, with the same l1 coder
         coder = LqSparseCoder(D, penalty="l1", alpha=alpha, tol=1e-8, max_iter=5000)
@@ -121,6 +147,7 @@ def test_transform_inverse_and_validation():
     with pytest.raises(ValueError, match="dict_init"):
         LqDictionaryLearning(8, dict_init=np.zeros((3, 5))).fit(X)
     seen = []
-    LqDictionaryLearning(4, max_iter=2, tol=0.0, callback=lambda est, ep: seen.append(ep),
-                         random_state=0).fit(X)
+    LqDictionaryLearning(
+        4, max_iter=2, tol=0.0, callback=lambda est, ep: seen.append(ep), random_state=0
+    ).fit(X)
     assert seen == [0, 1]

@@ -31,8 +31,13 @@ alphas = {"l1": 0.5, "l0": 0.1, "l1/2": 0.3, "cel0": 0.2}
 fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
 for ax, (penalty, alpha) in zip(axes, alphas.items()):
     dl = MiniBatchLqDictionaryLearning(
-        n_atoms, penalty=penalty, alpha=alpha, batch_size=250, max_iter=epochs,
-        transform_max_iter=100, random_state=0,
+        n_atoms,
+        penalty=penalty,
+        alpha=alpha,
+        batch_size=250,
+        max_iter=epochs,
+        transform_max_iter=100,
+        random_state=0,
     ).fit(X)
     C = dl.transform(X[:500])
     nnz = np.mean(np.count_nonzero(C, axis=1))

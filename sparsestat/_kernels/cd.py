@@ -75,12 +75,14 @@ def penalty_spec(penalty: Any, alpha: float = 1.0, q: float = 0.5) -> tuple[str,
         return "l1", float(pen.alpha), 1.0, None
     if isinstance(pen, L0):
         return "l0", float(pen.alpha), 0.5, None
-    raise ValueError(f"LqRegression supports penalties {tuple(PENALTY_CODES)}; got {type(pen).__name__}")
+    raise ValueError(
+        f"LqRegression supports penalties {tuple(PENALTY_CODES)}; got {type(pen).__name__}"
+    )
 
 
 @njit(cache=True)
 def _prox1(z: float, L: float, kind: int, alpha: float, q: float, a: float) -> float:
-    """Prox of ``p / L`` at ``z`` for penalty ``kind`` (weight ``alpha``)."""  # pragma: no cover
+    """Prox of ``p / L`` at ``z`` for penalty ``kind`` (weight ``alpha``)."""
     t = alpha / L
     if kind == 0:
         return _prox_l1_scalar(z, t)
@@ -100,7 +102,7 @@ def _prox1(z: float, L: float, kind: int, alpha: float, q: float, a: float) -> f
 
 @njit(cache=True)
 def _pen1(x: float, kind: int, alpha: float, q: float, a: float) -> float:
-    """Value of the penalty at one coefficient."""  # pragma: no cover
+    """Value of the penalty at one coefficient."""
     ax = abs(x)
     if kind == 0:
         return alpha * ax
@@ -133,7 +135,7 @@ def _objective(r: Any, w: Any, kind: int, alpha: float, q: float, a: Any) -> flo
 
 @njit(cache=True)
 def _scores(XT: Any, r: Any, w: Any, L: Any, kind: int, alpha: float, q: float, a: Any) -> Any:
-    """Fixed-point residual of every coordinate, and X^T r / n."""  # pragma: no cover
+    """Fixed-point residual of every coordinate, and X^T r / n."""
     d, n = XT.shape
     score = np.zeros(d)
     corr = np.zeros(d)
@@ -152,7 +154,7 @@ def _scores(XT: Any, r: Any, w: Any, L: Any, kind: int, alpha: float, q: float, 
 
 @njit(cache=True)
 def _dual_gap_l1(r: Any, w: Any, corr: Any, y_sq: float, alpha: float) -> float:
-    """Lasso duality gap (scaled objective) from the residual and ``X^T r / n``."""  # pragma: no cover
+    """Lasso duality gap (scaled objective) from the residual and ``X^T r / n``."""
     n = r.shape[0]
     dual_norm = 0.0
     for j in range(corr.shape[0]):
@@ -200,7 +202,7 @@ def _cd_ws_impl(
     cert = np.inf
     n_epochs = 0
     it = 0
-    for it in range(max_iter):  # noqa: B007
+    for it in range(max_iter):
         score, corr = _scores(XT, r, w, L, kind, alpha, q, a)
         if kind == 0:
             cert = _dual_gap_l1(r, w, corr, y_sq, alpha) / max(y_sq / n, 1e-300)
@@ -266,7 +268,7 @@ def _cd_generic(*args: Any) -> tuple[int, int, float]:
 
 @register("cd_solve", "numba")
 def _cd_numba(*args: Any) -> tuple[int, int, float]:
-    return _cd_ws_numba(*args)  # type: ignore[no-any-return]
+    return _cd_ws_numba(*args)
 
 
 def cd_objective(
@@ -555,6 +557,17 @@ def gram_cd_code(
     C = np.zeros_like(B) if init is None else np.array(init, dtype=np.float64, copy=True)
     n_epochs = np.zeros(X.shape[0], dtype=np.int64)
     kernel = get_kernel("gram_cd_code", X)
-    kernel(B, G, C, PENALTY_CODES[penalty], float(alpha), float(q), a, float(tol),
-           int(max_iter), bool(positive), n_epochs)
+    kernel(
+        B,
+        G,
+        C,
+        PENALTY_CODES[penalty],
+        float(alpha),
+        float(q),
+        a,
+        float(tol),
+        int(max_iter),
+        bool(positive),
+        n_epochs,
+    )
     return C, n_epochs

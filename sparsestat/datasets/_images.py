@@ -159,8 +159,10 @@ def load_image_patches(
     if isinstance(images, str):
         from sklearn.datasets import load_sample_images
 
-        imgs = [np.asarray(im, dtype=np.float64).mean(axis=2) / 255.0 for im in
-                load_sample_images().images]
+        imgs = [
+            np.asarray(im, dtype=np.float64).mean(axis=2) / 255.0
+            for im in load_sample_images().images
+        ]
     else:
         arr = np.asarray(images, dtype=np.float64)
         if arr.ndim == 2:
@@ -176,7 +178,7 @@ def load_image_patches(
     out = []
     for img in imgs:
         H, W = img.shape
-        if H < ph or W < pw:
+        if ph > H or pw > W:
             raise ValueError(f"patch_size {(ph, pw)} exceeds the image size {(H, W)}")
         rows = rng.randint(0, H - ph + 1, size=n_patches)
         cols = rng.randint(0, W - pw + 1, size=n_patches)
@@ -199,7 +201,9 @@ def load_image_patches(
     },
     prefer_skip_nested_validation=True,
 )
-def make_dct_dictionary(patch_size: int = 8, n_freqs: int = 16, *, drop_dc: bool = True) -> np.ndarray:
+def make_dct_dictionary(
+    patch_size: int = 8, n_freqs: int = 16, *, drop_dc: bool = True
+) -> np.ndarray:
     """Overcomplete 2-D DCT dictionary for square image patches (atoms as rows).
 
     Atom ``(u, v)`` is ``cos(pi (i + 1/2) u / n_freqs) cos(pi (j + 1/2) v / n_freqs)`` on the

@@ -1,4 +1,4 @@
-"""Sparse coding with l1, l0, l1/2, lq and CEL0 penalties: ``LqSparseCoder``, ``lq_sparse_encode``."""
+"""Sparse coding with l1, l0, l1/2, lq and CEL0 penalties (``LqSparseCoder``)."""
 
 from __future__ import annotations
 
@@ -189,7 +189,15 @@ def _encode(
             raise ValueError("solver='cd' codes real NumPy arrays only; use 'fista' otherwise")
         name, a, q_, norms = penalty_spec(pen)
         C, ep = gram_cd_code(
-            X, D, name, a, q=q_, atom_norms=norms, init=C0, tol=tol, max_iter=max_iter,
+            X,
+            D,
+            name,
+            a,
+            q=q_,
+            atom_norms=norms,
+            init=C0,
+            tol=tol,
+            max_iter=max_iter,
             positive=positive_code,
         )
         return C.astype(X.dtype, copy=False), int(ep.max()) if n else 0
@@ -229,8 +237,12 @@ def _penalty_of(penalty: Any, alpha: float, q: float, D: Any) -> Penalty:
 
 
 @validate_params(
-    {"X": ["array-like"], "dictionary": ["array-like"], **_ENCODE_CONSTRAINTS,
-     "return_n_iter": ["boolean"]},
+    {
+        "X": ["array-like"],
+        "dictionary": ["array-like"],
+        **_ENCODE_CONSTRAINTS,
+        "return_n_iter": ["boolean"],
+    },
     prefer_skip_nested_validation=True,
 )
 def lq_sparse_encode(
@@ -441,7 +453,7 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "dictionary": ["array-like"],
-        **{k: v for k, v in _ENCODE_CONSTRAINTS.items()},
+        **dict(_ENCODE_CONSTRAINTS.items()),
         "split_sign": ["boolean"],
     }
 

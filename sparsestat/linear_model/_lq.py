@@ -1,4 +1,4 @@
-"""Penalised least squares with l1, l0, l1/2, lq or CEL0 penalties: ``LqRegression``, ``lq_path``."""
+"""Penalised least squares with l1, l0, l1/2, lq or CEL0 penalties (``LqRegression``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sparsestat._kernels.cd import cd_solve, penalty_spec
 from sparsestat.penalties import CEL0, Penalty, make_penalty
 from sparsestat.utils import progress_bar
-from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data, validate_params
+from sparsestat.utils._compat import (
+    Interval,
+    StrOptions,
+    fit_context,
+    validate_data,
+    validate_params,
+)
 
 __all__ = ["LqRegression", "lq_path"]
 
@@ -160,7 +166,14 @@ def lq_path(
     certs = np.zeros(len(alphas))
     for i in progress_bar(range(len(alphas)), verbose=verbose, desc="lq_path"):
         res = cd_solve(
-            X, y, name, float(alphas[i]), q=q_, atom_norms=atom_norms, w0=w, tol=tol,
+            X,
+            y,
+            name,
+            float(alphas[i]),
+            q=q_,
+            atom_norms=atom_norms,
+            w0=w,
+            tol=tol,
             max_iter=max_iter,
         )
         w = res["coef"]
@@ -309,11 +322,18 @@ class LqRegression(RegressorMixin, BaseEstimator):
         name, alpha, q, atom_norms = penalty_spec(self.penalty, self.alpha, self.q)
         Xc, yc, X_mean, y_mean = _center(X, y, self.fit_intercept)
         w0 = None
-        if self.warm_start and getattr(self, "coef_", None) is not None:
-            if self.coef_.shape == (X.shape[1],):
-                w0 = self.coef_
+        coef = getattr(self, "coef_", None)
+        if self.warm_start and coef is not None and coef.shape == (X.shape[1],):
+            w0 = coef
         res = cd_solve(
-            Xc, yc, name, alpha, q=q, atom_norms=atom_norms, w0=w0, tol=self.tol,
+            Xc,
+            yc,
+            name,
+            alpha,
+            q=q,
+            atom_norms=atom_norms,
+            w0=w0,
+            tol=self.tol,
             max_iter=self.max_iter,
         )
         self.coef_ = res["coef"].astype(dtype, copy=False)
