@@ -1,7 +1,7 @@
 """
-============================================
+=============================================
 Exact support recovery with hard thresholding
-============================================
+=============================================
 
 How many noiseless Gaussian measurements does it take to recover a ``k``-sparse vector
 exactly? We compare :class:`~sparsestat.linear_model.IHTRegressor` with its normalised step

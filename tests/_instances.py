@@ -20,6 +20,17 @@ from sparsestat.utils import all_estimators
 #: name -> list of constructor kwargs (values may be callables taking no argument)
 INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
+    "SparseAutoencoder": [
+        {"n_components": 8, "k": 2, "max_epochs": 2, "batch_size": 16, "random_state": 0},
+        {
+            "n_components": 8,
+            "activation": "batchtopk",
+            "k": 2,
+            "max_epochs": 2,
+            "batch_size": 16,
+            "random_state": 0,
+        },
+    ],
     "LqSparseCoder": [{"dictionary": lambda: _lq_dictionary(5, 3), "alpha": 0.1}],
     "LqDictionaryLearning": [
         {
@@ -87,6 +98,35 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
             }
         ]
         for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
+    },
+    **{
+        name: [
+            {
+                "hidden_layer_sizes": (16,),
+                "k": 0.5,
+                "max_epochs": 20,
+                "finetune_epochs": 5,
+                "lr": 0.05,
+                "device": "cpu",
+                "random_state": 0,
+            }
+        ]
+        for name in ("GroupEnvelopeMLPClassifier", "GroupEnvelopeMLPRegressor")
+    },
+    **{
+        name: [
+            {
+                "n_experts": 4,
+                "k": 2,
+                "expert_hidden": (8,),
+                "max_epochs": 30,
+                "batch_size": 64,
+                "lr": 0.02,
+                "device": "cpu",
+                "random_state": 0,
+            }
+        ]
+        for name in ("COMETMoEClassifier", "COMETMoERegressor")
     },
     "SparseMLPClassifier": [
         {
