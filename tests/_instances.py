@@ -33,6 +33,27 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         },
     ],
     "LqSparseCoder": [{"dictionary": lambda: _lq_dictionary(5, 3), "alpha": 0.1}],
+    "LqDictionaryLearning": [
+        {
+            "n_components": 3,
+            "alpha": 0.1,
+            "max_iter": 5,
+            "transform_max_iter": 50,
+            "random_state": 0,
+        }
+    ],
+    "MiniBatchLqDictionaryLearning": [
+        {
+            "n_components": 3,
+            "penalty": "l1/2",
+            "alpha": 0.1,
+            "max_iter": 2,
+            "batch_size": 8,
+            "transform_max_iter": 50,
+            "random_state": 0,
+        }
+    ],
+    "LqRegression": [{"alpha": 0.01}, {"penalty": "cel0", "alpha": 0.01}],
     "LDPSparseLinearRegression": [
         {"epsilon": 1.0, "bounds_X": 3.0, "bounds_y": 10.0, "random_state": 0},
         {"epsilon": np.inf, "bounds_X": 3.0, "bounds_y": 10.0, "alpha": "cv", "cv": 2},
@@ -208,6 +229,8 @@ DATA_ADAPTERS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]] = 
     # unsupervised: fit(X) only
     "QuickSelection": lambda X, y: (X, None),
     "SparseMatrixFactorization": lambda X, y: (X, None),
+    # the registered LqSparseCoder has a fixed dictionary of width 3
+    "LqSparseCoder": lambda X, y: (X[:, :3], y),
 }
 
 

@@ -10,10 +10,10 @@ still-active rows (two GEMMs when ``D`` is very overcomplete and the residual fo
 cheaper), followed by the prox on the block. Rows stop one by one: a row whose codes no
 longer move leaves the block, and the block is compacted.
 
-The generic implementation is written against the array API, so NumPy, CuPy and torch inputs
-stay on their device. For NumPy input a version with in-place NumPy updates is registered
-under the ``'numba'`` key of the dispatch registry (the BLAS call dominates; Numba itself
-brings nothing over the GEMM, see ``benchmarks/bench_sparse_coding.py``).
+The implementation is written against the array API, so NumPy, CuPy and torch inputs stay on
+their device; on NumPy it runs as is (the GEMM goes to BLAS). The CPU-specialised coding path
+is the Numba Gram coordinate descent of :func:`sparsestat._kernels.cd.gram_cd_code`
+(``solver='cd'``); ``benchmarks/bench_sparse_coding.py`` compares both.
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from sparsestat._kernels._dispatch import backend_name, get_kernel, get_namespace, register
+from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
 
 __all__ = ["lipschitz_constant", "penalty_row_values", "pgd_sparse_code"]
 
@@ -120,7 +118,7 @@ def penalty_row_values(penalty: Any, C: Any) -> Any:
         root = math.sqrt(2.0 * alpha)
         thr = root / a
         inner = alpha - 0.5 * a**2 * (A - thr) ** 2
-        return xp.sum(xp.where(A <= thr, inner, xp.full_like(A, alpha)), axis=-1)
+        return xp.sum(xp.where(thr >= A, inner, xp.full_like(A, alpha)), axis=-1)
     else:
         raise ValueError(f"no row values for penalty {name!r}")
     return alpha * xp.sum(E, axis=-1)
@@ -215,8 +213,8 @@ def pgd_sparse_code_generic(
     rows = xp.arange(n)
     Ca = C
     Aa = prob.lin(Ca)
-    Fa = prob.fit(Ca, Aa) + row_penalty(Ca) if need_f else None
-    F_all = xp.asarray(Fa, copy=True) if history is not None else None
+    Fa: Any = prob.fit(Ca, Aa) + row_penalty(Ca) if need_f else None
+    F_all: Any = xp.asarray(Fa, copy=True) if history is not None else None
     if history is not None:
         history.append(xp.asarray(F_all, copy=True))
     t = xp.ones((n,), dtype=_real_dtype(xp, Ca))
@@ -339,7 +337,7 @@ def pgd_sparse_code(
     if lipschitz is None:
         lipschitz = lipschitz_constant(D)
     kernel = get_kernel("pgd_sparse_code", X, D)
-    return kernel(  # type: ignore[no-any-return]
+    return kernel(
         X,
         D,
         prox,
@@ -353,10 +351,3 @@ def pgd_sparse_code(
         gram=gram,
         history=history,
     )
-
-
-def _numpy_backend_ok(*arrays: Any) -> bool:
-    return all(backend_name(get_namespace(a)) == "numpy" for a in arrays if a is not None)
-
-
-_ = np  # NumPy is the namespace of the specialised version registered below (if any)

@@ -6,6 +6,7 @@ from sparsestat.linear_model._greedy_complex import (
     oracle_least_squares,
 )
 from sparsestat.linear_model._iht import IHTRegressor, iht
+from sparsestat.linear_model._lq import LqRegression, lq_path
 from sparsestat.linear_model._random_support import (
     RandomSupportRegressor,
     random_support_regression,
@@ -13,8 +14,10 @@ from sparsestat.linear_model._random_support import (
 
 __all__ = [
     "IHTRegressor",
+    "LqRegression",
     "RandomSupportRegressor",
     "iht",
+    "lq_path",
     "random_support_regression",
     "complex_omp",
     "kronecker_omp",
