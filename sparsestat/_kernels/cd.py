@@ -94,8 +94,8 @@ def _prox1(z: float, L: float, kind: int, alpha: float, q: float, a: float) -> f
         return _prox_lq_scalar(z, t, q)
     gamma = 1.0 / L
     if gamma * a * a >= 1.0 - 1e-12:
-        # hard-threshold branch; decided here because prox.py tests ``gamma*a*a >= 1`` but
-        # divides by ``1 - a*a*gamma``, which rounds to 0 when ``a = sqrt(L)`` (CD's case)
+        # hard-threshold branch, decided with a tolerance: in CD a = sqrt(L) and gamma = 1/L,
+        # so gamma a^2 is 1 up to rounding (both branches give the same threshold there)
         return _prox_l0_scalar(z, alpha * gamma)
     return _prox_cel0_scalar(z, alpha, gamma, a)
 

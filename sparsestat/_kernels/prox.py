@@ -94,17 +94,22 @@ def _prox_l0_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _prox_half_scalar(z: float, t: float) -> float:  # pragma: no cover - compiled
+def _half_given_threshold(z: float, t: float, thr: float) -> float:  # pragma: no cover
     a = abs(z)
     if t <= 0.0:
         return z
-    if a <= 1.5 * t ** (2.0 / 3.0):
+    if a <= thr:
         return 0.0
     c = (t / 4.0) * (a / 3.0) ** (-1.5)
     if c > 1.0:
         c = 1.0
     phi = math.acos(c)
     return (2.0 / 3.0) * z * (1.0 + math.cos(2.0 * math.pi / 3.0 - (2.0 / 3.0) * phi))
+
+
+@njit(cache=True)
+def _prox_half_scalar(z: float, t: float) -> float:  # pragma: no cover - compiled
+    return _half_given_threshold(z, t, 1.5 * t ** (2.0 / 3.0))
 
 
 @njit(cache=True)
@@ -137,14 +142,15 @@ def _prox_lq_scalar(z: float, t: float, q: float) -> float:  # pragma: no cover 
 @njit(cache=True)
 def _prox_cel0_scalar(z: float, alpha: float, gamma: float, a: float) -> float:  # pragma: no cover
     az = abs(z)
-    if gamma * a * a >= 1.0:
+    ga2 = gamma * a * a  # one rounding for both the branch test and the divisor
+    if ga2 >= 1.0:
         if az > math.sqrt(2.0 * alpha * gamma):
             return z
         return 0.0
     shrunk = az - math.sqrt(2.0 * alpha) * a * gamma
     if shrunk < 0.0:
         shrunk = 0.0
-    shrunk /= 1.0 - a * a * gamma
+    shrunk /= 1.0 - ga2
     if shrunk > az:
         shrunk = az
     return math.copysign(shrunk, z)
@@ -173,8 +179,13 @@ def _nb_l0(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
 def _nb_half(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
     out = np.empty_like(z)
     nt = t.size
+    if nt == 1:  # one threshold for the whole array: t^(2/3) once
+        thr = 1.5 * t[0] ** (2.0 / 3.0)
+        for i in range(z.size):
+            out[i] = _half_given_threshold(z[i], t[0], thr)
+        return out
     for i in range(z.size):
-        out[i] = _prox_half_scalar(z[i], t[i if nt > 1 else 0])
+        out[i] = _prox_half_scalar(z[i], t[i])
     return out
 
 

@@ -93,9 +93,9 @@ def check_complex_array(
     if arr.dtype.kind in "OUSV" or arr.dtype.kind == "M" or arr.dtype.kind == "m":
         try:
             arr = arr.astype(np.float64) if arr.dtype.kind in "OUSV" else arr
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as exc:
             raise TypeError(
-                f"{input_name} must be numeric (real or complex); got dtype {arr.dtype}"
+                f"{input_name} must be numeric (real or complex); got dtype {arr.dtype} ({exc})"
             ) from None
         if arr.dtype.kind in "Mm":
             raise TypeError(f"{input_name} must be numeric; got dtype {arr.dtype}")
@@ -113,9 +113,9 @@ def check_complex_array(
     if ensure_2d:
         if out.ndim == 1 or out.ndim == 0:
             raise ValueError(
-                f"Expected 2D array for {input_name}, got {out.ndim}D array instead: "
-                f"reshape with X.reshape(-1, 1) for a single feature or X.reshape(1, -1) "
-                f"for a single sample."
+                f"Expected 2D array for {input_name}, got {out.ndim}D array instead. Reshape "
+                f"your data either using array.reshape(-1, 1) if your data has a single "
+                f"feature or array.reshape(1, -1) if it contains a single sample."
             )
         if out.ndim > 2 and not allow_nd:
             raise ValueError(f"Found array with dim {out.ndim}; expected <= 2 for {input_name}")
