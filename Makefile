@@ -46,7 +46,7 @@ format: $(VENV)/.stamp-test,torch,examples
 	$(PY) -m ruff check --fix .
 
 test: lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not slow and not gpu" --timeout=900
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not slow and not gpu" --timeout=900 --durations=25
 
 test-all: lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not gpu" --timeout=7200

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -48,30 +49,93 @@ def _check_step(step: Any) -> None:
         raise ValueError(f"step must be positive; got {step!r}")
 
 
-class Penalty(BaseEstimator):
-    """Base class of the separable penalties (not used directly).
+class Penalty(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the separable penalties.
 
-    Subclasses implement :meth:`value`, :meth:`prox`, :meth:`subdiff_distance` and
-    :meth:`alpha_max`, and say whether they are convex.
+    A subclass stores its parameters in ``__init__`` (at least ``alpha``), sets
+    ``is_convex``, and implements the four methods below. Estimators accept any subclass
+    wherever they accept a penalty name.
+
+    Attributes
+    ----------
+    is_convex : bool
+        Whether the penalty is convex (then duality-gap certificates apply).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsestat.penalties import Penalty, L1
+    >>> isinstance(L1(0.1), Penalty)
+    True
     """
 
     is_convex: bool = False
 
-    def value(self, w: Any) -> float:  # pragma: no cover - abstract
-        """Penalty value ``h(w)`` summed over all entries."""
-        raise NotImplementedError
+    @abstractmethod
+    def value(self, w: Any) -> float:
+        """Penalty value ``h(w)`` summed over all entries.
 
-    def prox(self, z: Any, step: Any = 1.0) -> Any:  # pragma: no cover - abstract
-        """Prox of ``step * h`` at ``z``."""
-        raise NotImplementedError
+        Parameters
+        ----------
+        w : array
+            Coefficients.
 
-    def subdiff_distance(self, w: Any, grad: Any) -> Any:  # pragma: no cover - abstract
-        """Distance of ``-grad`` to the subdifferential of ``h`` at ``w``, per coordinate."""
-        raise NotImplementedError
+        Returns
+        -------
+        value : float
+            The penalty value.
+        """
 
-    def alpha_max(self, grad: Any, step: float = 1.0) -> float:  # pragma: no cover - abstract
-        """Smallest ``alpha`` for which zero is a fixed point of the prox-gradient map."""
-        raise NotImplementedError
+    @abstractmethod
+    def prox(self, z: Any, step: Any = 1.0) -> Any:
+        """Prox of ``step * h`` at ``z``.
+
+        Parameters
+        ----------
+        z : array
+            Point at which the prox is taken.
+        step : float or array, default=1.0
+            Step size (positive).
+
+        Returns
+        -------
+        x : array
+            The prox.
+        """
+
+    @abstractmethod
+    def subdiff_distance(self, w: Any, grad: Any) -> Any:
+        """Distance of ``-grad`` to the subdifferential of ``h`` at ``w``, per coordinate.
+
+        Parameters
+        ----------
+        w : array
+            Coefficients.
+        grad : array
+            Gradient of the smooth part of the objective at ``w``.
+
+        Returns
+        -------
+        dist : array
+            The distance (zero at a critical point).
+        """
+
+    @abstractmethod
+    def alpha_max(self, grad: Any, step: float = 1.0) -> float:
+        """Smallest ``alpha`` for which zero is a fixed point of the prox-gradient map.
+
+        Parameters
+        ----------
+        grad : array
+            Gradient of the smooth part at zero.
+        step : float, default=1.0
+            Step of the prox-gradient map.
+
+        Returns
+        -------
+        alpha_max : float
+            The threshold value of ``alpha``.
+        """
 
 
 class L1(Penalty):

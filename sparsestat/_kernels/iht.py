@@ -64,12 +64,18 @@ def iht_solve(
     X: Any,
     y: Any,
     k: int,
-    step: float,
+    step: float | None,
     w0: Any,
     max_iter: int,
     tol: float,
 ) -> tuple[Any, int, float]:
-    """Run IHT ``w <- H_k(w + step X^T (y - X w))`` until the iterates stop moving.
+    """Run IHT ``w <- H_k(w + mu X^T (y - X w))`` until the iterates stop moving.
+
+    With a float ``step`` the step is fixed (classical IHT, Blumensath and Davies 2009). With
+    ``step=None`` it is the normalised IHT step of Blumensath and Davies (2010):
+    ``mu = ||g_S||^2 / ||X g_S||^2`` on the current support ``S``, halved while a support
+    change would break ``mu <= 0.99 ||w_new - w||^2 / ||X (w_new - w)||^2`` (which keeps the
+    residual non-increasing).
 
     Parameters
     ----------
@@ -79,8 +85,9 @@ def iht_solve(
         Targets.
     k : int
         Sparsity level (entries kept by the projection).
-    step : float
-        Step size, at most ``1 / ||X||_2^2`` for monotone decrease of the residual.
+    step : float or None
+        Fixed step (at most ``1 / ||X||_2^2`` for a monotone residual), or None for the
+        normalised step.
     w0 : array of shape (p,)
         Starting point (projected first).
     max_iter : int
@@ -112,10 +119,36 @@ def iht_solve(
     change = float("inf")
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is returned
-        w_new = project_abs_topk(w + step * (Xt @ (y - X @ w)), k)
+        grad = Xt @ (y - X @ w)
+        if step is None:
+            w_new = _normalised_step(X, xp, w, grad, k)
+        else:
+            w_new = project_abs_topk(w + step * grad, k)
         scale = max(1.0, float(xp.max(xp.abs(w_new))))
         change = float(xp.max(xp.abs(w_new - w))) / scale
         w = w_new
         if change <= tol:
             break
     return w, n_iter, change
+
+
+def _normalised_step(X: Any, xp: Any, w: Any, grad: Any, k: int) -> Any:
+    """One normalised-IHT update (Blumensath and Davies 2010, Algorithm 2)."""
+    on = w != 0
+    if not bool(xp.any(on)):
+        on = project_abs_topk(grad, k) != 0
+    g_s = xp.where(on, grad, xp.zeros_like(grad))
+    denom = float(xp.sum((X @ g_s) ** 2))
+    if denom <= 0.0:
+        return w
+    mu = float(xp.sum(g_s**2)) / denom
+    for _ in range(60):
+        w_new = project_abs_topk(w + mu * grad, k)
+        if bool(xp.all((w_new != 0) == on)):
+            return w_new
+        diff = w_new - w
+        bound = 0.99 * float(xp.sum(diff**2)) / max(float(xp.sum((X @ diff) ** 2)), 1e-300)
+        if mu <= bound:
+            return w_new
+        mu /= 2.0
+    return w_new

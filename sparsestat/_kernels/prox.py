@@ -220,15 +220,27 @@ def _nb_group(z: Any, t: Any, groups: Any, n_groups: int) -> Any:  # pragma: no 
 
 @njit(cache=True)
 def _nb_topk(z: Any, k: int, use_abs: bool) -> Any:  # pragma: no cover - compiled
+    # O(p) per row: the k-th largest key by partition, then every key above it and the first
+    # (in position order) of the keys equal to it, so exactly k entries are kept.
     n_rows, p = z.shape
     out = np.zeros_like(z)
     if k <= 0:
         return out
     for r in range(n_rows):
-        key = -np.abs(z[r]) if use_abs else -z[r]
-        idx = np.argsort(key, kind="mergesort")[:k]
-        for j in idx:
-            out[r, j] = z[r, j]
+        key = np.abs(z[r]) if use_abs else z[r].real
+        thr = np.partition(key, p - k)[p - k]
+        n_above = 0
+        for j in range(p):
+            if key[j] > thr:
+                out[r, j] = z[r, j]
+                n_above += 1
+        n_ties = k - n_above
+        for j in range(p):
+            if n_ties == 0:
+                break
+            if key[j] == thr:
+                out[r, j] = z[r, j]
+                n_ties -= 1
     return out
 
 

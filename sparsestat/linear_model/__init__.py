@@ -1,8 +1,22 @@
 """Sparse linear models."""
 
+from sparsestat.linear_model._greedy_complex import (
+    complex_omp,
+    kronecker_omp,
+    oracle_least_squares,
+)
 from sparsestat.linear_model._iht import IHTRegressor, iht
+from sparsestat.linear_model._random_support import (
+    RandomSupportRegressor,
+    random_support_regression,
+)
 
 __all__ = [
     "IHTRegressor",
+    "RandomSupportRegressor",
     "iht",
+    "random_support_regression",
+    "complex_omp",
+    "kronecker_omp",
+    "oracle_least_squares",
 ]

@@ -101,8 +101,9 @@ def support_recovery(coef_true, coef_hat, *, tol=0.0):
     Returns
     -------
     scores : dict
-        ``precision`` (|S_hat & S| / |S_hat|), ``recall`` (|S_hat & S| / |S|), ``f1`` and
-        ``jaccard`` (|S_hat & S| / |S_hat | S|); an empty set scores 1.0 against an empty set.
+        ``precision`` (``|S_hat & S| / |S_hat|``), ``recall`` (``|S_hat & S| / |S|``),
+        ``f1`` and ``jaccard`` (``|S_hat & S| / |S_hat or S|``); an empty set scores 1.0
+        against an empty set.
 
     Examples
     --------

@@ -32,6 +32,10 @@ _LAZY: dict[str, str] = {
     "GroupEnvelopeRegularizer": "envelope",
     "GroupEnvelopeMLPClassifier": "envelope",
     "GroupEnvelopeMLPRegressor": "envelope",
+    "SparseAutoencoder": "_sae",
+    "SparseMLPClassifier": "_sparse_training",
+    "SparseMLPRegressor": "_sparse_training",
+    "SparseMatrixFactorization": "_dsl",
 }
 
 __all__ = sorted(_LAZY)

@@ -31,6 +31,10 @@ from sparsestat.neural._layers_envelope import (  # noqa: E402
     prune_mlp,
 )
 from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
+from sparsestat.neural._layers_sae import *  # noqa: E402, F403
+from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
+from sparsestat.neural._layers_sparse import *  # noqa: E402, F403
+from sparsestat.neural._layers_sparse import __all__ as _sparse_all  # noqa: E402
 from sparsestat.neural._layers_ssvi import (  # noqa: E402
     SSVI_CRITERIA,
     SparseBayesConv2d,
@@ -60,4 +64,6 @@ __all__ = [
     "folded_normal_moments",
     "get_activation",
     "ssvi_removal_score",
+    *_sae_all,
+    *_sparse_all,
 ]

@@ -1,0 +1,95 @@
+"""GPU checks of sparse training: 2:4 semi-structured export (spec oracle O16).
+
+Run with ``python -m pytest gpu/test_gpu_sparse_training.py -m gpu -s``; every test is skipped
+with a clear message where PyTorch or a CUDA device is missing. The speed-up of the
+semi-structured matmul over the dense one is printed (never asserted).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (the `torch` extra)")
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="no CUDA device: 2:4 semi-structured export skipped"
+    ),
+]
+
+
+def _semi_structured_supported() -> bool:
+    major, _ = torch.cuda.get_device_capability()
+    return major >= 8
+
+
+@pytest.fixture
+def sparse_model():
+    from sparsestat.neural.layers import NMSparseLinear
+
+    if not _semi_structured_supported():
+        pytest.skip("2:4 sparse tensor cores need compute capability >= 8.0")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        NMSparseLinear(256, 512, n=2, m=4),
+        torch.nn.ReLU(),
+        NMSparseLinear(512, 128, n=2, m=4),
+    )
+    for layer in (model[0], model[2]):
+        layer.finalize_()
+    return model.cuda().half()
+
+
+def test_export_matches_dense_matmul(sparse_model):
+    from sparsestat.neural.layers import export_semi_structured, is_nm_sparse
+
+    exported = export_semi_structured(sparse_model)
+    x = torch.randn(128, 256, device="cuda", dtype=torch.float16)
+    with torch.no_grad():
+        dense = sparse_model(x)
+        sparse = exported(x)
+    assert is_nm_sparse(sparse_model[0].weight, 2, 4)
+    torch.testing.assert_close(sparse, dense, atol=2e-2, rtol=2e-2)
+    # the input model is untouched and still dense storage
+    assert sparse_model[0].weight.layout == torch.strided
+
+
+def test_export_rejects_non_sparse_weights():
+    from sparsestat.neural.layers import export_semi_structured
+
+    dense = torch.nn.Linear(128, 128).cuda().half()
+    with pytest.raises(RuntimeError, match="2:4"):
+        export_semi_structured(dense)
+
+
+def test_semi_structured_speedup_is_reported(sparse_model):
+    from sparsestat.neural.layers import export_semi_structured, nm_mask
+
+    if not _semi_structured_supported():
+        pytest.skip("needs compute capability >= 8.0")
+    big = torch.nn.Linear(4096, 4096, bias=False).cuda().half()
+    with torch.no_grad():
+        big.weight.mul_(nm_mask(big.weight, 2, 4))
+    exported = export_semi_structured(big)
+    x = torch.randn(4096, 4096, device="cuda", dtype=torch.float16)
+
+    def bench(mod):
+        with torch.no_grad():
+            for _ in range(5):
+                mod(x)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(50):
+                mod(x)
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / 50
+
+    t_dense, t_sparse = bench(big), bench(exported)
+    print(
+        f"\n2:4 semi-structured 4096x4096 fp16 matmul: dense {t_dense * 1e3:.3f} ms, "
+        f"sparse {t_sparse * 1e3:.3f} ms, speed-up {t_dense / t_sparse:.2f}x"
+    )
+    assert t_sparse > 0

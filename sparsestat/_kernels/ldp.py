@@ -1,0 +1,252 @@
+"""Kernels for local differential privacy: per-user statistics, exact aggregation, samplers' cores.
+
+Everything here is vectorised over users (the first axis) and written against the array API,
+so it runs on NumPy, CuPy and PyTorch alike. No kernel draws random numbers: the privacy
+mechanisms in :mod:`sparsestat.privacy.mechanisms` draw them and pass them in, which keeps
+the maps from randomness to output deterministic and auditable (the privacy tests enumerate
+them exhaustively for small dimensions).
+
+Exact aggregation
+-----------------
+User reports are summed in fixed point: each report is rounded to a grid of spacing
+``unit`` (a power of two chosen from public quantities only; rounding is post-processing, so
+it costs no privacy), and the integers are accumulated in two int64 limbs,
+``value = hi * 2**31 + lo`` with ``0 <= lo < 2**31``. Integer addition is associative, so
+sums over users come out bit-for-bit the same in any order and any partition into batches,
+machines or dask chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sparsestat._kernels._dispatch import get_namespace
+
+__all__ = [
+    "GRID_BITS",
+    "LIMB_BITS",
+    "coordinate_rr_core",
+    "duchi_core",
+    "exact_accumulate",
+    "exact_to_float",
+    "floored_solve",
+    "grid_unit",
+    "mirror_upper",
+    "outer_upper",
+    "triu_indices",
+]
+
+#: Bits of the fixed-point grid below the scale of a report (relative resolution 2**-50).
+GRID_BITS = 50
+#: Bits of the low limb of the two-limb integer accumulator.
+LIMB_BITS = 31
+_LIMB = 1 << LIMB_BITS
+_MAX_Q = 2.0**90
+
+
+def triu_indices(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the upper triangle (diagonal included), row-major order."""
+    iu, ju = np.triu_indices(d)
+    return iu, ju
+
+
+def outer_upper(X: Any) -> Any:
+    """Upper triangles of the per-user outer products ``x_i x_i^T``.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        One row per user.
+
+    Returns
+    -------
+    T : array of shape (n, d * (d + 1) // 2)
+        ``T[i] = (x_i x_i^T)[iu, ju]`` with ``iu, ju = triu_indices(d)``. Time and memory
+        O(n d^2).
+    """
+    xp = get_namespace(X)
+    iu, ju = triu_indices(int(X.shape[1]))
+    iu_x = xp.asarray(iu)
+    ju_x = xp.asarray(ju)
+    return xp.take(X, iu_x, axis=1) * xp.take(X, ju_x, axis=1)
+
+
+def mirror_upper(T: Any, d: int) -> Any:
+    """Symmetric matrices from their upper triangles: (n, d(d+1)/2) -> (n, d, d).
+
+    Parameters
+    ----------
+    T : array of shape (n, d * (d + 1) // 2) or (d * (d + 1) // 2,)
+        Upper triangles in the order of :func:`triu_indices`.
+    d : int
+        Matrix size.
+
+    Returns
+    -------
+    M : array of shape (n, d, d) or (d, d)
+        Exactly symmetric matrices.
+    """
+    xp = get_namespace(T)
+    iu, ju = triu_indices(d)
+    # position of (i, j) in the packed triangle, for every (i, j)
+    pos = np.empty((d, d), dtype=np.int64)
+    pos[iu, ju] = np.arange(iu.size)
+    pos[ju, iu] = np.arange(iu.size)
+    flat = xp.asarray(pos.reshape(-1))
+    out = xp.take(T, flat, axis=-1)
+    return xp.reshape(out, (*T.shape[:-1], d, d))
+
+
+def grid_unit(scale: float) -> float:
+    """Spacing of the fixed-point grid for reports of size about ``scale`` (a power of two).
+
+    Parameters
+    ----------
+    scale : float
+        A public bound on the size of one report entry (noise standard deviation or
+        clipping bound, whichever is larger). Must be positive and finite.
+
+    Returns
+    -------
+    unit : float
+        ``2**(floor(log2(scale)) - GRID_BITS)``.
+    """
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be positive and finite; got {scale!r}")
+    return float(2.0 ** (int(np.floor(np.log2(scale))) - GRID_BITS))
+
+
+def exact_accumulate(values: Any, unit: float) -> tuple[Any, Any]:
+    """Round reports to the grid and sum them over users exactly, in two int64 limbs.
+
+    Parameters
+    ----------
+    values : array of shape (n, m)
+        One report per row (float64).
+    unit : float
+        Grid spacing (a power of two, from :func:`grid_unit`).
+
+    Returns
+    -------
+    hi, lo : arrays of shape (m,), int64
+        Normalised limbs of ``sum_i round(values[i] / unit)``: ``0 <= lo < 2**31``.
+
+    Raises
+    ------
+    OverflowError
+        When the integers could overflow the accumulator (a sum of more than ``2**90``
+        grid units, about ``2**40`` times the report scale); nothing is wrapped silently.
+
+    Notes
+    -----
+    Each rounded entry ``q`` is split in floating point, exactly, into
+    ``hi = floor(q / 2**31)`` and ``lo = q - hi * 2**31`` before the integer sums, so single
+    rows far above the report scale (pre-aggregated sums) are fine too. O(n m).
+    """
+    xp = get_namespace(values)
+    q = xp.round(values / unit)
+    if values.shape[0] and float(xp.max(xp.sum(xp.abs(q), axis=0))) >= _MAX_Q:
+        raise OverflowError("reports too large for the fixed-point accumulator")
+    hi_f = xp.floor(q / float(_LIMB))
+    lo_f = q - hi_f * float(_LIMB)
+    hi = xp.sum(xp.astype(hi_f, xp.int64), axis=0, dtype=xp.int64)
+    lo = xp.sum(xp.astype(lo_f, xp.int64), axis=0, dtype=xp.int64)
+    return normalise_limbs(hi, lo)
+
+
+def normalise_limbs(hi: Any, lo: Any) -> tuple[Any, Any]:
+    """Move the carries of ``lo`` into ``hi`` so that ``0 <= lo < 2**31`` (same integer)."""
+    xp = get_namespace(hi, lo)
+    carry = xp.bitwise_right_shift(lo, LIMB_BITS)
+    return hi + carry, lo - xp.bitwise_left_shift(carry, LIMB_BITS)
+
+
+def exact_to_float(hi: Any, lo: Any, unit: float) -> Any:
+    """The float64 value ``(hi * 2**31 + lo) * unit`` of an exact accumulator.
+
+    A deterministic function of the normalised limbs, so equal integer sums give
+    bit-identical floats.
+    """
+    xp = get_namespace(hi, lo)
+    hi, lo = normalise_limbs(hi, lo)
+    return (xp.astype(hi, xp.float64) * float(_LIMB) + xp.astype(lo, xp.float64)) * unit
+
+
+def floored_solve(S: Any, b: Any, floor: float) -> tuple[Any, Any]:
+    """Solve ``S_r theta = b`` with ``S_r = U diag(max(lam, floor)) U^T`` (no explicit inverse).
+
+    Parameters
+    ----------
+    S : array of shape (d, d)
+        Symmetric matrix (symmetrised again here).
+    b : array of shape (d,) or (d, m)
+        Right-hand side(s).
+    floor : float
+        Eigenvalue floor ``r > 0``.
+
+    Returns
+    -------
+    theta : array like ``b``
+        ``S_r^{-1} b`` through the eigenbasis. O(d^3).
+    inv_inf_norm : float
+        ``||S_r^{-1}||_{inf -> inf}`` (largest absolute row sum of the inverse).
+    """
+    xp = get_namespace(S, b)
+    S = (S + S.T) / 2.0
+    lam, U = xp.linalg.eigh(S)
+    inv = 1.0 / xp.maximum(lam, floor)
+    coords = U.T @ b
+    coords = coords * (inv if b.ndim == 1 else inv[:, None])
+    theta = U @ coords
+    S_inv = (U * inv[None, :]) @ U.T
+    return theta, float(xp.max(xp.sum(xp.abs(S_inv), axis=1)))
+
+
+def duchi_core(V: Any, keep: Any, signs: Any) -> Any:
+    """Output of the l-infinity mechanism given its randomness (unit scale).
+
+    Parameters
+    ----------
+    V : array of shape (n, d') with entries +-1, d' odd
+        The randomised-rounding vectors.
+    keep : bool array of shape (n,)
+        True: the output lies in the half-space ``<z, V> > 0``; False: in ``<z, V> < 0``.
+    signs : array of shape (n, d') with entries +-1
+        A uniform sign vector, flipped when it lies on the wrong side.
+
+    Returns
+    -------
+    z : array of shape (n, d')
+        Entries +-1; uniform on the chosen half-space when ``signs`` is uniform.
+    """
+    xp = get_namespace(V, signs)
+    side = xp.sum(signs * V, axis=1) > 0
+    flip = side != keep
+    return xp.where(flip[:, None], -signs, signs)
+
+
+def coordinate_rr_core(coord: Any, bit: Any, keep: Any, d: int) -> Any:
+    """Output of coordinate randomised response given its randomness (unit scale).
+
+    Parameters
+    ----------
+    coord : int array of shape (n,)
+        The sampled coordinate of each user.
+    bit : array of shape (n,) with entries +-1
+        The randomised rounding of ``g[coord]``.
+    keep : bool array of shape (n,)
+        Whether the bit is reported truthfully (else flipped).
+    d : int
+        Dimension.
+
+    Returns
+    -------
+    z : array of shape (n, d)
+        ``+-1`` at ``coord``, zero elsewhere.
+    """
+    xp = get_namespace(bit)
+    out = xp.where(keep, bit, -bit)
+    cols = xp.arange(d)
+    return xp.where(cols[None, :] == coord[:, None], out[:, None], xp.zeros_like(out)[:, None])
