@@ -288,3 +288,16 @@ def test_kl_term_enters_the_loss(digits):
     np.testing.assert_allclose(got, ce + 0.5 * kl / 200, rtol=1e-5)
     no_kl = SSVIClassifier(kl_weight=0.0, **kw).fit(X[:200], y[:200])
     assert clf.history_[-1]["kl"] < no_kl.history_[-1]["kl"]
+
+
+def test_expected_calibration_error_by_hand():
+    from sparsestat.metrics import expected_calibration_error
+
+    proba = np.array([[0.95, 0.05], [0.6, 0.4], [0.35, 0.65], [0.1, 0.9]])
+    y = np.array([0, 1, 1, 1])
+    # two bins: (0, .5] empty; (.5, 1]: mean confidence .775, accuracy .75
+    assert np.isclose(expected_calibration_error(y, proba, n_bins=2), abs(0.75 - 0.775))
+    labels = np.array(["a", "b"])[y]
+    assert np.isclose(
+        expected_calibration_error(labels, proba, n_bins=2, classes=["a", "b"]), 0.025
+    )
