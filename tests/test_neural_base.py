@@ -265,3 +265,39 @@ def test_import_without_torch_names_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install sparsestat[torch]" in out.stdout
+
+
+_FAMILY = (
+    "SSVIClassifier",
+    "SSVIRegressor",
+    "MeanFieldVIClassifier",
+    "COMETMoEClassifier",
+    "COMETMoERegressor",
+    "GroupEnvelopeMLPClassifier",
+    "GroupEnvelopeMLPRegressor",
+)
+
+
+@pytest.mark.parametrize("name", _FAMILY)
+def test_pipeline_grid_search_with_lr_and_weight_decay(name):
+    import sparsestat.neural as neural
+    from tests._instances import INSTANCE_PARAMS
+
+    cls = getattr(neural, name)
+    params = dict(INSTANCE_PARAMS[name][0], max_epochs=3)
+    X, y = load_iris(return_X_y=True)
+    if not name.endswith("Classifier"):
+        y = X[:, 0] + X[:, 1]
+        X = X[:, 1:]
+    step = cls.__name__.lower()
+    grid = GridSearchCV(
+        make_pipeline(StandardScaler(), cls(**params)),
+        {f"{step}__lr": [1e-3, 1e-2], f"{step}__optimizer__weight_decay": [0.0, 1e-3]},
+        cv=2,
+    ).fit(X, y)
+    best = grid.best_estimator_[-1]
+    assert (
+        best.optimizer_.param_groups[0]["weight_decay"]
+        == (grid.best_params_[f"{step}__optimizer__weight_decay"])
+    )
+    assert grid.predict(X[:3]).shape == (3,)

@@ -32,7 +32,7 @@ from sparsestat.neural import MeanFieldVIClassifier, SSVIClassifier
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
 hidden = (64,) if QUICK else (128, 128)
-epochs = 8 if QUICK else 30
+epochs = 8 if QUICK else 20
 common = {"hidden_layer_sizes": hidden, "max_epochs": epochs, "random_state": 0, "device": "cpu"}
 if QUICK:
     common["lr"] = 0.01
