@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any
 
 import numpy as np
@@ -382,9 +383,26 @@ _ATTRIBUTES = """
         Per-epoch records (``train_loss``, ``lr``, ``kl``, ``kl_factor``, ...)."""
 
 
-def _fill(doc: str) -> str:
+_SPARSE_ONLY = (
+    "sparsity",
+    "dense_first_layer",
+    "criterion",
+    "update_interval",
+    "drop_alpha",
+    "t_end_fraction",
+)
+
+
+def _without(doc: str, names: tuple[str, ...]) -> str:
+    """Drop the numpydoc entries of ``names`` from a parameter list."""
+    entries = re.split(r"\n(?=    \S)", doc)
+    keep = [e for e in entries if e.strip().split(" :")[0] not in names]
+    return "\n".join(keep)
+
+
+def _fill(doc: str, params: str = _COMMON_PARAMS_DOC) -> str:
     return (
-        doc.replace("{params}", _COMMON_PARAMS_DOC)
+        doc.replace("{params}", params)
         .replace("{notes}", _NOTES)
         .replace("{attributes}", _ATTRIBUTES)
     )
@@ -585,7 +603,8 @@ class MeanFieldVIClassifier(SSVIClassifier):
     ...                             random_state=0).fit(X, y)
     >>> clf.density_
     1.0
-    """
+    """,
+        _without(_COMMON_PARAMS_DOC, _SPARSE_ONLY),
     )
     _update_masks = False
     _parameter_constraints: dict = {
@@ -708,6 +727,7 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
         return (0.5 * ((y - out) / log_s.exp()) ** 2 + log_s).mean() + 0.5 * math.log(2 * math.pi)
 
     def on_train_end(self) -> None:
+        """Hook: record the fitted attributes, ``noise_std_`` included."""
         super().on_train_end()
         noise = self.module_.log_noise.detach().cpu().double().exp().numpy()
         self.noise_std_ = noise * self._y_scale_
