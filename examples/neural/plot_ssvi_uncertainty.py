@@ -34,8 +34,6 @@ QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
 hidden = (64,) if QUICK else (128, 128)
 epochs = 8 if QUICK else 20
 common = {"hidden_layer_sizes": hidden, "max_epochs": epochs, "random_state": 0, "device": "cpu"}
-if QUICK:
-    common["lr"] = 0.01
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0

@@ -303,7 +303,7 @@ default='snr_abs'
         (sparse Bayesian 3x3 convolutions, ReLU, 2x2 max-pooling, then the MLP head).
     conv_channels : tuple of int, default=(8, 16)
         Output channels of the convolutions (CNN option only).
-    lr : float, default=3e-3
+    lr : float, default=1e-2
         Learning rate.
     batch_size : int, default=64
         Mini-batch size.
@@ -466,7 +466,7 @@ class SSVIClassifier(TorchClassifierMixin, ClassifierMixin, _SSVIBase):
         n_mc_samples=32,
         image_shape=None,
         conv_channels=(8, 16),
-        lr=3e-3,
+        lr=1e-2,
         batch_size=64,
         max_epochs=50,
         optimizer="adam",
@@ -640,7 +640,7 @@ class MeanFieldVIClassifier(SSVIClassifier):
         n_mc_samples=32,
         image_shape=None,
         conv_channels=(8, 16),
-        lr=3e-3,
+        lr=1e-2,
         batch_size=64,
         max_epochs=50,
         optimizer="adam",
