@@ -179,8 +179,9 @@ class _SSVIBase(BaseTorchEstimator):
             self.t_end_fraction,
             self.criterion,
         )
-        if not hasattr(self, "mask_history_") or not self.warm_start:
-            self.mask_history_ = [self._mask_record(0, 0)]
+        continuing = self._partial_call or self.warm_start
+        if not hasattr(self, "mask_history_") or not continuing or self.n_steps_ == 0:
+            self.mask_history_ = [self._mask_record(self.n_steps_, 0)]
 
     def _kl_factor(self) -> float:
         if self._partial_call or self.kl_warmup_fraction == 0:
