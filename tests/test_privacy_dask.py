@@ -22,7 +22,7 @@ def _check_cluster(processes):
     in_memory = LDPSparseLinearRegression(**est.get_params()).fit(X, y)
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster),
     ):

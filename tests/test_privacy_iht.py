@@ -129,3 +129,13 @@ def test_private_iht_beats_zero_and_bad_params_raise():
         )
     with pytest.warns(UserWarning, match="theory defaults"):
         LDPIHTRegressor(random_state=0).fit(X[:100], y[:100])
+
+
+def test_iht_public_parameters_are_frozen_after_the_first_round():
+    X, y, _ = _d0(300, 4, 1)
+    m = LDPIHTRegressor(n_nonzero_coefs=1, bounds_X=2.0, bounds_y=2.0, random_state=0)
+    m.partial_fit(X[:100], y[:100])
+    m.set_params(epsilon=10.0)
+    with pytest.raises(ValueError, match="changed since the first round"):
+        m.partial_fit(X[100:200], y[100:200])
+    assert m.n_iter_ == 1

@@ -397,3 +397,45 @@ def test_opendp_backend_end_to_end():
     # fresh entropy: two fits differ
     m2 = clone(m).fit(X, y)
     assert not np.array_equal(m.sum_xx_, m2.sum_xx_)
+
+
+def test_public_parameters_are_frozen_after_the_first_report():
+    X, y, _ = _data(100, 3)
+    m = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
+    m.partial_fit(X[:50], y[:50])
+    m.set_params(alpha=0.3)  # post-processing: allowed
+    m.partial_fit(X[50:60], y[50:60])
+    assert m.alpha_ == 0.3
+    m.set_params(epsilon=5.0, calibration="analytic")
+    with pytest.raises(ValueError, match="changed since the first report"):
+        m.partial_fit(X[60:], y[60:])
+    with pytest.raises(ValueError, match="changed since the first report"):
+        m.privatize(X[60:], y[60:])
+    assert m.n_users_seen_ == 60
+
+
+def test_failed_update_leaves_the_state_unchanged(monkeypatch):
+    import sparsestat.privacy._nldp as nldp_module
+
+    X, y, _ = _data(3000, 3)
+    m = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
+    m.partial_fit(X[:1000], y[:1000])
+    before = (m.sum_xx_.copy(), m.sum_xy_.copy(), m.n_users_seen_)
+    calls = []
+    real = nldp_module.exact_accumulate
+
+    def flaky(values, unit):
+        calls.append(1)
+        if len(calls) > 3:
+            raise OverflowError("simulated failure mid-batch")
+        return real(values, unit)
+
+    monkeypatch.setattr(nldp_module, "exact_accumulate", flaky)
+    with pytest.raises(OverflowError):
+        m.partial_fit(X[1000:], y[1000:])
+    monkeypatch.setattr(nldp_module, "exact_accumulate", real)
+    m.partial_fit(X[1000:1001], y[1000:1001])
+    assert m.n_users_seen_ == before[2] + 1
+    ref = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
+    ref.partial_fit(X[:1001], y[:1001])
+    np.testing.assert_array_equal(m.sum_xx_, ref.sum_xx_)

@@ -35,6 +35,7 @@ _LAZY: dict[str, str] = {
     "SparseAutoencoder": "_sae",
     "SparseMLPClassifier": "_sparse_training",
     "SparseMLPRegressor": "_sparse_training",
+    "QuickSelection": "_quickselection",
     "SparseMatrixFactorization": "_dsl",
 }
 

@@ -63,7 +63,7 @@ __all__ = [
     "SparseBayesLinear",
     "folded_normal_moments",
     "get_activation",
-    "ssvi_removal_score",
     *_sae_all,
+    "ssvi_removal_score",
     *_sparse_all,
 ]

@@ -242,10 +242,21 @@ class LDPIHTRegressor(RegressorMixin, BaseEstimator):
         if self.noise_backend == "opendp":
             self._streams = None
         self.accountant_ = self.accountant if self.accountant is not None else BudgetAccountant()
+        self._public_snapshot = self._snapshot()
         self.coef_ = np.zeros(d)
         self.intercept_ = 0.0
         self.n_iter_ = 0
         self.n_users_seen_ = 0
+
+    def _snapshot(self) -> tuple:
+        return (
+            self.epsilon,
+            self.bounds_X,
+            self.bounds_y,
+            self.l1_radius,
+            self.mechanism,
+            self.noise_backend,
+        )
 
     def _charge_amount(self) -> tuple[float, float]:
         return float(self.epsilon), 0.0
@@ -284,11 +295,15 @@ class LDPIHTRegressor(RegressorMixin, BaseEstimator):
         ids = np.arange(n, dtype=np.int64)
         eps, delta = self._charge_amount()
         self.accountant_.check(eps, delta, users=ids)
-        groups = np.array_split(self._rng.permutation(n), T)
+        order = self._rng.permutation(n)
+        bounds = np.linspace(0, n, T + 1).astype(np.int64)
         self.user_round_ = np.full(n, -1, dtype=np.int64)
-        for t, group in enumerate(groups):
+        for t in range(T):
+            group = order[bounds[t] : bounds[t + 1]]
             self.user_round_[group] = t
-            self._round(X[group], y[group], ids[group])
+            # noise streams are keyed by the position in the random order (contiguous per
+            # round, so each round draws only its own blocks); the budget by the user id
+            self._round(X[group], y[group], np.arange(bounds[t], bounds[t + 1]))
         self.accountant_.spend(eps, delta, users=ids)
         self.n_users_seen_ = n
         return self
@@ -314,6 +329,11 @@ class LDPIHTRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, reset=first, y_numeric=True, dtype=np.float64)
         if first:
             self._initialise(X.shape[0], X.shape[1])
+        elif self._public_snapshot != self._snapshot():
+            raise ValueError(
+                "epsilon, bounds, l1_radius, mechanism or noise settings changed since the "
+                "first round; call fit to start over"
+            )
         ids = np.arange(self.n_users_seen_, self.n_users_seen_ + X.shape[0], dtype=np.int64)
         eps, delta = self._charge_amount()
         self.accountant_.check(eps, delta, users=ids)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any
 
@@ -36,7 +38,7 @@ from sparsestat.utils._compat import (
 
 __all__ = ["LDPSparseLinearRegression"]
 
-_CHUNK_ENTRIES = 1 << 21  # numbers per chunk of per-user reports (16 MiB of float64)
+_CHUNK_ENTRIES = 1 << 18  # numbers per chunk of per-user reports (2 MiB of float64)
 _N_ALPHAS = 30
 _CONTROLLER: list[ThreadpoolController] = []
 
@@ -51,6 +53,13 @@ def _single_thread() -> Any:
 def _theory_bounds(n: int, d: int) -> tuple[float, float]:
     """tau1 = sqrt(2 ln(2 n d)), tau2 = sqrt(2 ln(2 n)) (spec defaults, x/y scale 1)."""
     return math.sqrt(2 * math.log(2 * n * d)), math.sqrt(2 * math.log(2 * n))
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _id_runs(ids: np.ndarray) -> list[tuple[int, int]]:
@@ -190,6 +199,12 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     Unlike diffprivlib, which spends epsilon on every call, the accountant is charged once
     per user, however the users are batched. ``coef_`` is recomputed after every update.
 
+    The public parameters (``epsilon``, ``delta``, the bounds, ``calibration``, ``cv``,
+    ``fit_intercept``, ``public_X``, the noise settings) are fixed by the first report;
+    changing one with ``set_params`` and then adding users raises ``ValueError``. The
+    post-processing parameters (``alpha``, ``eig_floor``, ``l1_radius``) may change; the
+    estimate is refreshed by the next update.
+
     Complexity: O(d^2) time and communication per user (warning above d = 2000), O(cv d^2)
     server memory independent of n, O(d^3) per estimate.
 
@@ -283,6 +298,30 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
                 "simulate_aggregate=True is a NumPy simulation; use noise_backend='numpy'"
             )
 
+    _PUBLIC = (
+        "epsilon",
+        "delta",
+        "bounds_X",
+        "bounds_y",
+        "calibration",
+        "simulate_aggregate",
+        "fit_intercept",
+        "cv",
+        "noise_backend",
+        "random_state",
+    )
+
+    def _check_unchanged(self) -> None:
+        """Refuse to add users after a public parameter changed (no silent mismatch)."""
+        now = {k: getattr(self, k) for k in self._PUBLIC}
+        changed = [k for k, v in self._public_snapshot.items() if now[k] is not v]
+        changed = [k for k in changed if not _same(now[k], self._public_snapshot[k])]
+        if changed or (self.public_X is None) != (self._S_public is None):
+            raise ValueError(
+                f"parameters {changed or ['public_X']} changed since the first report; the "
+                "public parameters are fixed for a model's lifetime (call fit to start over)"
+            )
+
     def _initialise(self, n: int, d: int) -> None:
         """Fix the public parameters before the first user reports."""
         self._validate_params()
@@ -328,7 +367,6 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             )
         s1 = 0.0 if public else self._mech_xx.scale
         s2 = self._mech_xy.scale
-        self.noise_scale_ = (s1, s2)
         self._unit_xx = grid_unit(max(s1, de * tau1**2))
         self._unit_xy = grid_unit(max(s2, math.sqrt(de) * tau1 * tau2))
         n_tri = de * (de + 1) // 2
@@ -350,6 +388,8 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         self._S_public = self._public_gram(d) if public else None
         self.accountant_ = self.accountant if self.accountant is not None else BudgetAccountant()
         self.n_users_seen_ = 0
+        self._public_snapshot = {k: getattr(self, k) for k in self._PUBLIC}
+        self.noise_scale_ = (s1, s2)  # set last: it marks the public parameters as fixed
 
     def _public_gram(self, d: int) -> np.ndarray:
         P = validate_data(self, self.public_X, reset=False, dtype=np.float64)
@@ -383,15 +423,23 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             self.accountant_.check(eps, delta, users=ids)
 
     # ------------------------------------------------------------------ client side
-    def _reports(self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray) -> tuple[Any, Any]:
-        """Per-user reports (upper triangles, vectors), on the fixed-point grid."""
+    def _reports(
+        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, on_grid: bool = True
+    ) -> tuple[Any, Any]:
+        """Per-user reports (upper triangles, vectors), rounded to the fixed-point grid.
+
+        The server's exact accumulator rounds to the same grid itself, so the internal
+        aggregation skips the rounding here (``on_grid=False``); the integers are the same.
+        """
         streams = self._streams()
         tri = None
         if self._mech_xx is not None:
             tri = self._mech_xx.randomise(outer_upper(xt), streams, ids, stream=0)
-            tri = np.round(tri / self._unit_xx) * self._unit_xx
+            if on_grid:
+                tri = np.round(tri / self._unit_xx) * self._unit_xx
         v = self._mech_xy.randomise(xt * yt[:, None], streams, ids, stream=1)
-        v = np.round(v / self._unit_xy) * self._unit_xy
+        if on_grid:
+            v = np.round(v / self._unit_xy) * self._unit_xy
         return tri, v
 
     def privatize(self, X, y, user_ids=None):
@@ -421,6 +469,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, reset=first, y_numeric=True, dtype=np.float64)
         if first:
             self._initialise(X.shape[0], X.shape[1])
+        self._check_unchanged()
         if self.simulate_aggregate:
             raise ValueError("simulate_aggregate=True makes no per-user reports")
         ids = self._user_ids(user_ids, X.shape[0])
@@ -433,6 +482,16 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         return M, v
 
     # ------------------------------------------------------------------ server side
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All-or-nothing update of the sums: on any error the state is restored."""
+        saved = [a.copy() for a in (self._hi_xx, self._lo_xx, self._hi_xy, self._lo_xy)]
+        try:
+            yield
+        except BaseException:
+            self._hi_xx, self._lo_xx, self._hi_xy, self._lo_xy = saved
+            raise
+
     def _add_limbs(self, fold: int, tri: Any, v: np.ndarray) -> None:
         if tri is not None:
             hi, lo = exact_accumulate(tri, self._unit_xx)
@@ -444,71 +503,83 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             self._hi_xy[fold] + hi, self._lo_xy[fold] + lo
         )
 
-    def _register_ids(self, ids: np.ndarray) -> None:
-        self._runs = _union_runs(self._runs, _id_runs(ids))
-        if ids.size:
-            self._next_id = max(self._next_id, int(ids.max()) + 1)
+    def _fold_rows(self, ids: np.ndarray, folds: np.ndarray, f: int) -> Any:
+        """Rows of fold ``f``: a strided slice for contiguous ids, a mask otherwise."""
+        k = int(self.cv)
+        if ids.size and bool(np.all(np.diff(ids) == 1)):
+            return slice((f - int(ids[0])) % k, None, k)
+        return folds == f
 
     def _aggregate_raw(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
         new_runs = _union_runs(self._runs, _id_runs(ids))  # refuse repeats before any noise
         self._charge(ids, spend=False)
-        xt = self._clip_X(X)
-        yt = np.clip(y, -self.bounds_y_, self.bounds_y_)
-        de = xt.shape[1]
+        de = X.shape[1] + int(self.fit_intercept)
         k = int(self.cv)
         folds = ids % k
-        if self.simulate_aggregate:
-            self._aggregate_simulated(xt, yt, ids, folds)
-        else:
-            per_user = de * (de + 1) // 2 + de
-            block = UserStreams.BLOCK
-            chunk = max(1, _CHUNK_ENTRIES // per_user)
-            chunk = max(block, chunk - chunk % block) if chunk >= block else chunk
-            for start in range(0, xt.shape[0], chunk):
-                sl = slice(start, start + chunk)
-                tri, v = self._reports(xt[sl], yt[sl], ids[sl])
-                for f in range(k):
-                    mask = folds[sl] == f
-                    if mask.any():
-                        self._add_limbs(f, None if tri is None else tri[mask], v[mask])
+        with self._transaction():
+            self._aggregate_chunks(X, y, ids, folds, de, k)
         self._fold_n += np.bincount(folds, minlength=k)
         self._charge(ids, spend=True)
         self._runs = new_runs
         self._next_id = max(self._next_id, int(ids.max()) + 1)
         self.n_users_seen_ = int(self._fold_n.sum())
 
+    def _aggregate_chunks(self, X, y, ids, folds, de: int, k: int) -> None:
+        if self.simulate_aggregate:
+            self._aggregate_simulated(X, y, ids, folds)
+        else:  # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
+            n_tri = de * (de + 1) // 2
+            block = UserStreams.block_size(n_tri)
+            chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
+            for start in range(0, X.shape[0], chunk):
+                sl = slice(start, start + chunk)
+                xt = self._clip_X(X[sl])
+                yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
+                tri, v = self._reports(xt, yt, ids[sl], on_grid=False)
+                for f in range(k):
+                    rows = self._fold_rows(ids[sl], folds[sl], f)
+                    if v[rows].shape[0]:
+                        self._add_limbs(f, None if tri is None else tri[rows], v[rows])
+
     def _aggregate_simulated(
-        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, folds: np.ndarray
+        self, X: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: np.ndarray
     ) -> None:
-        de = xt.shape[1]
+        """Clean per-fold sums (chunked GEMMs), plus one aggregated noise draw per fold."""
+        de = X.shape[1] + int(self.fit_intercept)
+        k = int(self.cv)
         iu, ju = triu_indices(de)
+        gram = np.zeros((k, de, de))
+        cross = np.zeros((k, de))
+        chunk = max(k, (_CHUNK_ENTRIES * 4 // de) // k * k)
+        for start in range(0, X.shape[0], chunk):
+            sl = slice(start, start + chunk)
+            xt = self._clip_X(X[sl])
+            yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
+            for f in range(k):
+                rows = self._fold_rows(ids[sl], folds[sl], f)
+                xf = np.ascontiguousarray(xt[rows])
+                gram[f] += xf.T @ xf
+                cross[f] += xf.T @ yt[rows]
         s1, s2 = self.noise_scale_
-        key = int(ids.min())
         gen = (
             np.random.default_rng()
             if self._entropy is None
             else np.random.Generator(
-                np.random.Philox(np.random.SeedSequence(self._entropy, spawn_key=(7, key)))
+                np.random.SFC64(
+                    np.random.SeedSequence(self._entropy, spawn_key=(7, int(ids.min())))
+                )
             )
         )
-        k = int(self.cv)
-        contiguous = bool(np.all(np.diff(ids) == 1))
+        counts = np.bincount(folds, minlength=k)
         for f in range(k):
-            if contiguous:  # fold f is every k-th row: a view, no copy
-                sl = slice((f - int(ids[0])) % k, None, k)
-                xf, yf = xt[sl], yt[sl]
-            else:
-                mask = folds == f
-                xf, yf = xt[mask], yt[mask]
-            m = xf.shape[0]
+            m = int(counts[f])
             if m == 0:
                 continue
             tri = None
             if self._mech_xx is not None:
-                G = xf.T @ xf
                 noise = gen.standard_normal(iu.size) * (s1 * math.sqrt(m))
-                tri = (G[iu, ju] + noise)[None, :]
-            v = (xf.T @ yf + gen.standard_normal(de) * (s2 * math.sqrt(m)))[None, :]
+                tri = (gram[f][iu, ju] + noise)[None, :]
+            v = (cross[f] + gen.standard_normal(de) * (s2 * math.sqrt(m)))[None, :]
             self._add_limbs(f, tri, v)
 
     def add_reports(self, M, v, user_ids=None):
@@ -533,6 +604,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         """
         if not hasattr(self, "noise_scale_"):
             raise ValueError("call privatize (or fit) first: the public parameters are unset")
+        self._check_unchanged()
         v = np.asarray(v, dtype=np.float64)
         de = self._hi_xy.shape[1]
         if v.ndim != 2 or v.shape[1] != de or not np.all(np.isfinite(v)):
@@ -550,10 +622,11 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         ids = self._user_ids(user_ids, n)
         new_runs = _union_runs(self._runs, _id_runs(ids))
         folds = ids % int(self.cv)
-        for f in range(int(self.cv)):
-            mask = folds == f
-            if mask.any():
-                self._add_limbs(f, None if tri is None else tri[mask], v[mask])
+        with self._transaction():
+            for f in range(int(self.cv)):
+                mask = folds == f
+                if mask.any():
+                    self._add_limbs(f, None if tri is None else tri[mask], v[mask])
         self._fold_n += np.bincount(folds, minlength=int(self.cv))
         self._runs = new_runs
         self._next_id = max(self._next_id, int(ids.max()) + 1) if n else self._next_id
@@ -607,6 +680,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, reset=first, y_numeric=True, dtype=np.float64)
         if first:
             self._initialise(X.shape[0], X.shape[1])
+        self._check_unchanged()
         self._aggregate_raw(X, y, self._user_ids(user_ids, X.shape[0]))
         self._estimate()
         return self

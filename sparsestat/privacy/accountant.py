@@ -18,7 +18,20 @@ __all__ = ["BudgetAccountant", "BudgetError"]
 
 
 class BudgetError(ValueError):
-    """Raised when a charge would take some user past their privacy budget."""
+    """Raised when a charge would take some user past their privacy budget.
+
+    It subclasses ``ValueError``; nothing is charged when it is raised.
+
+    Examples
+    --------
+    >>> from sparsestat.privacy import BudgetAccountant, BudgetError
+    >>> acc = BudgetAccountant(epsilon=1.0)
+    >>> try:
+    ...     acc.spend(2.0, 0.0, users=[0])
+    ... except BudgetError:
+    ...     print("refused")
+    refused
+    """
 
 
 def _check_amount(epsilon: Any, delta: Any) -> tuple[float, float]:

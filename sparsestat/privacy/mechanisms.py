@@ -55,10 +55,11 @@ _BACKENDS = ("numpy", "opendp")
 class UserStreams:
     """Per-user random streams keyed by ``(seed, stream, user id)``.
 
-    Users are grouped in blocks of :attr:`BLOCK` consecutive ids; each block has its own
-    Philox generator seeded by ``SeedSequence(seed, spawn_key=(stream, block))``, and user
-    ``i`` gets row ``i % BLOCK`` of its block's draw. So the numbers a user receives depend on
-    the seed, the stream tag and the user id only, not on how users are batched.
+    Users are grouped in blocks of ``b = block_size(m)`` consecutive ids (``m`` numbers per
+    user); each block has its own SFC64 generator seeded by
+    ``SeedSequence(seed, spawn_key=(stream, block))``, and user ``i`` gets row ``i % b`` of
+    its block's draw. So the numbers a user receives depend on the seed, the stream tag and
+    the user id only, not on how users are batched.
 
     Parameters
     ----------
@@ -68,7 +69,7 @@ class UserStreams:
     Attributes
     ----------
     BLOCK : int
-        Users per block (1024).
+        Largest number of users per block (1024).
 
     Notes
     -----
@@ -78,8 +79,8 @@ class UserStreams:
 
     References
     ----------
-    .. [1] Salmon, Moraes, Dror & Shaw, "Parallel random numbers: as easy as 1, 2, 3",
-       SC 2011 (counter-based Philox generators).
+    .. [1] O'Neill, NumPy ``SeedSequence`` (``spawn_key`` for independent streams), after
+       Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011.
 
     Examples
     --------
@@ -93,12 +94,29 @@ class UserStreams:
     """
 
     BLOCK = 1024
+    _BLOCK_ENTRIES = 1 << 17
 
     def __init__(self, seed: Any) -> None:
         self.seed = seed
 
     def __repr__(self) -> str:
         return f"UserStreams(seed={self.seed!r})"
+
+    @classmethod
+    def block_size(cls, m: int) -> int:
+        """Users per block for ``m`` numbers per user (at most 2**17 numbers per block).
+
+        Parameters
+        ----------
+        m : int
+            Numbers drawn per user.
+
+        Returns
+        -------
+        b : int
+            Block size, a function of ``m`` only.
+        """
+        return max(1, min(cls.BLOCK, cls._BLOCK_ENTRIES // max(int(m), 1)))
 
     def draw(self, user_ids: Any, m: int, stream: int, kind: str = "normal") -> np.ndarray:
         """Draw ``m`` numbers for each user.
@@ -125,16 +143,17 @@ class UserStreams:
         out = np.empty((ids.size, m))
         if ids.size == 0 or m == 0:
             return out
-        blocks = ids // self.BLOCK
+        size = self.block_size(m)
+        blocks = ids // size
         order = np.argsort(blocks, kind="stable")
         uniq, starts = np.unique(blocks[order], return_index=True)
         ends = np.append(starts[1:], ids.size)
         for b, s, e in zip(uniq, starts, ends):
             seq = np.random.SeedSequence(self.seed, spawn_key=(int(stream), int(b)))
-            gen = np.random.Generator(np.random.Philox(seq))
-            block = _draw(gen, (self.BLOCK, m), kind)
+            gen = np.random.Generator(np.random.SFC64(seq))
+            block = _draw(gen, (size, m), kind)
             rows = order[s:e]
-            out[rows] = block[ids[rows] - int(b) * self.BLOCK]
+            out[rows] = block[ids[rows] - int(b) * size]
         return out
 
 
@@ -337,7 +356,7 @@ def _check_reports(values: Any, name: str = "values") -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
+    arr = np.asarray(arr, dtype=np.float64)  # no copy for float64 input; never written to
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (one row per user); got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
