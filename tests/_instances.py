@@ -120,7 +120,7 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
                 "n_experts": 4,
                 "k": 2,
                 "expert_hidden": (8,),
-                "max_epochs": 30,
+                "max_epochs": 20,
                 "batch_size": 64,
                 "lr": 0.02,
                 "device": "cpu",

@@ -18,7 +18,6 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from sparsestat.neural._base import (  # noqa: E402
     BaseTorchEstimator,
@@ -95,14 +94,20 @@ class TinyRegressor(_Tiny, TorchRegressorMixin, RegressorMixin, BaseTorchEstimat
     __init__ = TinyClassifier.__init__
 
 
-@parametrize_with_checks(
-    [
-        TinyClassifier(random_state=0, max_epochs=15, batch_size=64, lr=0.05),
-        TinyRegressor(random_state=0, max_epochs=30, batch_size=64, lr=0.05),
-    ]
-)
-def test_sklearn_checks(estimator, check):
-    check(estimator)
+def test_sklearn_checks_quick_subset():
+    """A few estimator checks on the test doubles (the real subclasses get all of them in
+    tests/test_common.py)."""
+    from sklearn.utils.estimator_checks import (
+        check_estimators_pickle,
+        check_fit_idempotent,
+        check_n_features_in_after_fitting,
+    )
+
+    for est in (TinyClassifier(random_state=0, max_epochs=3), TinyRegressor(random_state=0)):
+        est.set_params(max_epochs=3)
+        for check in (check_estimators_pickle, check_fit_idempotent):
+            check(type(est).__name__, est)
+        check_n_features_in_after_fitting(type(est).__name__, est)
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +270,39 @@ def test_import_without_torch_names_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install sparsestat[torch]" in out.stdout
+
+
+_FAMILY = (
+    "SSVIClassifier",
+    "SSVIRegressor",
+    "MeanFieldVIClassifier",
+    "COMETMoEClassifier",
+    "COMETMoERegressor",
+    "GroupEnvelopeMLPClassifier",
+    "GroupEnvelopeMLPRegressor",
+)
+
+
+@pytest.mark.parametrize("name", _FAMILY)
+def test_pipeline_grid_search_with_lr_and_weight_decay(name):
+    import sparsestat.neural as neural
+    from tests._instances import INSTANCE_PARAMS
+
+    cls = getattr(neural, name)
+    params = dict(INSTANCE_PARAMS[name][0], max_epochs=3)
+    X, y = load_iris(return_X_y=True)
+    if not name.endswith("Classifier"):
+        y = X[:, 0] + X[:, 1]
+        X = X[:, 1:]
+    step = cls.__name__.lower()
+    grid = GridSearchCV(
+        make_pipeline(StandardScaler(), cls(**params)),
+        {f"{step}__lr": [1e-3, 1e-2], f"{step}__optimizer__weight_decay": [0.0, 1e-3]},
+        cv=2,
+    ).fit(X, y)
+    best = grid.best_estimator_[-1]
+    assert (
+        best.optimizer_.param_groups[0]["weight_decay"]
+        == (grid.best_params_[f"{step}__optimizer__weight_decay"])
+    )
+    assert grid.predict(X[:3]).shape == (3,)

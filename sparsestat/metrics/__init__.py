@@ -1,5 +1,6 @@
 """Metrics for sparse recovery, signal estimation and learned dictionaries."""
 
+from sparsestat.metrics._calibration import expected_calibration_error
 from sparsestat.metrics._channel import channel_nmse
 from sparsestat.metrics._dictionary import fvu, mmcs
 from sparsestat.metrics._ranking import ndcg_at_k, recall_at_k
@@ -8,6 +9,7 @@ from sparsestat.metrics._voronoi import voronoi_loss
 
 __all__ = [
     "channel_nmse",
+    "expected_calibration_error",
     "fvu",
     "mmcs",
     "ndcg_at_k",

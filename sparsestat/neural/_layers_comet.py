@@ -131,13 +131,25 @@ class PermutationLocalSearch(nn.Module):
         return bool(self._frozen)
 
     def matrix(self) -> torch.Tensor:
-        """The current (soft or hard) permutation matrix, rows: leaves, columns: experts."""
+        """The current permutation matrix.
+
+        Returns
+        -------
+        P : torch.Tensor of shape (n, n)
+            Doubly stochastic (soft phase) or 0/1 (frozen); rows: leaves, columns: experts.
+        """
         if self.frozen:
             return self.hard
         return log_sinkhorn(self.log_weights / self.tau, self.n_iters).exp()
 
     def penalty(self) -> torch.Tensor:
-        """Row entropy of the soft matrix (0 once frozen)."""
+        """Row entropy of the soft matrix.
+
+        Returns
+        -------
+        penalty : torch.Tensor
+            Scalar, 0 once frozen.
+        """
         if self.frozen:
             return self.log_weights.new_zeros(())
         return _entropy(self.matrix(), 1).sum()
@@ -212,7 +224,18 @@ class COMETGate(_Gate):
         self.register_buffer("right", torch.as_tensor(path == -1, dtype=torch.float32))
 
     def leaf_probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Probability of reaching each leaf, shape (B, n, k); sums to 1 over leaves."""
+        """Probability of reaching each leaf.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        P : torch.Tensor of shape (B, n, k)
+            Leaf-reach probabilities of each tree; they sum to 1 over the leaves.
+        """
         B = x.shape[0]
         if self.n == 1:
             return x.new_ones(B, 1, self.k)
@@ -229,7 +252,20 @@ class COMETGate(_Gate):
         return factors.prod(dim=2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gate weights (B, n) and the entropy penalty (batch mean over samples)."""
+        """Gate weights (B, n) and the entropy penalty (batch mean over samples).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        g : torch.Tensor of shape (B, n_experts)
+            Gate weights (non-negative, rows sum to 1).
+        penalty : torch.Tensor
+            Scalar penalty added to the loss (times the estimator's weight).
+        """
         B = x.shape[0]
         P = self.leaf_probabilities(x)
         a = self.leaves(x).view(B, self.n, self.k)
@@ -269,7 +305,20 @@ class TopKGate(_Gate):
         self.linear = nn.Linear(n_in, n_experts)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gate weights (B, n) and a zero penalty."""
+        """Gate weights (B, n) and a zero penalty.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        g : torch.Tensor of shape (B, n_experts)
+            Gate weights (non-negative, rows sum to 1).
+        penalty : torch.Tensor
+            Scalar penalty added to the loss (times the estimator's weight).
+        """
         logits = self._leaf_to_expert(self.linear(x))
         top = torch.topk(logits, self.k, dim=1)
         masked = torch.full_like(logits, float("-inf")).scatter(1, top.indices, top.values)
@@ -312,13 +361,37 @@ class DSelectKGate(_Gate):
         self.register_buffer("codes", torch.as_tensor(codes, dtype=torch.float32))
 
     def selector_distributions(self, x: torch.Tensor) -> torch.Tensor:
-        """``r_i(e)``, shape (B, k, n); each sums to 1 over experts when n = 2^m."""
+        """Selector distributions ``r_i(e)`` over the experts.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        r : torch.Tensor of shape (B, k, n)
+            Each sums to 1 over the experts when ``n = 2^m``.
+        """
         z = smooth_step(self.bits(x).view(x.shape[0], self.k, 1, self.m), self.gamma)
         codes = self.codes.to(x.dtype)
         return (codes * z + (1 - codes) * (1 - z)).prod(-1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gate weights (B, n) and the selectors' entropy penalty."""
+        """Gate weights (B, n) and the selectors' entropy penalty.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        g : torch.Tensor of shape (B, n_experts)
+            Gate weights (non-negative, rows sum to 1).
+        penalty : torch.Tensor
+            Scalar penalty added to the loss (times the estimator's weight).
+        """
         r = self.selector_distributions(x)
         alpha = torch.softmax(self.mix(x), dim=1)
         g = self._leaf_to_expert((alpha[:, :, None] * r).sum(1))
@@ -349,7 +422,20 @@ class SoftmaxGate(_Gate):
         self.linear = nn.Linear(n_in, n_experts)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gate weights (B, n) and a zero penalty."""
+        """Gate weights (B, n) and a zero penalty.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        g : torch.Tensor of shape (B, n_experts)
+            Gate weights (non-negative, rows sum to 1).
+        penalty : torch.Tensor
+            Scalar penalty added to the loss (times the estimator's weight).
+        """
         logits = self._leaf_to_expert(self.linear(x))
         return torch.softmax(logits, dim=1), logits.new_zeros(())
 
@@ -407,7 +493,20 @@ class MixtureOfExperts(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def experts(self, x: torch.Tensor, index: int | None = None) -> torch.Tensor:
-        """All expert outputs (B, n, n_out), or expert ``index`` only (B, n_out)."""
+        """Expert outputs.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+        index : int or None, default=None
+            Evaluate only this expert.
+
+        Returns
+        -------
+        out : torch.Tensor
+            All expert outputs (B, n, n_out), or expert ``index`` only (B, n_out).
+        """
         if index is None:
             h = x[:, None, :]
             for i, (w, b) in enumerate(zip(self.weights, self.biases)):
@@ -423,7 +522,22 @@ class MixtureOfExperts(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mixture output (B, n_out), gate weights (B, n) and the gate penalty."""
+        """Dense mixture (every expert evaluated).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        out : torch.Tensor of shape (B, n_out)
+            ``sum_e g_e f_e(x)``.
+        g : torch.Tensor of shape (B, n)
+            Gate weights.
+        penalty : torch.Tensor
+            The gate's penalty.
+        """
         g, penalty = self.gate(x)
         out = torch.einsum("bn,bno->bo", g, self.experts(x))
         return out, g, penalty
@@ -431,7 +545,19 @@ class MixtureOfExperts(nn.Module):
     def forward_sparse(self, x: torch.Tensor, tol: float = 1e-5) -> tuple[torch.Tensor, Any]:
         """Conditional computation: evaluate expert ``e`` only on rows with ``g_e > tol``.
 
-        Returns the mixture output and the number of experts evaluated per row.
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+        tol : float, default=1e-5
+            Gate weights at or below ``tol`` skip the expert.
+
+        Returns
+        -------
+        out : torch.Tensor of shape (B, n_out)
+            The mixture output.
+        n_evaluated : torch.Tensor of shape (B,)
+            Number of experts evaluated per row.
         """
         g, _ = self.gate(x)
         active = g > tol

@@ -291,7 +291,18 @@ class PrunedMLP(MLP):
         self.register_buffer("input_index", torch.as_tensor(list(input_index), dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Select the kept columns, then apply the MLP."""
+        """Select the kept columns, then apply the MLP.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, n_features)
+            Input batch with all original columns.
+
+        Returns
+        -------
+        out : torch.Tensor of shape (n, n_out)
+            Outputs.
+        """
         return super().forward(x.index_select(1, self.input_index))
 
 

@@ -89,7 +89,18 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the network to a batch ``x`` of shape (n, n_in)."""
+        """Apply the network.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, n_in)
+            Input batch.
+
+        Returns
+        -------
+        out : torch.Tensor of shape (n, n_out)
+            Outputs.
+        """
         for i, lin in enumerate(self.linears):
             x = lin(x)
             if i < len(self.linears) - 1:

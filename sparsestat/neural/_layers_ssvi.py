@@ -356,15 +356,43 @@ class SSVIScheduler:
         self.criterion = criterion
 
     def is_update_step(self, t: int) -> bool:
-        """Whether step ``t`` (1-based, counted from the start of training) updates masks."""
+        """Whether step ``t`` updates the masks.
+
+        Parameters
+        ----------
+        t : int
+            Step, 1-based, counted from the start of training.
+
+        Returns
+        -------
+        update : bool
+            ``0 < t < T_end`` and ``t`` is a multiple of ``update_interval``.
+        """
         return 0 < t < self.t_end and t % self.update_interval == 0
 
     def drop_fraction(self, t: int) -> float:
-        """``f(t) = alpha / 2 (1 + cos(pi t / T_end))``."""
+        """Cosine drop fraction.
+
+        Parameters
+        ----------
+        t : int
+            Step.
+
+        Returns
+        -------
+        f : float
+            ``drop_alpha / 2 (1 + cos(pi t / T_end))``.
+        """
         return self.drop_alpha / 2.0 * (1.0 + math.cos(math.pi * t / self.t_end))
 
     def set_capture(self, on: bool) -> None:
-        """Ask the layers to keep the gradient of their effective mean weight."""
+        """Ask the layers to keep (or stop keeping) the gradient of their mean weight.
+
+        Parameters
+        ----------
+        on : bool
+            Keep the dense gradient of ``mu * mask`` on the next backward pass.
+        """
         for layer in self.layers:
             layer.capture_grad = on
             if not on:
@@ -372,7 +400,18 @@ class SSVIScheduler:
 
     @torch.no_grad()
     def update(self, t: int) -> list[int]:
-        """Update every layer's mask at step ``t``; return the numbers of changed weights."""
+        """Update every layer's mask at step ``t``.
+
+        Parameters
+        ----------
+        t : int
+            Current step (sets the drop fraction).
+
+        Returns
+        -------
+        n_new : list of int
+            Newly activated weights per layer.
+        """
         frac = self.drop_fraction(t)
         changed = []
         for layer in self.layers:
@@ -385,7 +424,22 @@ class SSVIScheduler:
 
     @torch.no_grad()
     def update_layer(self, layer: _SparseBayesMixin, grad: torch.Tensor, frac: float) -> int:
-        """Drop and grow on one layer given the dense gradient ``grad``; return #new weights."""
+        """Drop and grow on one layer.
+
+        Parameters
+        ----------
+        layer : SparseBayesLinear or SparseBayesConv2d
+            The layer (modified in place, with the optimizer state).
+        grad : torch.Tensor
+            Dense gradient of the loss w.r.t. the effective mean weight.
+        frac : float
+            Drop fraction ``f(t)``.
+
+        Returns
+        -------
+        n_new : int
+            Number of newly activated weights.
+        """
         old = layer.mask.reshape(-1).clone()
         n_act = int(old.sum())
         n_drop = math.floor(n_act * frac)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any
 
 import numpy as np
@@ -178,8 +179,9 @@ class _SSVIBase(BaseTorchEstimator):
             self.t_end_fraction,
             self.criterion,
         )
-        if not hasattr(self, "mask_history_") or not self.warm_start:
-            self.mask_history_ = [self._mask_record(0, 0)]
+        continuing = self._partial_call or self.warm_start
+        if not hasattr(self, "mask_history_") or not continuing or self.n_steps_ == 0:
+            self.mask_history_ = [self._mask_record(self.n_steps_, 0)]
 
     def _kl_factor(self) -> float:
         if self._partial_call or self.kl_warmup_fraction == 0:
@@ -302,7 +304,7 @@ default='snr_abs'
         (sparse Bayesian 3x3 convolutions, ReLU, 2x2 max-pooling, then the MLP head).
     conv_channels : tuple of int, default=(8, 16)
         Output channels of the convolutions (CNN option only).
-    lr : float, default=3e-3
+    lr : float, default=1e-2
         Learning rate.
     batch_size : int, default=64
         Mini-batch size.
@@ -382,9 +384,26 @@ _ATTRIBUTES = """
         Per-epoch records (``train_loss``, ``lr``, ``kl``, ``kl_factor``, ...)."""
 
 
-def _fill(doc: str) -> str:
+_SPARSE_ONLY = (
+    "sparsity",
+    "dense_first_layer",
+    "criterion",
+    "update_interval",
+    "drop_alpha",
+    "t_end_fraction",
+)
+
+
+def _without(doc: str, names: tuple[str, ...]) -> str:
+    """Drop the numpydoc entries of ``names`` from a parameter list."""
+    entries = re.split(r"\n(?=    \S)", doc)
+    keep = [e for e in entries if e.strip().split(" :")[0] not in names]
+    return "\n".join(keep)
+
+
+def _fill(doc: str, params: str = _COMMON_PARAMS_DOC) -> str:
     return (
-        doc.replace("{params}", _COMMON_PARAMS_DOC)
+        doc.replace("{params}", params)
         .replace("{notes}", _NOTES)
         .replace("{attributes}", _ATTRIBUTES)
     )
@@ -448,7 +467,7 @@ class SSVIClassifier(TorchClassifierMixin, ClassifierMixin, _SSVIBase):
         n_mc_samples=32,
         image_shape=None,
         conv_channels=(8, 16),
-        lr=3e-3,
+        lr=1e-2,
         batch_size=64,
         max_epochs=50,
         optimizer="adam",
@@ -585,7 +604,8 @@ class MeanFieldVIClassifier(SSVIClassifier):
     ...                             random_state=0).fit(X, y)
     >>> clf.density_
     1.0
-    """
+    """,
+        _without(_COMMON_PARAMS_DOC, _SPARSE_ONLY),
     )
     _update_masks = False
     _parameter_constraints: dict = {
@@ -621,7 +641,7 @@ class MeanFieldVIClassifier(SSVIClassifier):
         n_mc_samples=32,
         image_shape=None,
         conv_channels=(8, 16),
-        lr=3e-3,
+        lr=1e-2,
         batch_size=64,
         max_epochs=50,
         optimizer="adam",
@@ -708,6 +728,7 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
         return (0.5 * ((y - out) / log_s.exp()) ** 2 + log_s).mean() + 0.5 * math.log(2 * math.pi)
 
     def on_train_end(self) -> None:
+        """Hook: record the fitted attributes, ``noise_std_`` included."""
         super().on_train_end()
         noise = self.module_.log_noise.detach().cpu().double().exp().numpy()
         self.noise_std_ = noise * self._y_scale_
