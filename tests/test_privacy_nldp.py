@@ -422,18 +422,18 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
     m.partial_fit(X[:1000], y[:1000])
     before = (m.sum_xx_.copy(), m.sum_xy_.copy(), m.n_users_seen_)
     calls = []
-    real = nldp_module.exact_accumulate
+    real = nldp_module.gaussian_report_sums
 
-    def flaky(values, unit):
+    def flaky(*args):
         calls.append(1)
-        if len(calls) > 3:
+        if len(calls) > 1:  # the M sums are added, the v sums fail
             raise OverflowError("simulated failure mid-batch")
-        return real(values, unit)
+        return real(*args)
 
-    monkeypatch.setattr(nldp_module, "exact_accumulate", flaky)
+    monkeypatch.setattr(nldp_module, "gaussian_report_sums", flaky)
     with pytest.raises(OverflowError):
         m.partial_fit(X[1000:], y[1000:])
-    monkeypatch.setattr(nldp_module, "exact_accumulate", real)
+    monkeypatch.setattr(nldp_module, "gaussian_report_sums", real)
     m.partial_fit(X[1000:1001], y[1000:1001])
     assert m.n_users_seen_ == before[2] + 1
     ref = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)

@@ -18,11 +18,13 @@ machines or dask chunks.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+from numba import njit
 
-from sparsestat._kernels._dispatch import get_namespace
+from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
 
 __all__ = [
     "GRID_BITS",
@@ -32,6 +34,8 @@ __all__ = [
     "exact_accumulate",
     "exact_to_float",
     "floored_solve",
+    "gaussian_report_sums",
+    "gaussian_reports",
     "grid_unit",
     "mirror_upper",
     "outer_upper",
@@ -44,6 +48,8 @@ GRID_BITS = 50
 LIMB_BITS = 31
 _LIMB = 1 << LIMB_BITS
 _MAX_Q = 2.0**90
+#: Largest rounded entry the fused Numba accumulator takes (else the generic path is used).
+_FAST_Q = 2.0**62
 
 
 def triu_indices(d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,3 +256,247 @@ def coordinate_rr_core(coord: Any, bit: Any, keep: Any, d: int) -> Any:
     out = xp.where(keep, bit, -bit)
     cols = xp.arange(d)
     return xp.where(cols[None, :] == coord[:, None], out[:, None], xp.zeros_like(out)[:, None])
+
+
+# ----------------------------------------------------------------------------- Gaussian reports
+# Clip to an l2 ball, add Gaussian noise, round to the fixed-point grid: the report of one
+# user for a vector statistic (``outer=False``: the row itself) or for the upper triangle of
+# its outer product (``outer=True``). The squared norm is summed left to right over the
+# entries, in this order on every backend, so that all of them clip identically.
+
+
+def _statistic(X: Any, outer: bool) -> Any:
+    return outer_upper(X) if outer else X
+
+
+def _ball_clip_generic(T: Any, bound: float) -> Any:
+    xp = get_namespace(T)
+    ss = xp.zeros(T.shape[:1], dtype=T.dtype)
+    for j in range(int(T.shape[1])):  # sequential order, reproduced by the Numba kernels
+        ss = ss + T[:, j] * T[:, j]
+    factor = bound / xp.maximum(xp.sqrt(ss), xp.asarray(bound, dtype=T.dtype))
+    return T * factor[:, None]
+
+
+def _noisy_generic(X: Any, z: Any, bound: float, scale: float, outer: bool) -> Any:
+    T = _ball_clip_generic(_statistic(X, outer), bound)
+    return T if scale == 0.0 else T + scale * z
+
+
+@register("gaussian_reports", "generic")
+def _gaussian_reports_generic(
+    X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool
+) -> Any:
+    xp = get_namespace(X)
+    return xp.round(_noisy_generic(X, z, bound, scale, outer) / unit) * unit
+
+
+@register("gaussian_report_sums", "generic")
+def _gaussian_report_sums_generic(
+    X: Any,
+    z: Any,
+    folds: Any,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+) -> tuple[Any, Any]:
+    xp = get_namespace(X)
+    values = _noisy_generic(X, z, bound, scale, outer)
+    m = int(values.shape[1])
+    hi = xp.zeros((n_folds, m), dtype=xp.int64)
+    lo = xp.zeros((n_folds, m), dtype=xp.int64)
+    his, los = [], []
+    for f in range(n_folds):
+        rows = values[folds == f]
+        h, l = exact_accumulate(rows, unit) if rows.shape[0] else (hi[f], lo[f])
+        his.append(h)
+        los.append(l)
+    return xp.stack(his), xp.stack(los)
+
+
+@njit(cache=True, nogil=True)
+def _row_statistic(X: Any, i: int, outer: bool, t: Any) -> float:  # pragma: no cover - compiled
+    """Write user ``i``'s statistic into ``t`` and return its l2 norm (left-to-right sum)."""
+    d = X.shape[1]
+    if outer:
+        p = 0
+        for a in range(d):
+            xa = X[i, a]
+            for b in range(a, d):
+                t[p] = xa * X[i, b]
+                p += 1
+    else:
+        for a in range(d):
+            t[a] = X[i, a]
+    ss = 0.0
+    for p in range(t.shape[0]):
+        ss += t[p] * t[p]
+    return math.sqrt(ss)
+
+
+@njit(cache=True, nogil=True)
+def _reports_numba_impl(
+    X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool
+) -> Any:  # pragma: no cover - compiled
+    n, d = X.shape
+    m = d * (d + 1) // 2 if outer else d
+    out = np.empty((n, m))
+    t = np.empty(m)
+    inv_unit = 1.0 / unit
+    for i in range(n):
+        factor = bound / max(_row_statistic(X, i, outer, t), bound)
+        for p in range(m):
+            val = t[p] * factor
+            if scale != 0.0:
+                val = val + scale * z[i, p]
+            out[i, p] = np.rint(val * inv_unit) * unit
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _sums_numba_impl(
+    X: Any,
+    z: Any,
+    folds: Any,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+    hi: Any,
+    lo: Any,
+) -> float:  # pragma: no cover - compiled
+    n, d = X.shape
+    m = hi.shape[1]
+    t = np.empty(m)
+    inv_unit = 1.0 / unit
+    mask = (1 << 31) - 1
+    qmax = 0.0
+    for i in range(n):
+        factor = bound / max(_row_statistic(X, i, outer, t), bound)
+        f = folds[i]
+        for p in range(m):
+            val = t[p] * factor
+            if scale != 0.0:
+                val = val + scale * z[i, p]
+            q = np.rint(val * inv_unit)
+            qmax = max(qmax, abs(q))
+            qi = np.int64(q)
+            hi[f, p] += qi >> 31
+            lo[f, p] += qi & mask
+    return qmax
+
+
+@register("gaussian_reports", "numba")
+def _gaussian_reports_numba(
+    X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool
+) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    z = np.ascontiguousarray(z, dtype=np.float64) if scale != 0.0 else np.zeros((1, 1))
+    return _reports_numba_impl(X, z, float(bound), float(scale), float(unit), bool(outer))
+
+
+@register("gaussian_report_sums", "numba")
+def _gaussian_report_sums_numba(
+    X: Any,
+    z: Any,
+    folds: Any,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    d = X.shape[1]
+    m = d * (d + 1) // 2 if outer else d
+    z = np.ascontiguousarray(z, dtype=np.float64) if scale != 0.0 else np.zeros((1, 1))
+    folds = np.ascontiguousarray(folds, dtype=np.int64)
+    if folds.size and (folds.min() < 0 or folds.max() >= n_folds):
+        raise ValueError(f"folds must lie in [0, {n_folds})")
+    hi = np.zeros((n_folds, m), np.int64)
+    lo = np.zeros((n_folds, m), np.int64)
+    args = (float(bound), float(scale), float(unit), bool(outer))
+    qmax = _sums_numba_impl(X, z, folds, *args, hi, lo)
+    if not qmax < _FAST_Q:  # a huge entry (or nan): the generic path decides, exactly
+        return _gaussian_report_sums_generic(X, z, folds, n_folds, bound, scale, unit, outer)
+    return normalise_limbs(hi, lo)
+
+
+def gaussian_reports(X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool) -> Any:
+    """Per-user Gaussian-mechanism reports on the fixed-point grid.
+
+    For each user (row of ``X``) the statistic ``t`` (the row, or the upper triangle of its
+    outer product) is scaled into the l2 ball of radius ``bound`` (``t * bound /
+    max(||t||, bound)``, the squared norm summed left to right), then
+    ``t + scale * z`` is rounded to the grid of spacing ``unit``.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        One (already coordinatewise-clipped) row per user.
+    z : array of shape (n, m)
+        Standard normal draws, ``m = d (d + 1) / 2`` with ``outer`` else ``d``; ignored when
+        ``scale == 0``.
+    bound : float
+        l2 clipping radius of the statistic.
+    scale : float
+        Noise standard deviation (0 for no noise).
+    unit : float
+        Grid spacing, a power of two (:func:`grid_unit`).
+    outer : bool
+        Whether the statistic is the upper triangle of ``x x^T``.
+
+    Returns
+    -------
+    reports : array of shape (n, m)
+        The rounded reports. O(n m) time.
+    """
+    return get_kernel("gaussian_reports", X, z)(X, z, bound, scale, unit, outer)
+
+
+def gaussian_report_sums(
+    X: Any,
+    z: Any,
+    folds: Any,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+) -> tuple[Any, Any]:
+    """Per-fold exact sums of the reports of :func:`gaussian_reports`, without forming them.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        One (already coordinatewise-clipped) row per user.
+    z : array of shape (n, m)
+        Standard normal draws (ignored when ``scale == 0``).
+    folds : int array of shape (n,)
+        Fold of each user, in ``[0, n_folds)``.
+    n_folds : int
+        Number of folds.
+    bound, scale, unit, outer
+        As in :func:`gaussian_reports`.
+
+    Returns
+    -------
+    hi, lo : int64 arrays of shape (n_folds, m)
+        Normalised limbs (:func:`exact_accumulate`) of each fold's sum of the rounded
+        reports: the same integers as summing the output of :func:`gaussian_reports`.
+
+    Raises
+    ------
+    OverflowError
+        As :func:`exact_accumulate`.
+
+    Notes
+    -----
+    The Numba version (NumPy input) fuses the outer product, clipping, noise, rounding and
+    the integer sums in one pass over the users, with O(n_folds m) memory: no per-user report
+    is stored. Entries whose rounded value reaches 2**62 (far outside the noise's range) send
+    the batch to the generic path, which gives the same integers. O(n m) time.
+    """
+    return get_kernel("gaussian_report_sums", X, z)(X, z, folds, n_folds, bound, scale, unit, outer)

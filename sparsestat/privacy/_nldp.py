@@ -19,6 +19,8 @@ from sparsestat._kernels.ldp import (
     exact_accumulate,
     exact_to_float,
     floored_solve,
+    gaussian_report_sums,
+    gaussian_reports,
     grid_unit,
     mirror_upper,
     normalise_limbs,
@@ -27,7 +29,7 @@ from sparsestat._kernels.ldp import (
 )
 from sparsestat._kernels.prox import prox_l1
 from sparsestat.privacy.accountant import BudgetAccountant
-from sparsestat.privacy.mechanisms import GaussianMechanism, UserStreams
+from sparsestat.privacy.mechanisms import GaussianMechanism, UserStreams, _source
 from sparsestat.utils._compat import (
     HasMethods,
     Interval,
@@ -38,7 +40,7 @@ from sparsestat.utils._compat import (
 
 __all__ = ["LDPSparseLinearRegression"]
 
-_CHUNK_ENTRIES = 1 << 18  # numbers per chunk of per-user reports (2 MiB of float64)
+_CHUNK_ENTRIES = 1 << 18  # numbers per chunk of per-user noise (2 MiB of float64)
 _N_ALPHAS = 30
 _CONTROLLER: list[ThreadpoolController] = []
 
@@ -48,6 +50,11 @@ def _single_thread() -> Any:
     if not _CONTROLLER:
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0].limit(limits=1)
+
+
+def _n_upper(d: int) -> int:
+    """Numbers in the upper triangle of a d x d matrix (the noise draws of one report M)."""
+    return d * (d + 1) // 2
 
 
 def _theory_bounds(n: int, d: int) -> tuple[float, float]:
@@ -423,24 +430,56 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             self.accountant_.check(eps, delta, users=ids)
 
     # ------------------------------------------------------------------ client side
+    def _noise(self, source: Any, ids: np.ndarray, m: int, stream: int, scale: float) -> Any:
+        """Standard normal draws of the users' reports (none when the mechanism is exact)."""
+        return None if scale == 0.0 else source.draw(ids, m, stream, "normal")
+
     def _reports(
-        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, on_grid: bool = True
+        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, source: Any = None
     ) -> tuple[Any, Any]:
         """Per-user reports (upper triangles, vectors), rounded to the fixed-point grid.
 
-        The server's exact accumulator rounds to the same grid itself, so the internal
-        aggregation skips the rounding here (``on_grid=False``); the integers are the same.
+        NumPy noise: each statistic is clipped to its mechanism's l2 ball, the user's keyed
+        noise added and the sum rounded by one kernel (:func:`gaussian_reports`), the same
+        arithmetic as the server's fused sums. OpenDP noise: the mechanism's exact sampler.
         """
-        streams = self._streams()
+        xy = xt * yt[:, None]
+        if self.noise_backend == "opendp":
+            tri = None
+            if self._mech_xx is not None:
+                tri = self._mech_xx.randomise(outer_upper(xt), self._streams(), ids, stream=0)
+                tri = np.round(tri / self._unit_xx) * self._unit_xx
+            v = self._mech_xy.randomise(xy, self._streams(), ids, stream=1)
+            return tri, np.round(v / self._unit_xy) * self._unit_xy
+        source = _source(self._streams(), "numpy") if source is None else source
         tri = None
         if self._mech_xx is not None:
-            tri = self._mech_xx.randomise(outer_upper(xt), streams, ids, stream=0)
-            if on_grid:
-                tri = np.round(tri / self._unit_xx) * self._unit_xx
-        v = self._mech_xy.randomise(xt * yt[:, None], streams, ids, stream=1)
-        if on_grid:
-            v = np.round(v / self._unit_xy) * self._unit_xy
+            mech = self._mech_xx
+            z = self._noise(source, ids, _n_upper(xt.shape[1]), 0, mech.scale)
+            tri = gaussian_reports(xt, z, mech.l2_bound, mech.scale, self._unit_xx, True)
+        mech = self._mech_xy
+        z = self._noise(source, ids, xt.shape[1], 1, mech.scale)
+        v = gaussian_reports(xy, z, mech.l2_bound, mech.scale, self._unit_xy, False)
         return tri, v
+
+    def _sum_reports(
+        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, folds: np.ndarray, source: Any
+    ) -> None:
+        """Server side of ``fit`` on raw data: per-fold exact sums, no per-user report kept."""
+        k = int(self.cv)
+        if self._mech_xx is not None:
+            mech = self._mech_xx
+            z = self._noise(source, ids, _n_upper(xt.shape[1]), 0, mech.scale)
+            hi, lo = gaussian_report_sums(
+                xt, z, folds, k, mech.l2_bound, mech.scale, self._unit_xx, True
+            )
+            self._hi_xx, self._lo_xx = normalise_limbs(self._hi_xx + hi, self._lo_xx + lo)
+        mech = self._mech_xy
+        z = self._noise(source, ids, xt.shape[1], 1, mech.scale)
+        hi, lo = gaussian_report_sums(
+            xt * yt[:, None], z, folds, k, mech.l2_bound, mech.scale, self._unit_xy, False
+        )
+        self._hi_xy, self._lo_xy = normalise_limbs(self._hi_xy + hi, self._lo_xy + lo)
 
     def privatize(self, X, y, user_ids=None):
         """Client side: clip and privatise each user's ``(x, y)`` into the reports ``(M, v)``.
@@ -531,11 +570,16 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             n_tri = de * (de + 1) // 2
             block = UserStreams.block_size(n_tri)
             chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
+            numpy_noise = self.noise_backend == "numpy"
+            source = _source(self._streams(), "numpy") if numpy_noise else None
             for start in range(0, X.shape[0], chunk):
                 sl = slice(start, start + chunk)
                 xt = self._clip_X(X[sl])
                 yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
-                tri, v = self._reports(xt, yt, ids[sl], on_grid=False)
+                if numpy_noise:
+                    self._sum_reports(xt, yt, ids[sl], folds[sl], source)
+                    continue
+                tri, v = self._reports(xt, yt, ids[sl])
                 for f in range(k):
                     rows = self._fold_rows(ids[sl], folds[sl], f)
                     if v[rows].shape[0]:
