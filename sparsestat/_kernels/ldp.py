@@ -48,8 +48,6 @@ GRID_BITS = 50
 LIMB_BITS = 31
 _LIMB = 1 << LIMB_BITS
 _MAX_Q = 2.0**90
-#: Largest rounded entry the fused Numba accumulator takes (else the generic path is used).
-_FAST_Q = 2.0**62
 
 
 def triu_indices(d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -316,24 +314,44 @@ def _gaussian_report_sums_generic(
     return xp.stack(his), xp.stack(los)
 
 
+#: Relative margin of the cheap "inside the ball" test (covers the rounding of both norms).
+_BALL_MARGIN = 2.0**-20
+#: Users per call of the fused sums: keeps every float partial sum below 2**53 (exact).
+_SUM_ROWS = 1 << 21
+
+
 @njit(cache=True, nogil=True)
-def _row_statistic(X: Any, i: int, outer: bool, t: Any) -> float:  # pragma: no cover - compiled
-    """Write user ``i``'s statistic into ``t`` and return its l2 norm (left-to-right sum)."""
+def _clip_factor(X: Any, i: int, outer: bool, t: Any, bound: float) -> float:  # pragma: no cover
+    """Write user ``i``'s statistic into ``t``; return ``bound / max(||t||, bound)``.
+
+    The norm is summed left to right over ``t``, as in the generic kernel. For the outer
+    product, ``||t||^2 = (||x||^4 + sum x^4) / 2`` is computed first in O(d): when it is
+    below ``bound^2`` by a relative margin of 2**-20 (far more than the rounding of either
+    computation), the left-to-right norm is certainly <= bound and the factor is exactly 1,
+    so the O(d^2) sequential sum is skipped.
+    """
     d = X.shape[1]
     if outer:
+        s2 = 0.0
+        s4 = 0.0
         p = 0
         for a in range(d):
             xa = X[i, a]
+            sq = xa * xa
+            s2 += sq
+            s4 += sq * sq
             for b in range(a, d):
                 t[p] = xa * X[i, b]
                 p += 1
+        if (s2 * s2 + s4) * 0.5 * (1.0 + _BALL_MARGIN) < bound * bound:
+            return 1.0
     else:
         for a in range(d):
             t[a] = X[i, a]
     ss = 0.0
     for p in range(t.shape[0]):
         ss += t[p] * t[p]
-    return math.sqrt(ss)
+    return bound / max(math.sqrt(ss), bound)
 
 
 @njit(cache=True, nogil=True)
@@ -346,7 +364,7 @@ def _reports_numba_impl(
     t = np.empty(m)
     inv_unit = 1.0 / unit
     for i in range(n):
-        factor = bound / max(_row_statistic(X, i, outer, t), bound)
+        factor = _clip_factor(X, i, outer, t, bound)
         for p in range(m):
             val = t[p] * factor
             if scale != 0.0:
@@ -366,26 +384,34 @@ def _sums_numba_impl(
     outer: bool,
     hi: Any,
     lo: Any,
-) -> float:  # pragma: no cover - compiled
-    n, d = X.shape
+    habs: Any,
+) -> None:  # pragma: no cover - compiled
+    """Float accumulators of integers: exact while every partial sum stays below 2**53.
+
+    ``lo`` adds at most 2**21 values in [0, 2**31); ``habs`` bounds the partial sums of
+    ``hi`` (checked by the caller).
+    """
+    n = X.shape[0]
     m = hi.shape[1]
     t = np.empty(m)
     inv_unit = 1.0 / unit
-    mask = (1 << 31) - 1
-    qmax = 0.0
+    limb = float(1 << 31)
+    inv_limb = 1.0 / limb
     for i in range(n):
-        factor = bound / max(_row_statistic(X, i, outer, t), bound)
+        factor = _clip_factor(X, i, outer, t, bound)
         f = folds[i]
+        if scale != 0.0:
+            for p in range(m):
+                t[p] = t[p] * factor + scale * z[i, p]
+        else:
+            for p in range(m):
+                t[p] = t[p] * factor
         for p in range(m):
-            val = t[p] * factor
-            if scale != 0.0:
-                val = val + scale * z[i, p]
-            q = np.rint(val * inv_unit)
-            qmax = max(qmax, abs(q))
-            qi = np.int64(q)
-            hi[f, p] += qi >> 31
-            lo[f, p] += qi & mask
-    return qmax
+            q = np.rint(t[p] * inv_unit)
+            h = np.floor(q * inv_limb)
+            hi[f, p] += h
+            lo[f, p] += q - h * limb
+            habs[p] += abs(h)
 
 
 @register("gaussian_reports", "numba")
@@ -415,13 +441,19 @@ def _gaussian_report_sums_numba(
     folds = np.ascontiguousarray(folds, dtype=np.int64)
     if folds.size and (folds.min() < 0 or folds.max() >= n_folds):
         raise ValueError(f"folds must lie in [0, {n_folds})")
+    args = (float(bound), float(scale), float(unit), bool(outer))
     hi = np.zeros((n_folds, m), np.int64)
     lo = np.zeros((n_folds, m), np.int64)
-    args = (float(bound), float(scale), float(unit), bool(outer))
-    qmax = _sums_numba_impl(X, z, folds, *args, hi, lo)
-    if not qmax < _FAST_Q:  # a huge entry (or nan): the generic path decides, exactly
-        return _gaussian_report_sums_generic(X, z, folds, n_folds, bound, scale, unit, outer)
-    return normalise_limbs(hi, lo)
+    for start in range(0, X.shape[0], _SUM_ROWS):
+        sl = slice(start, start + _SUM_ROWS)
+        hi_f = np.zeros((n_folds, m))
+        lo_f = np.zeros((n_folds, m))
+        habs = np.zeros(m)
+        _sums_numba_impl(X[sl], z[sl] if scale != 0.0 else z, folds[sl], *args, hi_f, lo_f, habs)
+        if not np.all(habs < 2.0**52):  # huge (or non-finite) entries: the generic path decides
+            return _gaussian_report_sums_generic(X, z, folds, n_folds, bound, scale, unit, outer)
+        hi, lo = normalise_limbs(hi + hi_f.astype(np.int64), lo + lo_f.astype(np.int64))
+    return hi, lo
 
 
 def gaussian_reports(X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool) -> Any:
@@ -496,7 +528,8 @@ def gaussian_report_sums(
     -----
     The Numba version (NumPy input) fuses the outer product, clipping, noise, rounding and
     the integer sums in one pass over the users, with O(n_folds m) memory: no per-user report
-    is stored. Entries whose rounded value reaches 2**62 (far outside the noise's range) send
-    the batch to the generic path, which gives the same integers. O(n m) time.
+    is stored. It sums the integer limbs in float64, which is exact while the partial sums
+    stay below 2**53 (checked; a batch with entries far outside the noise's range goes to
+    the generic path, which gives the same integers or raises). O(n m) time.
     """
     return get_kernel("gaussian_report_sums", X, z)(X, z, folds, n_folds, bound, scale, unit, outer)

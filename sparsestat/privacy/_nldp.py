@@ -40,7 +40,7 @@ from sparsestat.utils._compat import (
 
 __all__ = ["LDPSparseLinearRegression"]
 
-_CHUNK_ENTRIES = 1 << 18  # numbers per chunk of per-user noise (2 MiB of float64)
+_CHUNK_ENTRIES = 1 << 20  # numbers per chunk of per-user noise (8 MiB of float64)
 _N_ALPHAS = 30
 _CONTROLLER: list[ThreadpoolController] = []
 
