@@ -213,7 +213,11 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     estimate is refreshed by the next update.
 
     Complexity: O(d^2) time and communication per user (warning above d = 2000), O(cv d^2)
-    server memory independent of n, O(d^3) per estimate.
+    server memory independent of n, O(d^3) per estimate. With NumPy noise, ``fit`` and
+    ``partial_fit`` on raw data draw each user's keyed noise for a chunk of users (8 MiB)
+    and clip, form the outer product, add the noise, round and sum in one fused kernel,
+    without storing per-user reports; the integers are those of ``privatize`` followed by
+    ``add_reports``. The d(d+1)/2 + d Gaussian draws per user bound the speed.
 
     References
     ----------
@@ -549,44 +553,59 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             return slice((f - int(ids[0])) % k, None, k)
         return folds == f
 
-    def _aggregate_raw(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
-        new_runs = _union_runs(self._runs, _id_runs(ids))  # refuse repeats before any noise
+    def _aggregate_raw(self, X: np.ndarray, y: np.ndarray, ids: Any) -> None:
+        """Privatise and add users; ``ids`` is a ``range`` (O(1) memory) or an id array."""
+        runs = [(ids.start, ids.stop)] if isinstance(ids, range) else _id_runs(ids)
+        new_runs = _union_runs(self._runs, runs)  # refuse repeats before any noise
         self._charge(ids, spend=False)
         de = X.shape[1] + int(self.fit_intercept)
         k = int(self.cv)
-        folds = ids % k
         with self._transaction():
-            self._aggregate_chunks(X, y, ids, folds, de, k)
-        self._fold_n += np.bincount(folds, minlength=k)
+            counts = self._aggregate_chunks(X, y, ids, de, k)
+        self._fold_n += counts
         self._charge(ids, spend=True)
         self._runs = new_runs
-        self._next_id = max(self._next_id, int(ids.max()) + 1)
+        last = ids.stop - 1 if isinstance(ids, range) else int(ids.max())
+        self._next_id = max(self._next_id, last + 1)
         self.n_users_seen_ = int(self._fold_n.sum())
 
-    def _aggregate_chunks(self, X, y, ids, folds, de: int, k: int) -> None:
+    @staticmethod
+    def _chunk_ids(ids: Any, start: int, stop: int) -> np.ndarray:
+        if isinstance(ids, range):
+            return np.arange(ids.start + start, ids.start + min(stop, len(ids)), dtype=np.int64)
+        return ids[start:stop]
+
+    def _aggregate_chunks(self, X, y, ids, de: int, k: int) -> np.ndarray:
+        """Add the users chunk by chunk (memory independent of n); return the fold counts."""
+        counts = np.zeros(k, np.int64)
         if self.simulate_aggregate:
-            self._aggregate_simulated(X, y, ids, folds)
-        else:  # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
-            n_tri = de * (de + 1) // 2
-            block = UserStreams.block_size(n_tri)
-            chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
-            numpy_noise = self.noise_backend == "numpy"
-            source = _source(self._streams(), "numpy") if numpy_noise else None
-            for start in range(0, X.shape[0], chunk):
-                sl = slice(start, start + chunk)
-                xt = self._clip_X(X[sl])
-                yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
-                if numpy_noise:
-                    self._sum_reports(xt, yt, ids[sl], folds[sl], source)
-                    continue
-                tri, v = self._reports(xt, yt, ids[sl])
-                for f in range(k):
-                    rows = self._fold_rows(ids[sl], folds[sl], f)
-                    if v[rows].shape[0]:
-                        self._add_limbs(f, None if tri is None else tri[rows], v[rows])
+            self._aggregate_simulated(X, y, ids, counts)
+            return counts
+        # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
+        n_tri = de * (de + 1) // 2
+        block = UserStreams.block_size(n_tri)
+        chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
+        numpy_noise = self.noise_backend == "numpy"
+        source = _source(self._streams(), "numpy") if numpy_noise else None
+        for start in range(0, X.shape[0], chunk):
+            sl = slice(start, start + chunk)
+            ids_c = self._chunk_ids(ids, start, start + chunk)
+            folds_c = ids_c % k
+            counts += np.bincount(folds_c, minlength=k)
+            xt = self._clip_X(X[sl])
+            yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
+            if numpy_noise:
+                self._sum_reports(xt, yt, ids_c, folds_c, source)
+                continue
+            tri, v = self._reports(xt, yt, ids_c)
+            for f in range(k):
+                rows = self._fold_rows(ids_c, folds_c, f)
+                if v[rows].shape[0]:
+                    self._add_limbs(f, None if tri is None else tri[rows], v[rows])
+        return counts
 
     def _aggregate_simulated(
-        self, X: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: np.ndarray
+        self, X: np.ndarray, y: np.ndarray, ids: Any, counts: np.ndarray
     ) -> None:
         """Clean per-fold sums (chunked GEMMs), plus one aggregated noise draw per fold."""
         de = X.shape[1] + int(self.fit_intercept)
@@ -594,13 +613,17 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         iu, ju = triu_indices(de)
         gram = np.zeros((k, de, de))
         cross = np.zeros((k, de))
-        chunk = max(k, (_CHUNK_ENTRIES * 4 // de) // k * k)
+        chunk = max(k, (_CHUNK_ENTRIES // de) // k * k)
+        first = ids.start if isinstance(ids, range) else int(ids.min())
         for start in range(0, X.shape[0], chunk):
             sl = slice(start, start + chunk)
+            ids_c = self._chunk_ids(ids, start, start + chunk)
+            folds_c = ids_c % k
+            counts += np.bincount(folds_c, minlength=k)
             xt = self._clip_X(X[sl])
             yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
             for f in range(k):
-                rows = self._fold_rows(ids[sl], folds[sl], f)
+                rows = self._fold_rows(ids_c, folds_c, f)
                 xf = np.ascontiguousarray(xt[rows])
                 gram[f] += xf.T @ xf
                 cross[f] += xf.T @ yt[rows]
@@ -609,12 +632,9 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             np.random.default_rng()
             if self._entropy is None
             else np.random.Generator(
-                np.random.SFC64(
-                    np.random.SeedSequence(self._entropy, spawn_key=(7, int(ids.min())))
-                )
+                np.random.SFC64(np.random.SeedSequence(self._entropy, spawn_key=(7, first)))
             )
         )
-        counts = np.bincount(folds, minlength=k)
         for f in range(k):
             m = int(counts[f])
             if m == 0:
@@ -696,7 +716,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         self._initialise(X.shape[0], X.shape[1])
-        self._aggregate_raw(X, y, np.arange(X.shape[0], dtype=np.int64))
+        self._aggregate_raw(X, y, range(X.shape[0]))
         self._estimate()
         return self
 
@@ -725,7 +745,9 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         if first:
             self._initialise(X.shape[0], X.shape[1])
         self._check_unchanged()
-        self._aggregate_raw(X, y, self._user_ids(user_ids, X.shape[0]))
+        n = X.shape[0]
+        ids = range(self._next_id, self._next_id + n) if user_ids is None else None
+        self._aggregate_raw(X, y, ids if ids is not None else self._user_ids(user_ids, n))
         self._estimate()
         return self
 

@@ -73,8 +73,10 @@ class UserStreams:
 
     Notes
     -----
-    Drawing for a batch touches every block it intersects, so a batch that is not aligned
-    to blocks wastes at most two blocks of draws. Whoever knows ``seed`` can recompute every
+    Drawing for a batch touches every block it intersects. For consecutive ids, blocks
+    inside the batch are drawn straight into the output, and the last partially used block
+    of each (stream, m, kind) is kept (at most 2**17 numbers, not pickled), so consecutive
+    batches do not draw it twice. Whoever knows ``seed`` can recompute every
     user's noise: use seeded streams for simulations, never in a deployment.
 
     References
