@@ -34,7 +34,7 @@ $(VENV)/.stamp-%: pyproject.toml $(CONSTRAINTS) | $(PY)
 install: $(VENV)/.stamp-test,torch,examples
 
 demo: $(VENV)/.stamp-test,torch,examples
-	$(PY) examples/plot_iht_recovery.py --demo
+	$(PY) examples/irs_mimo/plot_channel_estimation.py --demo
 
 lint: $(VENV)/.stamp-test,torch,examples
 	$(PY) -m ruff check .

@@ -2,12 +2,13 @@
 
 Run with ``python -m pytest gpu/test_gpu_sparse_training.py -m gpu -s``; every test is skipped
 with a clear message where PyTorch or a CUDA device is missing. The speed-up of the
-semi-structured matmul over the dense one is printed (never asserted).
+semi-structured matmul over the dense one is reported as a warning (never asserted).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 
 import pytest
 
@@ -88,8 +89,10 @@ def test_semi_structured_speedup_is_reported(sparse_model):
         return (time.perf_counter() - t0) / 50
 
     t_dense, t_sparse = bench(big), bench(exported)
-    print(
-        f"\n2:4 semi-structured 4096x4096 fp16 matmul: dense {t_dense * 1e3:.3f} ms, "
+    msg = (
+        f"2:4 semi-structured 4096x4096 fp16 matmul: dense {t_dense * 1e3:.3f} ms, "
         f"sparse {t_sparse * 1e3:.3f} ms, speed-up {t_dense / t_sparse:.2f}x"
     )
+    print("\n" + msg)
+    warnings.warn(msg, UserWarning, stacklevel=1)  # shown in the summary of `make gpu`
     assert t_sparse > 0

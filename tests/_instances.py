@@ -20,6 +20,18 @@ from sparsestat.utils import all_estimators
 #: name -> list of constructor kwargs (values may be callables taking no argument)
 INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
+    "RandomSupportRegressor": [{"n_cert": 20, "r_max": 3, "random_state": 0}],
+    "SparseAutoencoder": [
+        {"n_components": 8, "k": 2, "max_epochs": 2, "batch_size": 16, "random_state": 0},
+        {
+            "n_components": 8,
+            "activation": "batchtopk",
+            "k": 2,
+            "max_epochs": 2,
+            "batch_size": 16,
+            "random_state": 0,
+        },
+    ],
     "LqSparseCoder": [{"dictionary": lambda: _lq_dictionary(5, 3), "alpha": 0.1}],
     "LDPSparseLinearRegression": [
         {"epsilon": 1.0, "bounds_X": 3.0, "bounds_y": 10.0, "random_state": 0},
@@ -67,6 +79,35 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         ]
         for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
     },
+    **{
+        name: [
+            {
+                "hidden_layer_sizes": (16,),
+                "k": 0.5,
+                "max_epochs": 20,
+                "finetune_epochs": 5,
+                "lr": 0.05,
+                "device": "cpu",
+                "random_state": 0,
+            }
+        ]
+        for name in ("GroupEnvelopeMLPClassifier", "GroupEnvelopeMLPRegressor")
+    },
+    **{
+        name: [
+            {
+                "n_experts": 4,
+                "k": 2,
+                "expert_hidden": (8,),
+                "max_epochs": 30,
+                "batch_size": 64,
+                "lr": 0.02,
+                "device": "cpu",
+                "random_state": 0,
+            }
+        ]
+        for name in ("COMETMoEClassifier", "COMETMoERegressor")
+    },
     "SparseMLPClassifier": [
         {
             "hidden_layer_sizes": (16,),
@@ -90,6 +131,9 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
             "device": "cpu",
         }
     ],
+    "QuickSelection": [
+        {"hidden_units": 16, "max_epochs": 3, "batch_size": 32, "random_state": 0, "device": "cpu"}
+    ],
     "SparseMatrixFactorization": [
         {
             "n_components": 4,
@@ -104,6 +148,17 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
 
 #: name -> {check name: reason}
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    "SparseMatrixFactorization": dict.fromkeys(
+        [
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_fit_idempotent",
+            "check_estimator_sparse_array",
+            "check_estimator_sparse_matrix",
+        ],
+        "recommender: predict(X) returns the (n_users, n_items) score matrix of the training "
+        "users, not one value per row (spec sparse_training.md 2.5)",
+    ),
     "KroneckerSBL": {
         "check_complex_data": "complex-valued SBL: complex X and y are accepted on purpose",
     },
@@ -149,7 +204,11 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 }
 
 #: name -> fn(X, y) -> (X, y) adapting the bad-input suite's data to the estimator
-DATA_ADAPTERS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]] = {}
+DATA_ADAPTERS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]] = {
+    # unsupervised: fit(X) only
+    "QuickSelection": lambda X, y: (X, None),
+    "SparseMatrixFactorization": lambda X, y: (X, None),
+}
 
 
 def _lq_dictionary(n_components: int, n_features: int) -> np.ndarray:

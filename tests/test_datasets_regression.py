@@ -156,6 +156,14 @@ def test_worst_case_is_the_bottom_singular_vector():
     assert np.linalg.norm(w) > 3 * np.linalg.norm(ws)
 
 
+def test_worst_case_with_more_coefficients_than_samples_is_invisible():
+    X, y, w = make_sparse_regression(
+        5, 20, 8, values="worst_case", noise=0.0, coef=True, random_state=0
+    )
+    assert np.count_nonzero(w) == 8
+    np.testing.assert_allclose(X @ w, 0.0, atol=1e-12)
+
+
 def test_bad_parameters():
     with pytest.raises(ValueError, match="n_nonzero_coefs"):
         make_sparse_regression(10, 5, 6)

@@ -242,6 +242,44 @@ def test_activation_gate_rate_slope():
 
 
 @pytest.mark.slow
+def test_dts_scale_free_loss_converges():
+    truth = dict(SOFTMAX_TRUTH, gate_coef_=np.array([[1.0], [0.0]]), temperature_=0.5)
+    ns = [1000, 4000, 16000]
+    losses = [
+        np.mean([_start_at_truth_loss("dense_to_sparse", n, s, truth) for s in range(4)])
+        for n in ns
+    ]
+    # only the identifiable beta_1 / tau is asserted; |tau - tau*| is reported in the docs
+    assert _slope(ns, losses) < -0.2, losses
+
+
+@pytest.mark.slow
+def test_over_specified_fit_still_improves():
+    def loss(n, seed):
+        X, y, params = make_gaussian_moe(n, truth=SOFTMAX_TRUTH, random_state=seed)
+        t = _truth_attrs(params)
+        # three experts started at the truth with its first atom split in two (+ a nudge)
+        start = {
+            "gate_coef_": np.vstack([t["gate_coef_"][:1], t["gate_coef_"]]),
+            "gate_intercept_": np.r_[t["gate_intercept_"][0] - np.log(2), t["gate_intercept_"]],
+            "coef_": np.vstack([t["coef_"][:1] + 0.1, t["coef_"]]),
+            "intercept_": np.r_[t["intercept_"][0] - 0.1, t["intercept_"]],
+            "variances_": np.r_[t["variances_"][0], t["variances_"]],
+        }
+        start["gate_intercept_"][1] -= np.log(2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            moe = GaussianMoERegressor(
+                3, initial_params=start, n_init=1, max_iter=300, tol=1e-9
+            ).fit(X, y)
+        return voronoi_loss(moe, params)
+
+    ns = [1000, 4000, 16000]
+    losses = [np.mean([loss(n, s) for s in range(4)]) for n in ns]
+    assert _slope(ns, losses) < 0, losses
+
+
+@pytest.mark.slow
 def test_sample_fit_round_trip():
     X, y, params = make_gaussian_moe(100_000, truth=SOFTMAX_TRUTH, random_state=0)
     kw = {"n_init": 1, "tol": 1e-10, "random_state": 0}
@@ -389,3 +427,13 @@ def test_voronoi_loss_properties():
     assert parts["coef"] > 0 and parts["weights"] == 0.0
     with pytest.raises(ValueError):
         voronoi_loss(t, t, exponents={"bogus": 1})
+
+
+def test_verbose_progress_bar_does_not_change_the_fit():
+    X, y, _ = make_gaussian_moe(200, n_features=1, n_experts=2, random_state=0)
+    kw = {"n_init": 1, "max_iter": 10, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = GaussianMoERegressor(2, verbose=1, **kw).fit(X, y)
+        b = GaussianMoERegressor(2, verbose=0, **kw).fit(X, y)
+    assert a.lower_bound_ == b.lower_bound_

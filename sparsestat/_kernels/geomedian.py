@@ -27,6 +27,7 @@ def geometric_median(X: Any, max_iter: int = 100, tol: float = 1e-7, eps: float 
     Returns
     -------
     median : array of shape (d,)
+        The (approximate) geometric median.
 
     Notes
     -----

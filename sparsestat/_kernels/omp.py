@@ -64,8 +64,10 @@ def kron_omp(
 
     Each step takes the largest normalised entry of ``kron(A_i)^H r`` (by mode products),
     adds its per-mode indices to the sets ``S_i`` and refits ``x`` by least squares on
-    ``S_1 x ... x S_I``; stops when ``||r|| <= tol ||y||`` or a set would exceed
-    ``max_atoms_per_mode``. Returns ``(coef, [S_i])``.
+    ``S_1 x ... x S_I``; stops when ``||r|| <= tol ||y||``, when a set would exceed
+    ``max_atoms_per_mode`` or when ``prod |S_i|`` would exceed half the number of
+    measurements.
+    Returns ``(coef, [S_i])``.
     """
     sizes = [f.shape[1] for f in factors]
     norms = outer_ravel([np.linalg.norm(f, axis=0) for f in factors])
@@ -79,7 +81,9 @@ def kron_omp(
         corr = np.abs(kron_rmatvec(factors, r)) / norms
         cand = np.unravel_index(int(np.argmax(corr)), sizes)
         new = [sorted(set(s) | {int(c)}) for s, c in zip(sets, cand)]
-        if any(len(s) > max_atoms_per_mode for s in new) or new == sets:
+        # keep the refit overdetermined (factor 2): a near-square LS fit only amplifies noise
+        too_many = 2 * int(np.prod([len(s) for s in new])) > y.shape[0]
+        if any(len(s) > max_atoms_per_mode for s in new) or new == sets or too_many:
             break
         sets = new
         grids = np.meshgrid(*[np.asarray(s) for s in sets], indexing="ij")

@@ -422,12 +422,14 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
             facs = [X]
         else:
             X = validate_dense(self, X, reset=False)
-            return X @ to_numpy(coef).T
+            coef = to_numpy(coef)
+            return X @ (coef if coef.ndim == 1 else coef.T)
         xp = get_namespace(coef)
         facs = [xp.astype(xp.asarray(f), coef.dtype) for f in facs]
+        rhs = coef if coef.ndim == 1 else coef.T
         if len(facs) == 1:
-            return facs[0] @ coef.T
-        return kron_matvec(facs, coef.T)
+            return facs[0] @ rhs
+        return kron_matvec(facs, rhs)
 
     def score(self, X=None, y=None, sample_weight=None):
         """Coefficient of determination R^2 (with ``|.|^2`` for complex data).

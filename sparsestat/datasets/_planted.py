@@ -124,7 +124,7 @@ def make_planted_features(
         child_codes = np.zeros((n, A * C))
         rows, parents = np.nonzero(codes)
         fire = rng.random(rows.size) < child_prob
-        which = rng.integers(0, C, size=rows.size)
+        which = rng.randint(0, C, size=rows.size)
         mags = rng.uniform(lo, hi, size=rows.size)
         child_codes[rows[fire], parents[fire] * C + which[fire]] = mags[fire]
         codes = np.hstack([codes, child_codes])

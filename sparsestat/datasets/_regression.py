@@ -122,7 +122,9 @@ def make_sparse_regression(
     values : {'signs', 'gaussian', 'worst_case'}, default='signs'
         Values of ``w*`` on its support ``T`` before scaling: independent random signs,
         independent standard normal values, or the worst case for ``T``, the bottom right
-        singular vector of ``X[:, T]`` (the direction least visible in the data).
+        singular vector of ``X[:, T]`` (the direction least visible in the data; a null
+        direction, with ``X w* = 0``, when ``n_nonzero_coefs > n_samples``, and then ``w*`` is
+        not rescaled).
     noise : float, default=0.1
         Standard deviation ``sigma`` of the Gaussian noise added to ``y``.
     coef : bool, default=False
@@ -198,10 +200,12 @@ def make_sparse_regression(
     elif values == "gaussian":
         w[support] = rng.standard_normal(k)
     elif k > 0:
-        _, _, vt = np.linalg.svd(X[:, support], full_matrices=False)
+        # with k > n the bottom right singular vector spans a null direction (X w = 0)
+        _, _, vt = np.linalg.svd(X[:, support], full_matrices=k > n)
         w[support] = vt[-1] * rng.choice([-1.0, 1.0])
     power = np.linalg.norm(X @ w) ** 2 / n
-    if power > 0:
+    # a null direction (rounding-level signal) is left unscaled rather than blown up
+    if power > (1e-14 * np.linalg.norm(w)) ** 2:
         w /= np.sqrt(power)
     y = X @ w + noise * rng.standard_normal(n)
     if coef:

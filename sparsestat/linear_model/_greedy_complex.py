@@ -54,12 +54,14 @@ def complex_omp(X, y, n_nonzero_coefs, tol=None):
     -----
     ``O(k M N)`` for the correlations plus ``k`` least-squares solves of at most ``k``
     columns.
+
     References
     ----------
     .. [1] Y. C. Pati, R. Rezaiifar and P. S. Krishnaprasad, "Orthogonal matching pursuit",
        Asilomar 1993.
     .. [2] C. F. Caiafa and A. Cichocki, "Computing sparse representations of
        multidimensional signals using Kronecker bases", Neural Computation 25(1), 2013.
+
     Examples
     --------
     >>> import numpy as np
@@ -112,13 +114,16 @@ def kronecker_omp(factors, y, max_atoms_per_mode=10, tol=1e-2):
     Notes
     -----
     Correlations by mode products, ``O(N sum M_i)`` per step; the least-squares problem has
-    ``prod |S_i|`` columns.
+    ``prod |S_i|`` columns. The selection also stops before ``prod |S_i|`` exceeds half the
+    number of measurements (a near-square refit only amplifies noise) [inferred].
+
     References
     ----------
     .. [1] Y. C. Pati, R. Rezaiifar and P. S. Krishnaprasad, "Orthogonal matching pursuit",
        Asilomar 1993.
     .. [2] C. F. Caiafa and A. Cichocki, "Computing sparse representations of
        multidimensional signals using Kronecker bases", Neural Computation 25(1), 2013.
+
     Examples
     --------
     >>> import numpy as np
@@ -162,12 +167,14 @@ def oracle_least_squares(X, y, support):
     -----
     ``O(M |S|^2)``; for Kronecker factors the ``|S|`` columns are formed, never the whole
     dictionary.
+
     References
     ----------
     .. [1] Y. C. Pati, R. Rezaiifar and P. S. Krishnaprasad, "Orthogonal matching pursuit",
        Asilomar 1993.
     .. [2] C. F. Caiafa and A. Cichocki, "Computing sparse representations of
        multidimensional signals using Kronecker bases", Neural Computation 25(1), 2013.
+
     Examples
     --------
     >>> import numpy as np

@@ -141,7 +141,7 @@ class RandomSupportRegressor(RegressorMixin, BaseEstimator):
         The OLS refit when ``refit=True`` and statsmodels is installed, else ``None``.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names seen in ``fit`` (only when ``X`` has string column names).
 
     See Also
@@ -353,7 +353,10 @@ class RandomSupportRegressor(RegressorMixin, BaseEstimator):
         Z = np.asfortranarray(Z)
         common = {"fit_intercept": False, "max_iter": self.max_iter, "tol": self.tol}
         if self.alpha == "cv":
-            model = LassoCV(alphas=100, cv=self.cv, **common).fit(Z, y)
+            # the centred data give a zero intercept on the full sample; fit_intercept here
+            # re-centres each training fold, exactly as LassoCV does on the raw design
+            cv_common = {**common, "fit_intercept": self.fit_intercept}
+            model = LassoCV(alphas=100, cv=self.cv, **cv_common).fit(Z, y)
             return model.coef_, float(model.alpha_), int(model.n_iter_)
         alpha = (
             _theory_alpha(Z, y, self.max_iter, self.tol)
@@ -385,7 +388,7 @@ class RandomSupportRegressor(RegressorMixin, BaseEstimator):
         return refit
 
     def summary(self):
-        """Statsmodels summary of the OLS refit on the selected support (``refit=True``).
+        """Return the statsmodels summary of the OLS refit on the support (``refit=True``).
 
         Returns
         -------

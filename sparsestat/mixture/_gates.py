@@ -35,6 +35,7 @@ class _Gate:
         self.k = n_experts
         self.d = n_features
         self.linear = activation is None
+        self.activation = activation
         if self.linear:
             self.f = self.fprime = None
         else:
@@ -118,8 +119,7 @@ class _Gate:
             Pt["gate_coef"],
             Pt["gate_intercept"],
             Pt["temperature"],
-            self.f,
-            self.fprime,
+            self.activation,
             Pt.get("inner_intercept") if self.inner_bias else None,
         )
         parts = [g["gate_coef"][: self.n_slope_rows].ravel(), g["gate_intercept"][: self.k - 1]]
@@ -130,17 +130,19 @@ class _Gate:
         return Q, np.concatenate(parts)
 
     def m_step(
-        self, X: np.ndarray, R: np.ndarray, P: dict[str, Any], max_iter: int
+        self, X: np.ndarray, R: np.ndarray, P: dict[str, Any], max_iter: int, ftol: float = 1e-15
     ) -> dict[str, Any]:
         """Increase Q by L-BFGS-B from the current gate; keep the old gate if Q would drop."""
         theta0 = self.pack(P)
         if theta0.size == 0:
             return P
         scale = 1.0 / max(X.shape[0], 1)
-        q0, _ = self.q_and_grad(theta0, X, R, P)
+        at_start: list[float] = []  # Q at theta0: L-BFGS-B evaluates theta0 first
 
         def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
             q, g = self.q_and_grad(theta, X, R, P)
+            if not at_start and np.array_equal(theta, theta0):
+                at_start.append(q)
             return -q * scale, -g * scale
 
         res = minimize(
@@ -149,9 +151,10 @@ class _Gate:
             jac=True,
             method="L-BFGS-B",
             bounds=self.bounds() if self.fit_temperature else None,
-            options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10},
+            options={"maxiter": max_iter, "ftol": ftol, "gtol": 1e-10},
         )
         if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)):
             return P
+        q0 = at_start[0] if at_start else self.q_and_grad(theta0, X, R, P)[0]
         # monotonicity safeguard: the generalised EM step must not lower Q
         return self.unpack(res.x, P) if -res.fun / scale >= q0 else P

@@ -27,9 +27,15 @@ _LAZY: dict[str, str] = {
     "SSVIClassifier": "ssvi",
     "SSVIRegressor": "ssvi",
     "MeanFieldVIClassifier": "ssvi",
+    "COMETMoEClassifier": "comet",
+    "COMETMoERegressor": "comet",
+    "GroupEnvelopeRegularizer": "envelope",
+    "GroupEnvelopeMLPClassifier": "envelope",
+    "GroupEnvelopeMLPRegressor": "envelope",
     "SparseAutoencoder": "_sae",
     "SparseMLPClassifier": "_sparse_training",
     "SparseMLPRegressor": "_sparse_training",
+    "QuickSelection": "_quickselection",
     "SparseMatrixFactorization": "_dsl",
 }
 

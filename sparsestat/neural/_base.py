@@ -137,7 +137,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
     Notes
     -----
     **Hooks for subclasses** (all optional except :meth:`_build_module`; the classifier and
-    regressor mixins supply :meth:`_prepare_targets`, :meth:`_batch_loss` and prediction):
+    regressor mixins supply :meth:`_prepare_targets`, :meth:`_task_loss` and prediction):
 
     ``_build_module(X, y) -> torch.nn.Module``
         Build the network from the training tensors (float32 ``X`` on the CPU, ``y`` as
@@ -146,17 +146,24 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
     ``_prepare_targets(y, fit) -> tensor or None``
         Validate and encode targets (``fit=True`` on a fresh fit: learn the encoding, e.g.
         ``classes_``; ``fit=False``: reuse it). Unsupervised estimators return None.
+    ``_task_loss(out, y) -> scalar tensor``
+        Data loss of the network output (the mixins give cross-entropy on logits / MSE).
     ``_batch_loss(X, y, n_train) -> scalar tensor``
-        Loss of one mini-batch (``y`` is None when unsupervised); ``n_train`` is the size
-        of the training set (for KL terms scaled by 1/N). Called in train mode for training
-        and under ``torch.no_grad()`` in eval mode for the validation loss.
+        Loss of one mini-batch (``y`` is None when unsupervised); default
+        ``_task_loss(_forward(X), y)``; override it to add penalties (call
+        ``self._task_loss``, never a mixin's loss, so the class order does not matter);
+        ``n_train`` is the size of the training set (for KL terms scaled by 1/N). Called in
+        train mode for training and under ``torch.no_grad()`` in eval mode for the
+        validation loss.
     ``_optimizer_param_groups() -> iterable``
         Parameters or parameter groups for the optimizer (default: all module parameters).
+    ``_n_epochs() -> int``
+        Epochs of one ``fit`` call (default ``max_epochs``; e.g. add fine-tuning epochs).
     ``on_train_begin(n_epochs, steps_per_epoch)``
         Before the first epoch of a ``fit`` / ``partial_fit`` call (schedules needing the
-        number of steps: ``self.total_steps_``, ``self.steps_per_epoch_`` and
-        ``self._fit_start_step_`` are set just before, and ``self._partial_call`` is True
-        inside ``partial_fit``).
+        number of steps: ``self.total_steps_``, ``self.steps_per_epoch_``,
+        ``self._fit_start_step_`` and ``self._fit_start_epoch_`` are set just before, and
+        ``self._partial_call`` is True inside ``partial_fit``).
     ``on_batch_begin(X, y)``
         Before the forward pass (e.g. set the learning rate of a schedule).
     ``on_grad_computed(X, y)``
@@ -287,15 +294,22 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
     def _build_module(self, X: Any, y: Any) -> Any:
         """Build the torch module from the training tensors."""
 
-    @abstractmethod
     def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
-        """Loss of one mini-batch (a scalar tensor)."""
+        """Loss of one mini-batch (a scalar tensor): by default the task loss of the forward."""
+        return self._task_loss(self._forward(X), y)
+
+    def _task_loss(self, out: Any, y: Any) -> Any:
+        """Data loss of the network output ``out`` (the mixins: cross-entropy / MSE)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no _task_loss")
 
     def _prepare_targets(self, y: Any, fit: bool) -> Any:
         return None
 
     def _optimizer_param_groups(self) -> Any:
         return self.module_.parameters()
+
+    def _n_epochs(self) -> int:
+        return int(self.max_epochs)
 
     def _forward(self, X: Any) -> Any:
         return self.module_(X)
@@ -468,10 +482,11 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             n_train = train_idx.shape[0]
         batch_size = min(self.batch_size, n_train)
         steps_per_epoch = int(math.ceil(n_train / batch_size))
-        n_epochs = 1 if partial else self.max_epochs
+        n_epochs = 1 if partial else self._n_epochs()
         self.total_steps_ = n_epochs * steps_per_epoch
         self.steps_per_epoch_ = steps_per_epoch
         self._fit_start_step_ = self.n_steps_
+        self._fit_start_epoch_ = self.n_iter_
         self._partial_call = partial
         self.on_train_begin(n_epochs, steps_per_epoch)
         best, stale, stopped = math.inf, 0, False
@@ -625,8 +640,9 @@ def _to_cpu(obj: Any) -> Any:
 class TorchClassifierMixin:
     """Target handling and prediction for classifiers (use before ``ClassifierMixin``).
 
-    Encodes labels with :class:`~sklearn.preprocessing.LabelEncoder` (``classes_``), trains
-    with cross-entropy on the module's logits (``self.n_outputs_ = len(classes_)`` outputs),
+    Encodes labels with :class:`~sklearn.preprocessing.LabelEncoder` (``classes_``), defines
+    ``_task_loss`` as cross-entropy on the module's logits (``self.n_outputs_`` =
+    ``len(classes_)`` outputs),
     and predicts with ``predict_proba`` = softmax of :meth:`_forward` (override
     :meth:`_predict_proba_tensor` for Monte-Carlo averaging).
 
@@ -675,8 +691,8 @@ class TorchClassifierMixin:
             self._partial_classes = np.unique(classes)
         return super().partial_fit(X, y)
 
-    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
-        return torch.nn.functional.cross_entropy(self._forward(X), y)
+    def _task_loss(self, out: Any, y: Any) -> Any:
+        return torch.nn.functional.cross_entropy(out, y)
 
     def _predict_proba_tensor(self, X: Any) -> Any:
         return torch.softmax(self._forward(X), dim=1)
@@ -753,8 +769,8 @@ class TorchRegressorMixin:
             raise ValueError(f"y has {y2.shape[1]} outputs, but {self.n_outputs_} were fitted")
         return torch.as_tensor((y2 - self._y_mean_) / self._y_scale_, dtype=torch.float32)
 
-    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
-        return torch.nn.functional.mse_loss(self._forward(X), y)
+    def _task_loss(self, out: Any, y: Any) -> Any:
+        return torch.nn.functional.mse_loss(out, y)
 
     def _predict_standardized(self, X: Any) -> np.ndarray:
         return self._predict_batches(X)

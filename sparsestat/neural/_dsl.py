@@ -105,9 +105,10 @@ class SparseMatrixFactorization(BaseEstimator):
     -----
     The MF instance of DSL and its per-table budget (``scope="table"``) are [inferred]: the
     paper demonstrates DSL on MF, NeuMF, MultVAE and LightGCN; growth scope is unclear. The
-    input is any users x items matrix; entries > 0 are observed interactions. The estimator
-    is not a classifier, regressor or transformer, so scikit-learn's prediction-based checks
-    do not apply (``predict`` takes user and item ids). Cost per epoch:
+    input is any users x items matrix; entries > 0 are observed interactions.
+    ``predict(X)`` returns the score matrix of the training users, not one value per row,
+    so scikit-learn's row-subset, row-order, idempotence and sparse-prediction checks do
+    not apply (they are listed with this reason in the test registry). Cost per epoch:
     O(nnz(X) n_components), plus a sort of each table at every update.
 
     References
@@ -216,6 +217,7 @@ class SparseMatrixFactorization(BaseEstimator):
         Returns
         -------
         self : SparseMatrixFactorization
+            The fitted estimator.
         """
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float64)
         X = sp.csr_matrix(X > 0, dtype=np.float64)
@@ -288,21 +290,32 @@ class SparseMatrixFactorization(BaseEstimator):
             raise ValueError(f"{name} must lie in [0, {n}).")
         return ids
 
-    def predict(self, user_ids, item_ids):
-        """Scores ``<p_u, q_i>`` of user / item pairs.
+    def predict(self, user_ids, item_ids=None):
+        """Scores ``<p_u, q_i>`` of user / item pairs, or the full score matrix.
 
         Parameters
         ----------
-        user_ids : array-like of int, shape (n_pairs,)
-            User rows.
-        item_ids : array-like of int, shape (n_pairs,)
-            Item columns.
+        user_ids : array-like of int of shape (n_pairs,), or matrix of shape (n_users, n_items)
+            User rows of the pairs; or, when ``item_ids`` is None, an interaction matrix
+            with one row per training user (as passed to ``fit``), whose score matrix
+            ``P Q^T`` is returned.
+        item_ids : array-like of int of shape (n_pairs,), default=None
+            Item columns of the pairs.
 
         Returns
         -------
-        scores : ndarray of shape (n_pairs,)
+        scores : ndarray of shape (n_pairs,) or (n_users, n_items)
+            Predicted preference scores (higher ranks first).
         """
         check_is_fitted(self)
+        if item_ids is None:
+            X = validate_data(self, user_ids, accept_sparse="csr", reset=False)
+            if X.shape[0] != self.user_factors_.shape[0]:
+                raise ValueError(
+                    f"X must have one row per training user ({self.user_factors_.shape[0]} "
+                    f"samples); got {X.shape[0]} samples. Use predict(user_ids, item_ids)."
+                )
+            return self.user_factors_ @ self.item_factors_.T
         u = self._check_ids(user_ids, self.user_factors_.shape[0], "user_ids")
         i = self._check_ids(item_ids, self.item_factors_.shape[0], "item_ids")
         if u.shape != i.shape:
@@ -356,6 +369,7 @@ class SparseMatrixFactorization(BaseEstimator):
         Returns
         -------
         recall : float
+            Mean recall@k over users with held-out interactions.
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False)

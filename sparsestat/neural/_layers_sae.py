@@ -188,6 +188,7 @@ def feature_choice_capacities(
     Returns
     -------
     capacities : LongTensor of shape (F,)
+        The capacities ``m_j``.
 
     Notes
     -----
@@ -230,6 +231,7 @@ def feature_choice(pre: torch.Tensor, capacities: torch.Tensor) -> torch.Tensor:
     pre : Tensor of shape (B, F)
         Encoder pre-activations.
     capacities : LongTensor of shape (F,)
+        The capacities ``m_j``.
         Per-latent capacities ``m_j`` (clipped to B).
 
     Returns
@@ -268,6 +270,7 @@ def threshold_activation(pre: torch.Tensor, threshold: torch.Tensor, signed: boo
     Returns
     -------
     z : Tensor of shape (B, F)
+        ``pre`` where it passes the threshold, 0 elsewhere.
 
     Examples
     --------
@@ -276,7 +279,7 @@ def threshold_activation(pre: torch.Tensor, threshold: torch.Tensor, signed: boo
     tensor([[0., 2., 0.]])
     """
     test = pre.abs() if signed else pre
-    return pre * (test > threshold)
+    return torch.where(test > threshold, pre, torch.zeros_like(pre))
 
 
 class _JumpReLUFn(torch.autograd.Function):
@@ -284,7 +287,7 @@ class _JumpReLUFn(torch.autograd.Function):
     def forward(ctx, pre, theta, bandwidth):
         ctx.save_for_backward(pre, theta)
         ctx.bandwidth = bandwidth
-        return pre * (pre > theta)
+        return torch.where(pre > theta, pre, torch.zeros_like(pre))
 
     @staticmethod
     def backward(ctx, grad):
@@ -326,6 +329,7 @@ def jumprelu(pre: torch.Tensor, theta: torch.Tensor, bandwidth: float = 0.05) ->
     Returns
     -------
     z : Tensor of shape (B, F)
+        ``pre`` where it exceeds the threshold, 0 elsewhere.
 
     Examples
     --------
@@ -499,6 +503,7 @@ def auxk_loss(
     decoder : Tensor of shape (F, d)
         Decoder rows; the auxiliary reconstruction uses no decoder bias.
     mask : BoolTensor of shape (F,)
+        True for under-used latents.
         Dead (AuxK) or under-used (aux_zipf) latents.
     k_aux : int
         Number of auxiliary latents per row (clipped to ``mask.sum()``).
@@ -554,6 +559,7 @@ def zipf_underused_mask(
     Returns
     -------
     mask : BoolTensor of shape (F,)
+        True for under-used latents.
 
     Notes
     -----
@@ -642,6 +648,18 @@ class TopKReLU(nn.Module):
         self.k = int(k)
 
     def forward(self, pre: torch.Tensor) -> torch.Tensor:
+        """TopK codes of ``pre``.
+
+        Parameters
+        ----------
+        pre : Tensor of shape (B, F)
+            Encoder pre-activations.
+
+        Returns
+        -------
+        z : Tensor of shape (B, F)
+            The codes.
+        """
         return topk_relu(pre, self.k)
 
 
@@ -681,6 +699,20 @@ class BatchTopK(nn.Module):
         self.register_buffer("threshold", torch.tensor(-1.0))
 
     def forward(self, pre: torch.Tensor, scores: torch.Tensor | None = None) -> torch.Tensor:
+        """Batch selection in training mode, the threshold rule in eval mode.
+
+        Parameters
+        ----------
+        pre : Tensor of shape (B, F)
+            Encoder pre-activations.
+        scores : Tensor of shape (B, F), default=None
+            Ranking scores (g-SAE) for the training selection.
+
+        Returns
+        -------
+        z : Tensor of shape (B, F)
+            The codes.
+        """
         if not self.training:
             return threshold_activation(pre, self.threshold.clamp_min(0), self.signed)
         z = batch_topk(pre, self.k, scores=scores, signed=self.signed)
@@ -690,6 +722,13 @@ class BatchTopK(nn.Module):
 
     @torch.no_grad()
     def update_threshold(self, z: torch.Tensor) -> None:
+        """Move the threshold towards the smallest kept value of ``z`` (EMA).
+
+        Parameters
+        ----------
+        z : Tensor of shape (B, F)
+            Codes of a training batch.
+        """
         kept = z.abs()[z != 0]
         if kept.numel() == 0:
             return
@@ -748,6 +787,20 @@ class AbsTopK(nn.Module):
         self.batch = BatchTopK(k, threshold_rate, signed=True) if scope == "batch" else None
 
     def forward(self, pre: torch.Tensor, scores: torch.Tensor | None = None) -> torch.Tensor:
+        """AbsTopK codes of ``pre`` (signed).
+
+        Parameters
+        ----------
+        pre : Tensor of shape (B, F)
+            Encoder pre-activations.
+        scores : Tensor of shape (B, F), default=None
+            Ranking scores (g-SAE); None ranks by ``|pre|``.
+
+        Returns
+        -------
+        z : Tensor of shape (B, F)
+            The codes.
+        """
         if self.batch is not None:
             self.batch.train(self.training)
             return self.batch(pre, scores)
@@ -803,13 +856,36 @@ class FeatureChoice(nn.Module):
         self.register_buffer("density", torch.zeros(n_components))
 
     def capacities(self, batch_size: int) -> torch.Tensor:
-        """Capacities for a batch of ``batch_size`` rows (floor 1 on ragged small batches)."""
+        """Capacities for a batch of ``batch_size`` rows (floor 1 on ragged small batches).
+
+        Parameters
+        ----------
+        batch_size : int
+            Rows in the batch; the budget is ``max(k * batch_size, F)``.
+
+        Returns
+        -------
+        capacities : LongTensor of shape (F,)
+            Per-latent capacities.
+        """
         budget = max(self.k * int(batch_size), self.n_components)
         return feature_choice_capacities(
             self.n_components, budget, self.capacity, self.density, self.exponent
         )
 
     def forward(self, pre: torch.Tensor) -> torch.Tensor:
+        """Feature Choice in training mode, per-latent thresholds in eval mode.
+
+        Parameters
+        ----------
+        pre : Tensor of shape (B, F)
+            Encoder pre-activations.
+
+        Returns
+        -------
+        z : Tensor of shape (B, F)
+            The codes.
+        """
         if not self.training:
             return threshold_activation(pre, self.threshold.clamp_min(0))
         z = feature_choice(pre, self.capacities(pre.shape[0]))
@@ -819,6 +895,13 @@ class FeatureChoice(nn.Module):
 
     @torch.no_grad()
     def update_statistics(self, z: torch.Tensor) -> None:
+        """Update the firing densities and per-latent thresholds (EMA) from ``z``.
+
+        Parameters
+        ----------
+        z : Tensor of shape (B, F)
+            Codes of a training batch.
+        """
         fired = z > 0
         rate = self.threshold_rate
         self.density.lerp_(fired.float().mean(0).to(self.density.dtype), rate)
@@ -856,10 +939,33 @@ class JumpReLU(nn.Module):
         self.threshold = nn.Parameter(torch.full((n_components,), float(init_threshold)))
 
     def forward(self, pre: torch.Tensor) -> torch.Tensor:
+        """JumpReLU codes of ``pre``.
+
+        Parameters
+        ----------
+        pre : Tensor of shape (B, F)
+            Encoder pre-activations.
+
+        Returns
+        -------
+        z : Tensor of shape (B, F)
+            The codes.
+        """
         return jumprelu(pre, self.threshold, self.bandwidth)
 
     def l0(self, pre: torch.Tensor) -> torch.Tensor:
-        """Mean number of active latents per row, differentiable in the threshold."""
+        """Mean number of active latents per row, differentiable in the threshold.
+
+        Parameters
+        ----------
+        pre : Tensor of shape (B, F)
+            Encoder pre-activations.
+
+        Returns
+        -------
+        l0 : scalar Tensor
+            Mean L0 with the straight-through gradient to the thresholds.
+        """
         return jumprelu_step(pre, self.threshold, self.bandwidth).sum(-1).mean()
 
     @torch.no_grad()
@@ -870,6 +976,14 @@ class JumpReLU(nn.Module):
 
 class TopAFA(nn.Module):
     """Top-AFA: adaptive per-row k by matching the code norm to the input norm.
+
+    Module form of :func:`top_afa`; ``forward(acts, target_norm, decoder_norms=None)``
+    returns the codes.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`.
 
     Examples
     --------
@@ -884,6 +998,22 @@ class TopAFA(nn.Module):
         target_norm: torch.Tensor,
         decoder_norms: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Top-AFA codes.
+
+        Parameters
+        ----------
+        acts : Tensor of shape (B, F)
+            Non-negative activations.
+        target_norm : Tensor of shape (B,)
+            Norms the codes should match.
+        decoder_norms : Tensor of shape (F,), default=None
+            Decoder row norms.
+
+        Returns
+        -------
+        z : Tensor of shape (B, F)
+            The codes.
+        """
         return top_afa(acts, target_norm, decoder_norms)[0]
 
 
@@ -989,7 +1119,13 @@ class SparseAutoencoderModule(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Gaussian unit decoder rows (norm 0.1 for relu_l1), encoder = decoder, zero biases."""
+        """Gaussian unit decoder rows (norm 0.1 for relu_l1), encoder = decoder, zero biases.
+
+        Parameters
+        ----------
+        generator : torch.Generator, default=None
+            Random generator (None: the global torch RNG).
+        """
         self.W_dec.copy_(torch.randn(self.W_dec.shape, generator=generator))
         normalize_decoder_(self.W_dec, 1.0 if self.unit_norm_decoder else 0.1)
         self.W_enc.copy_(self.W_dec)
@@ -997,11 +1133,28 @@ class SparseAutoencoderModule(nn.Module):
         self.b_dec.zero_()
 
     def encoder_weight(self) -> torch.Tensor:
-        """The encoder matrix (the decoder itself for tied matching pursuit)."""
+        """The encoder matrix (the decoder itself for tied matching pursuit).
+
+        Returns
+        -------
+        W : Tensor of shape (F, d)
+            The encoder weight.
+        """
         return self.W_dec if self.activation == "mp" else self.W_enc
 
     def preactivation(self, x: torch.Tensor) -> torch.Tensor:
-        """``(x - b_dec) @ W_enc.T + b_enc`` (no encoder bias for top-AFA, tied for MP)."""
+        """Pre-activations ``(x - b_dec) @ W_enc.T + b_enc`` (no encoder bias for top-AFA and MP).
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, d)
+            Inputs.
+
+        Returns
+        -------
+        pre : Tensor of shape (B, F)
+            Pre-activations.
+        """
         pre = (x - self.b_dec) @ self.encoder_weight().T
         if self.activation in ("top_afa", "mp"):
             return pre
@@ -1020,9 +1173,29 @@ class SparseAutoencoderModule(nn.Module):
         """Codes and pre-activations of ``x``.
 
         In training mode batch variants use the batch selection; in eval mode thresholds.
-        ``k`` overrides the per-row k of topk/abstopk-row and the number of MP steps.
-        With ``grad`` (the downstream gradient at ``x``) and ``grad_beta > 0`` the top-k family
-        ranks latents by the g-SAE score ``a + beta * a * |grad @ W_dec.T|`` (values stay ``a``).
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, d)
+            Inputs.
+        k : int, default=None
+            Overrides the per-row k of topk / row AbsTopK and the number of MP steps.
+        grad : Tensor of shape (B, d), default=None
+            Downstream gradients at ``x`` (g-SAE).
+        grad_beta : float, default=0.0
+            g-SAE weight: > 0 ranks the top-k family by ``a + beta * a * |grad @ W_dec.T|``
+            (the values stay ``a``).
+        grad_normalize : bool, default=True
+            Divide ``|grad @ W_dec.T|`` by its batch mean.
+        mp_tol : float, default=None
+            Relative residual tolerance of MP in eval mode (None: the module's).
+
+        Returns
+        -------
+        z : Tensor of shape (B, F)
+            Codes.
+        pre : Tensor of shape (B, F)
+            Pre-activations.
         """
         kk = self.k if k is None else int(k)
         pre = self.preactivation(x)
@@ -1056,7 +1229,24 @@ class SparseAutoencoderModule(nn.Module):
     def gradient_scores(
         self, pre: torch.Tensor, grad: torch.Tensor, beta: float, normalize: bool = True
     ) -> torch.Tensor:
-        """g-SAE ranking scores ``a + beta * a * |grad @ W_dec.T|`` (``a = |pre|`` if signed)."""
+        """The g-SAE ranking scores ``a + beta * a * |grad @ W_dec.T|`` (``a = |pre|`` if signed).
+
+        Parameters
+        ----------
+        pre : Tensor of shape (B, F)
+            Pre-activations.
+        grad : Tensor of shape (B, d)
+            Downstream gradients.
+        beta : float
+            Weight of the gradient term.
+        normalize : bool, default=True
+            Divide ``|grad @ W_dec.T|`` by its batch mean.
+
+        Returns
+        -------
+        scores : Tensor of shape (B, F)
+            Ranking scores.
+        """
         a = pre.abs() if self.signed else torch.relu(pre)
         gd = (grad @ self.W_dec.T).abs()
         if normalize:
@@ -1064,9 +1254,38 @@ class SparseAutoencoderModule(nn.Module):
         return a + float(beta) * a * gd
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """``z @ W_dec + b_dec``."""
+        """Reconstruction ``z @ W_dec + b_dec``.
+
+        Parameters
+        ----------
+        z : Tensor of shape (B, F)
+            Codes.
+
+        Returns
+        -------
+        x_hat : Tensor of shape (B, d)
+            Reconstruction.
+        """
         return z @ self.W_dec + self.b_dec
 
     def forward(self, x: torch.Tensor, **kwargs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction, codes and pre-activations of ``x``.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, d)
+            Inputs.
+        **kwargs : dict
+            Passed to :meth:`encode`.
+
+        Returns
+        -------
+        x_hat : Tensor of shape (B, d)
+            Reconstruction.
+        z : Tensor of shape (B, F)
+            Codes.
+        pre : Tensor of shape (B, F)
+            Pre-activations.
+        """
         z, pre = self.encode(x, **kwargs)
         return self.decode(z), z, pre

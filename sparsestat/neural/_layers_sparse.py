@@ -200,6 +200,7 @@ def topk_mask(w: torch.Tensor, density: float) -> torch.Tensor:
     Returns
     -------
     mask : torch.BoolTensor
+        Exactly ``round(density * w.numel())`` True entries.
         Same shape as ``w``; ties broken by flat position (earlier wins).
 
     Examples
@@ -231,6 +232,7 @@ def random_mask(
     Returns
     -------
     mask : torch.BoolTensor
+        Exactly ``round(density * numel)`` True entries.
 
     Notes
     -----
@@ -335,6 +337,7 @@ def uniform_densities(
     Returns
     -------
     densities : list of float
+        Density of each layer.
 
     Examples
     --------
@@ -514,6 +517,7 @@ def cosine_drop_fraction(t: int, alpha: float, t_end: int, alpha_min: float = 0.
     Returns
     -------
     zeta : float
+        Drop fraction at step ``t``.
 
     Examples
     --------
@@ -605,6 +609,7 @@ class PGFSchedule:
         Returns
         -------
         alpha : float
+            Factor applied to the pruned weights in the forward pass.
         """
         ts = self._sparse_t(t)
         if ts < 0:
@@ -626,6 +631,7 @@ class PGFSchedule:
         Returns
         -------
         pattern : (int, int)
+            (n, m) of the current frame.
         """
         ts = self._sparse_t(t)
         if ts >= self.sparse_steps:
@@ -660,6 +666,8 @@ class NMSparseLinear(nn.Linear):
         Schedule for ``method="pgf"``.
     pgf_backward : {"ste", "scaled"}, default="ste"
         Gradient reaching pruned weights under MDGF: unchanged, or scaled by alpha.
+    device, dtype : optional
+        Passed to ``nn.Linear``.
 
     Attributes
     ----------
@@ -734,6 +742,7 @@ class NMSparseLinear(nn.Linear):
         Returns
         -------
         mask : torch.BoolTensor
+            N:M mask of the current weight.
         """
         n, m = self.n, self.m
         if self.method == "pgf" and self.pgf is not None and not self.finalized:
@@ -748,6 +757,7 @@ class NMSparseLinear(nn.Linear):
         Returns
         -------
         weight : torch.Tensor
+            ``W * mask`` (or ``gamma * W`` for CAST) for the forward pass.
         """
         w = self.weight
         if self.finalized:
@@ -764,6 +774,18 @@ class NMSparseLinear(nn.Linear):
         return _MaskedSTE.apply(w, mask.to(w.dtype), mask, self.srste_lambda, one)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the layer with the (masked) sparse weight.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, in_features)
+            Input batch.
+
+        Returns
+        -------
+        out : torch.Tensor of shape (n, out_features)
+            ``x @ sparse_weight().T + bias``.
+        """
         return nn.functional.linear(x, self.sparse_weight(), self.bias)
 
     @torch.no_grad()
@@ -773,6 +795,7 @@ class NMSparseLinear(nn.Linear):
         Returns
         -------
         self : NMSparseLinear
+            The layer, now exactly N:M.
         """
         if self.method == "cast":
             self.weight.mul_(self.gamma)
@@ -782,6 +805,13 @@ class NMSparseLinear(nn.Linear):
         return self
 
     def extra_repr(self) -> str:
+        """Layer summary for ``repr``.
+
+        Returns
+        -------
+        text : str
+            Sizes, pattern and method.
+        """
         return f"{super().extra_repr()}, n={self.n}, m={self.m}, method={self.method!r}"
 
 
@@ -818,10 +848,13 @@ class MaskedLinear(_MaskedWeight, nn.Linear):
         Initial fraction of active weights, exactly ``round(density * numel)``.
     generator : torch.Generator, optional
         Randomness of the initial (random) mask.
+    device, dtype : optional
+        Passed to ``nn.Linear``.
 
     Attributes
     ----------
     mask : torch.BoolTensor
+        Active connections (also the ``mask`` buffer).
         Active connections (the source of truth, never ``W != 0``).
 
     References
@@ -874,6 +907,7 @@ class MaskedEmbedding(_MaskedWeight, nn.Embedding):
     Attributes
     ----------
     mask : torch.BoolTensor
+        Active entries (also the ``mask`` buffer).
         Active entries.
 
     References
@@ -956,6 +990,7 @@ class SparsityUpdater:
         Returns
         -------
         self : SparsityUpdater
+            The attached updater.
         """
         self.layers = [mod for mod in model.modules() if isinstance(mod, _MaskedWeight)]
         self.optimizer = optimizer
@@ -1044,6 +1079,7 @@ class _DynamicSparsity(SparsityUpdater):
         Returns
         -------
         zeta : float
+            Drop fraction used at that step.
         """
         end = self.end_step if self.end_step is not None else math.inf
         if t >= end:
@@ -1372,6 +1408,18 @@ class AdamS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
+        """Take one AdamS step.
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss.
+
+        Returns
+        -------
+        loss : torch.Tensor or None
+            The closure's loss, if a closure was given.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -1452,6 +1500,18 @@ class TopKActivation(nn.Module):
         self.k = k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Keep the ``k`` largest ReLU activations of every row.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (..., width)
+            Pre-activations.
+
+        Returns
+        -------
+        out : torch.Tensor
+            Same shape; at most ``k`` nonzeros per row.
+        """
         width = x.shape[-1]
         k = self.k if isinstance(self.k, int) else max(1, int(round(self.k * width)))
         x = torch.relu(x)
@@ -1461,6 +1521,13 @@ class TopKActivation(nn.Module):
         return x * keep
 
     def extra_repr(self) -> str:
+        """Layer summary for ``repr``.
+
+        Returns
+        -------
+        text : str
+            The value of ``k``.
+        """
         return f"k={self.k}"
 
 

@@ -386,7 +386,7 @@ class SSVIScheduler:
     @torch.no_grad()
     def update_layer(self, layer: _SparseBayesMixin, grad: torch.Tensor, frac: float) -> int:
         """Drop and grow on one layer given the dense gradient ``grad``; return #new weights."""
-        old = layer.mask.reshape(-1)
+        old = layer.mask.reshape(-1).clone()
         n_act = int(old.sum())
         n_drop = math.floor(n_act * frac)
         if n_drop == 0 or n_act == old.numel():

@@ -15,6 +15,21 @@ from sparsestat.neural import import_torch
 
 import_torch()
 
+from sparsestat.neural._layers_comet import (  # noqa: E402
+    COMETGate,
+    DSelectKGate,
+    MixtureOfExperts,
+    PermutationLocalSearch,
+    SoftmaxGate,
+    TopKGate,
+    log_sinkhorn,
+    smooth_step,
+)
+from sparsestat.neural._layers_envelope import (  # noqa: E402
+    GroupEnvelopeRegularizer,
+    PrunedMLP,
+    prune_mlp,
+)
 from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
 from sparsestat.neural._layers_sae import *  # noqa: E402, F403
 from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
@@ -30,14 +45,25 @@ from sparsestat.neural._layers_ssvi import (  # noqa: E402
 )
 
 __all__ = [
+    "COMETGate",
+    "DSelectKGate",
+    "MixtureOfExperts",
+    "PermutationLocalSearch",
+    "SoftmaxGate",
+    "TopKGate",
+    "log_sinkhorn",
+    "smooth_step",
+    "GroupEnvelopeRegularizer",
     "MLP",
+    "PrunedMLP",
+    "prune_mlp",
     "SSVI_CRITERIA",
     "SSVIScheduler",
     "SparseBayesConv2d",
     "SparseBayesLinear",
     "folded_normal_moments",
     "get_activation",
-    "ssvi_removal_score",
     *_sae_all,
+    "ssvi_removal_score",
     *_sparse_all,
 ]

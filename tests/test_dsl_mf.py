@@ -1,0 +1,130 @@
+"""SparseMatrixFactorization (DSL-MF) and make_implicit_feedback: spec oracle O15."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+torch = pytest.importorskip("torch")
+
+from sklearn.base import clone  # noqa: E402
+
+from sparsestat.datasets import make_implicit_feedback  # noqa: E402
+from sparsestat.metrics import recall_at_k  # noqa: E402
+from sparsestat.neural import SparseMatrixFactorization  # noqa: E402
+from sparsestat.neural.layers import MaskedEmbedding, RigL  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+def _split(X, frac=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = X.tocoo()
+    test = rng.random(X.nnz) < frac
+    parts = [sp.csr_matrix((X.data[s], (X.row[s], X.col[s])), shape=X.shape) for s in (~test, test)]
+    return parts[0], parts[1]
+
+
+@pytest.fixture(scope="module")
+def feedback():
+    X = make_implicit_feedback(300, 200, rank=5, density=0.1, random_state=0)
+    return _split(X)
+
+
+def test_make_implicit_feedback():
+    X, P = make_implicit_feedback(
+        400, 300, rank=4, density=0.05, return_probabilities=True, random_state=3
+    )
+    assert sp.issparse(X) and X.shape == (400, 300)
+    assert P.mean() == pytest.approx(0.05, rel=1e-6)
+    assert abs(X.nnz / (400 * 300) - 0.05) < 0.01
+    Y = make_implicit_feedback(400, 300, rank=4, density=0.05, random_state=3)
+    assert (X != Y).nnz == 0
+
+
+@pytest.mark.parametrize("scope", ["table", "global"])
+def test_budget_is_constant_over_all_updates(feedback, scope):
+    train, _ = feedback
+    mf = SparseMatrixFactorization(
+        n_components=8,
+        density=0.3,
+        max_iter=4,
+        batch_size=128,
+        update_interval=5,
+        scope=scope,
+        random_state=0,
+    ).fit(train)
+    size = (300 + 200) * 8
+    assert mf.budget_ == (round(0.3 * size) if scope == "global" else 720 + 480)
+    assert len(mf.nnz_history_) > 5
+    assert mf.nnz_history_ == [mf.budget_] * len(mf.nnz_history_)
+    assert mf.user_mask_.sum() + mf.item_mask_.sum() == mf.budget_
+    if scope == "table":
+        assert mf.user_mask_.sum() == 720 and mf.item_mask_.sum() == 480
+    assert np.all(mf.user_factors_[~mf.user_mask_] == 0)
+    assert np.all(mf.item_factors_[~mf.item_mask_] == 0)
+
+
+def test_global_scope_updater_moves_budget_between_tables():
+    gen = torch.Generator().manual_seed(0)
+    model = torch.nn.ModuleDict(
+        {
+            "a": MaskedEmbedding(10, 4, 0.5, generator=gen),
+            "b": MaskedEmbedding(6, 4, 0.5, generator=gen),
+        }
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    upd = RigL(alpha=0.5, update_interval=1, end_step=10, scope="global").attach(model, opt)
+    total = sum(upd.budgets)
+    for _ in range(5):
+        opt.zero_grad()
+        idx = torch.arange(6)
+        (model["a"](idx) * 3.0).sum().add(model["b"](idx).sum()).backward()
+        upd.on_grad_computed()
+        opt.step()
+        upd.on_batch_end()
+        assert model["a"].budget + model["b"].budget == total
+    assert model["a"].budget != upd.budgets[0]  # the larger gradients pulled budget into "a"
+
+
+def test_recall_beats_popularity_and_is_close_to_dense(feedback):
+    train, test = feedback
+    pop = np.asarray(train.sum(axis=0)).ravel().astype(float)
+    scores = np.tile(pop, (train.shape[0], 1))
+    rows, cols = train.nonzero()
+    scores[rows, cols] = -np.inf
+    popularity = recall_at_k(test, scores, 10)
+    kw = {"n_components": 16, "max_iter": 30, "batch_size": 256, "update_interval": 20}
+    dense = SparseMatrixFactorization(density=1.0, random_state=0, **kw).fit(train).score(test)
+    dsl = SparseMatrixFactorization(density=0.5, random_state=0, **kw).fit(train).score(test)
+    # calibrated once: popularity 0.11, dense 0.38, DSL 0.35 (30 epochs)
+    assert dsl > 2 * popularity
+    assert dsl >= 0.8 * dense
+
+
+def test_predict_recommend_and_pickle(feedback):
+    train, _ = feedback
+    mf = SparseMatrixFactorization(n_components=4, max_iter=1, batch_size=512, random_state=0)
+    mf.fit(train)
+    u, i = np.array([0, 5, 7]), np.array([3, 2, 1])
+    np.testing.assert_allclose(mf.predict(u, i), (mf.user_factors_[u] * mf.item_factors_[i]).sum(1))
+    full = mf.predict(train)
+    np.testing.assert_allclose(full, mf.user_factors_ @ mf.item_factors_.T)
+    with pytest.raises(ValueError, match="one row per training user"):
+        mf.predict(train[:5])
+    rec = mf.recommend([0, 1, 2], k=5)
+    assert rec.shape == (3, 5)
+    for user, items in zip([0, 1, 2], rec):
+        assert not set(items) & set(train[user].indices)
+    again = pickle.loads(pickle.dumps(mf))
+    np.testing.assert_array_equal(again.recommend([0, 1], k=5), mf.recommend([0, 1], k=5))
+    assert clone(mf).get_params() == mf.get_params()
+    with pytest.raises(ValueError, match="user_ids"):
+        mf.predict([300], [0])
+    with pytest.raises(ValueError, match="k must"):
+        mf.recommend([0], k=0)
+    with pytest.raises(ValueError, match="no positive"):
+        SparseMatrixFactorization(max_iter=1).fit(sp.csr_matrix((3, 4)))

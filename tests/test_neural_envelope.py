@@ -1,0 +1,130 @@
+"""Group envelope (WGSEF) regulariser and MLPs against specs/group_envelope.md oracles 5-7."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sklearn.datasets import load_digits, make_classification  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from sparsestat._kernels.envelope import wgsef_prox  # noqa: E402
+from sparsestat.neural import (  # noqa: E402
+    GroupEnvelopeMLPClassifier,
+    GroupEnvelopeMLPRegressor,
+    GroupEnvelopeRegularizer,
+)
+from sparsestat.neural.layers import MLP, prune_mlp  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+def test_regularizer_prox_matches_numpy_kernel_on_blocks():
+    rng = np.random.default_rng(0)
+    W1, b1 = rng.normal(size=(5, 3)), rng.normal(size=5)
+    W2, b2 = rng.normal(size=(4, 5)), rng.normal(size=4)
+    # flatten groups: rows of [W1|b1] then rows of [W2|b2]
+    x = np.concatenate([np.c_[W1, b1].ravel(), np.c_[W2, b2].ravel()])
+    groups = np.concatenate([np.repeat(np.arange(5), 4), 5 + np.repeat(np.arange(4), 6)])
+    sizes = np.r_[np.full(5, 4.0), np.full(4, 6.0)]
+    expected = wgsef_prox(x, groups, np.sqrt(sizes), 3, 0.3 * 0.5)
+    tensors = [torch.tensor(a) for a in (W1, b1, W2, b2)]
+    reg = GroupEnvelopeRegularizer(k=3, lam=0.3, weights="sqrt_size")
+    value_before = reg.value([tensors[:2], tensors[2:]])
+    reg.prox_([tensors[:2], tensors[2:]], step=0.5)
+    got = np.concatenate(
+        [np.c_[tensors[0], tensors[1]].ravel(), np.c_[tensors[2], tensors[3]].ravel()]
+    )
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert reg.value([tensors[:2], tensors[2:]]) < value_before
+    assert reg.n_groups_kept(9) == 3 and GroupEnvelopeRegularizer(k=0.25).n_groups_kept(8) == 2
+    with pytest.raises(ValueError, match="weights must be"):
+        GroupEnvelopeRegularizer(weights=np.ones(2)).value(torch.ones(3, 2))
+
+
+def test_prune_mlp_identical_function_with_non_zero_activation_at_zero():
+    torch.manual_seed(0)
+    for act in ("relu", "sigmoid", "tanh"):
+        net = MLP(6, (8, 5), 3, activation=act).double()
+        with torch.no_grad():
+            net.linears[0].weight[[1, 4, 6]] = 0
+            net.linears[0].bias[[1, 4, 6]] = 0
+            net.linears[0].weight[:, [0, 3]] = 0  # two unused inputs
+            net.linears[1].weight[[2]] = 0
+            net.linears[1].bias[[2]] = 0
+        small = prune_mlp(net, act)
+        x = torch.randn(20, 6, dtype=torch.float64)
+        np.testing.assert_allclose(small(x).detach(), net(x).detach(), atol=1e-12)
+        assert [lin.out_features for lin in small.linears] == [5, 4, 3]
+        assert small.input_index.tolist() == [1, 2, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.3, random_state=0, stratify=y)
+
+
+def test_oracle7_projection_exact_k_prune_identical_and_accuracy(digits_split):
+    Xtr, Xte, ytr, yte = digits_split
+    clf = GroupEnvelopeMLPClassifier(
+        hidden_layer_sizes=(64, 32), k=0.25, lam=0.05, max_epochs=25, finetune_epochs=5,
+        random_state=0, device="cpu",
+    ).fit(Xtr, ytr)  # fmt: skip
+    assert clf.n_nonzero_groups_ == {"hidden_0": 16, "hidden_1": 8}
+    assert clf.history_[-1]["phase"] == "finetune" and clf.n_iter_ == 30
+    small = clf.prune()
+    assert small.hidden_widths_ == [16, 8]
+    np.testing.assert_allclose(small.predict_proba(Xte), clf.predict_proba(Xte), atol=1e-6)
+    assert clf.compression_ratio_ > 3
+    assert clf.score(Xte, yte) >= 0.90
+
+
+class _CountingClassifier(GroupEnvelopeMLPClassifier):
+    def on_batch_end(self, X, y, loss):
+        super().on_batch_end(X, y, loss)
+        for _name, blocks in self._scopes():
+            nnz = int((self._regularizer().group_norms(blocks) > 0).sum())
+            self.min_nnz_ = min(getattr(self, "min_nnz_", 10**9), nnz)
+
+
+def test_without_projection_at_least_k_groups_at_every_step(digits_split):
+    Xtr, _, ytr, _ = digits_split
+    clf = _CountingClassifier(
+        hidden_layer_sizes=(32,), k=6, lam=2.0, final_projection=False, max_epochs=4,
+        random_state=0, device="cpu",
+    ).fit(Xtr, ytr)  # fmt: skip
+    assert clf.min_nnz_ >= 6
+    assert clf.n_nonzero_groups_["hidden_0"] < 32  # lam = 2 removes neurons on its own
+
+
+def test_input_groups_recover_informative_features():
+    X, y = make_classification(
+        n_samples=400, n_features=20, n_informative=4, n_redundant=0, shuffle=False,
+        random_state=1,
+    )  # fmt: skip
+    clf = GroupEnvelopeMLPClassifier(
+        hidden_layer_sizes=(16,), group_type="input", k=4, lam=0.05, max_epochs=40,
+        finetune_epochs=5, random_state=0, device="cpu",
+    ).fit(X, y)  # fmt: skip
+    chosen = np.flatnonzero(clf.selected_groups_["input"])
+    assert set(chosen) == {0, 1, 2, 3}
+    small = clf.prune()
+    assert small.module_.input_index.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(small.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+def test_global_scope_both_groups_and_regressor():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8))
+    y = np.sin(X[:, 0]) + X[:, 1] ** 2
+    reg = GroupEnvelopeMLPRegressor(
+        hidden_layer_sizes=(16, 16), group_type="both", scope="global", k=0.5,
+        max_epochs=20, finetune_epochs=5, lr=0.02, random_state=0, device="cpu",
+    ).fit(X, y)  # fmt: skip
+    assert reg.n_nonzero_groups_ == {"input": 4, "hidden": 16}
+    assert reg.score(X, y) > 0.5
+    small = reg.prune()
+    np.testing.assert_allclose(small.predict(X), reg.predict(X), atol=1e-5)
