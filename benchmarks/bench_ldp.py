@@ -1,10 +1,15 @@
 """Benchmark: user reports per second of LDP sparse regression (privatise + aggregate).
 
 Rows: per-user privatisation with NumPy noise (each user's report drawn from their own
-keyed stream, rounded and summed exactly), the ``simulate_aggregate`` mode (one aggregated
+keyed stream, clipped, noised, rounded and summed exactly by one fused kernel in ``fit``),
+the client-side ``privatize`` returning the (n, d, d) reports followed by ``add_reports``,
+the Gaussian draws alone (d(d+1)/2 + d per user from the same keyed streams: the bound of
+per-user privatisation with NumPy noise), the ``simulate_aggregate`` mode (one aggregated
 noise draw, for experiments), and the OpenDP exact samplers (the deployment backend; the
-peer here), at d = 20 and d = 100. A second table shows that the peak memory of ``fit`` does
-not grow with the number of users (reports are privatised and summed in chunks).
+peer here), at d = 20 and d = 100. Rates are given per wall-clock second and per second of
+this process's CPU time (the machine may be shared). A second table shows that the peak
+memory of ``fit`` does not grow with the number of users (reports are privatised and summed
+in chunks).
 
 Run: ``python benchmarks/bench_ldp.py`` (``SPARSESTAT_QUICK=1`` for a tiny run).
 """
@@ -12,6 +17,7 @@ Run: ``python benchmarks/bench_ldp.py`` (``SPARSESTAT_QUICK=1`` for a tiny run).
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 import warnings
@@ -21,7 +27,12 @@ from _harness import bench_header, limit_threads, markdown_table, peak_memory, t
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from sparsestat.privacy import LDPIHTRegressor, LDPSparseLinearRegression, opendp_available
+from sparsestat.privacy import (
+    LDPIHTRegressor,
+    LDPSparseLinearRegression,
+    UserStreams,
+    opendp_available,
+)
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
 
@@ -38,43 +49,78 @@ def nldp(**kw):
 
 
 def rate(n, fit, repeat):
-    t, _ = time_call(fit, repeat=repeat, warmup=1)
-    return t, n / t
+    """Median wall time, and reports per wall second and per CPU second."""
+    cpu = []
+
+    def timed():
+        c0 = time.process_time()
+        fit()
+        cpu.append(time.process_time() - c0)
+
+    t, _ = time_call(timed, repeat=repeat, warmup=1)
+    c = statistics.median(cpu[1:])
+    return t, n / t, n / c
+
+
+def draws_only(n, d, seed=0):
+    """The per-user noise alone: d(d+1)/2 + d keyed Gaussian draws per user."""
+    streams = UserStreams(seed)
+    ids = np.arange(n)
+    n_tri = d * (d + 1) // 2
+    block = UserStreams.block_size(n_tri)
+    chunk = max(block, ((1 << 20) // (n_tri + d)) // block * block)
+    for start in range(0, n, chunk):
+        streams.draw(ids[start : start + chunk], n_tri, 0)
+        streams.draw(ids[start : start + chunk], d, 1)
+
+
+def privatize_then_add(X, y):
+    client = nldp(random_state=0)
+    M, v = client.privatize(X, y)
+    return client.add_reports(M, v)
 
 
 def main():
     print(bench_header("LDP sparse regression: user reports per second"))
-    sizes = {20: (20_000, 2_000_000, 20), 100: (1_500, 200_000, 2)}
+    # d: (users per-user, users privatize, users simulate_aggregate, users OpenDP)
+    sizes = {20: (200_000, 20_000, 2_000_000, 20), 100: (10_000, 1_000, 200_000, 2)}
     if QUICK:
-        sizes = {20: (2_000, 100_000, 5), 100: (200, 20_000, 1)}
+        sizes = {20: (10_000, 2_000, 100_000, 5), 100: (500, 100, 20_000, 1)}
     rows = []
     with limit_threads(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for d, (n_user, n_sim, n_odp) in sizes.items():
+        for d, (n_user, n_priv, n_sim, n_odp) in sizes.items():
+            start = len(rows)
             X, y = data(n_user, d)
-            t, r = rate(n_user, lambda X=X, y=y: nldp(random_state=0).fit(X, y), 3)
-            rows.append([d, "NLDP per-user, NumPy noise", n_user, t, r])
-            per_user_rate = r
+            t, r, rc = rate(n_user, lambda X=X, y=y: nldp(random_state=0).fit(X, y), 3)
+            rows.append([d, "NLDP per-user fit, NumPy noise (fused kernel)", n_user, t, r, rc])
+            t, r, rc = rate(n_user, lambda n=n_user, d=d: draws_only(n, d), 3)
+            rows.append([d, "  Gaussian draws alone (bound)", n_user, t, r, rc])
+            Xp, yp = X[:n_priv], y[:n_priv]
+            t, r, rc = rate(n_priv, lambda X=Xp, y=yp: privatize_then_add(X, y), 3)
+            rows.append([d, "NLDP privatize -> (M, v), add_reports", n_priv, t, r, rc])
             Xs, ys = data(n_sim, d)
-            t, r = rate(
+            t, r, rc = rate(
                 n_sim, lambda X=Xs, y=ys: nldp(simulate_aggregate=True, random_state=0).fit(X, y), 3
             )
-            rows.append([d, "NLDP simulate_aggregate", n_sim, t, r])
-            Xi, yi = data(n_user * 4, d)
-            t, r = rate(
+            rows.append([d, "NLDP simulate_aggregate", n_sim, t, r, rc])
+            Xi, yi = data(n_priv * 4, d)
+            t, r, rc = rate(
                 Xi.shape[0],
                 lambda X=Xi, y=yi: LDPIHTRegressor(
                     2, epsilon=1.0, bounds_X=1.0, bounds_y=3.0, random_state=0
                 ).fit(X, y),
                 3,
             )
-            rows.append([d, "LDP-IHT per-user (Duchi l_inf)", Xi.shape[0], t, r])
+            rows.append([d, "LDP-IHT per-user (Duchi l_inf)", Xi.shape[0], t, r, rc])
             if opendp_available():
                 Xo, yo = data(n_odp, d)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 nldp(noise_backend="opendp").fit(Xo, yo)
-                t = time.perf_counter() - t0
-                rows.append([d, "NLDP per-user, OpenDP exact noise (peer)", n_odp, t, n_odp / t])
+                t, c = time.perf_counter() - t0, time.process_time() - c0
+                rows.append(
+                    [d, "NLDP per-user, OpenDP exact noise (peer)", n_odp, t, n_odp / t, n_odp / c]
+                )
                 odp_rate = n_odp / t
             else:
                 rows.append(
@@ -84,21 +130,32 @@ def main():
                         0,
                         float("nan"),
                         "not installed",
+                        "not installed",
                     ]
                 )
                 odp_rate = float("nan")
-            for row in rows[-4:]:
+            for row in rows[start:]:
                 speed = row[4] if isinstance(row[4], float) else float("nan")
                 row.append(f"{speed / odp_rate:.3g}x" if odp_rate == odp_rate else "n/a")
-            del per_user_rate
     print(
-        markdown_table(rows, ["d", "mode", "users", "time (s)", "reports/s", "vs OpenDP per-user"])
+        markdown_table(
+            rows,
+            [
+                "d",
+                "mode",
+                "users",
+                "time (s)",
+                "reports/s",
+                "reports/CPU s",
+                "vs OpenDP per-user",
+            ],
+        )
     )
 
     print()
     print("Peak traced memory of fit (per-user mode, d = 20), excluding the input arrays:")
     mem_rows = []
-    ns = [2_000, 8_000, 32_000] if QUICK else [10_000, 40_000, 160_000]
+    ns = [2_000, 8_000, 32_000] if QUICK else [10_000, 40_000, 160_000, 640_000]
     with limit_threads(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for n in ns:

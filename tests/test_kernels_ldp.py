@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
+from sparsestat._kernels._dispatch import force_backend
 from sparsestat._kernels.ldp import (
     LIMB_BITS,
     coordinate_rr_core,
@@ -12,6 +15,8 @@ from sparsestat._kernels.ldp import (
     exact_accumulate,
     exact_to_float,
     floored_solve,
+    gaussian_report_sums,
+    gaussian_reports,
     grid_unit,
     mirror_upper,
     normalise_limbs,
@@ -106,3 +111,105 @@ def test_duchi_core_lands_in_the_chosen_half_space():
     side = (z * V).sum(axis=1) > 0
     np.testing.assert_array_equal(side, keep)
     assert np.all((z == S).all(axis=1) | (z == -S).all(axis=1))
+
+
+# ----------------------------------------------------------------------------- fused reports
+def _report_inputs(seed, n, d, outer):
+    """Rows inside the ball, on its boundary (one coordinate at +-tau) and far outside."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.5, 1.5, size=(n, d))
+    X[::7] = 0.0
+    X[1::7, 1:] = 0.0
+    X[1::7, 0] = 1.5  # the triangle's norm equals tau^2: the ball's boundary when d = 1
+    X[2::7] *= 1e3  # unclipped rows: the ball clip is active
+    m = d * (d + 1) // 2 if outer else d
+    return X, rng.standard_normal((n, m))
+
+
+def _bound(d, outer, tau=1.5):
+    return d * tau**2 if outer else math.sqrt(d) * tau
+
+
+@pytest.mark.parametrize("outer", [True, False])
+@pytest.mark.parametrize("d", [1, 2, 7])
+@pytest.mark.parametrize("scale", [0.0, 3.7])
+def test_gaussian_reports_numba_equals_generic_and_brute_force(outer, d, scale):
+    X, z = _report_inputs(d, 300, d, outer)
+    bound, unit = _bound(d, outer), grid_unit(max(scale, 10.0))
+    fast = gaussian_reports(X, z, bound, scale, unit, outer)
+    with force_backend("generic"):
+        slow = gaussian_reports(X, z, bound, scale, unit, outer)
+    np.testing.assert_array_equal(fast, slow)
+    # brute force, user by user: clip the statistic to the l2 ball, add noise, round
+    for i in range(0, 300, 13):
+        t = np.outer(X[i], X[i])[np.triu_indices(d)] if outer else X[i].copy()
+        norm = math.sqrt(sum(float(e) ** 2 for e in t))
+        t = t * (bound / max(norm, bound))
+        expected = np.round((t + scale * z[i]) / unit) * unit
+        np.testing.assert_allclose(fast[i], expected, rtol=1e-15, atol=unit)
+    # the l2 ball is respected (up to the grid) whenever there is no noise
+    if scale == 0.0:
+        norms = np.linalg.norm(fast, axis=1)
+        assert norms.max() <= bound * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("outer", [True, False])
+@pytest.mark.parametrize("scale", [0.0, 2.5])
+def test_gaussian_report_sums_are_the_sums_of_the_reports(outer, scale):
+    d, k = 5, 3
+    X, z = _report_inputs(7, 2001, d, outer)
+    bound, unit = _bound(d, outer), grid_unit(max(scale, 30.0))
+    folds = np.random.default_rng(8).integers(0, k, size=2001)
+    folds[:5] = 2  # fold 1 may be absent from a batch; here every fold is present
+    hi, lo = gaussian_report_sums(X, z, folds, k, bound, scale, unit, outer)
+    with force_backend("generic"):
+        hi_g, lo_g = gaussian_report_sums(X, z, folds, k, bound, scale, unit, outer)
+    np.testing.assert_array_equal(hi, hi_g)
+    np.testing.assert_array_equal(lo, lo_g)
+    reports = gaussian_reports(X, z, bound, scale, unit, outer)
+    for f in range(k):
+        exact = [sum(int(q) for q in np.round(reports[folds == f, j] / unit)) for j in range(3)]
+        assert _limbs_to_int(hi[f, :3], lo[f, :3]) == exact
+    # an empty fold has zero sums
+    hi_e, lo_e = gaussian_report_sums(
+        X[:4], z[:4], np.zeros(4, np.int64), 2, bound, scale, unit, outer
+    )
+    assert not hi_e[1].any() and not lo_e[1].any()
+
+
+def test_gaussian_report_sums_fall_back_on_huge_entries():
+    X = np.array([[1.0, 2.0], [0.5, -1.0], [1.0, 1.0]])
+    z = np.array([[3e10, 0.0, 1.0], [2.0, -1.0, 0.0], [0.0, 0.0, 0.0]])  # q ~ 2**85
+    unit = grid_unit(1.0)
+    hi, lo = gaussian_report_sums(X, z, np.zeros(3, np.int64), 1, 10.0, 1.0, unit, True)
+    with force_backend("generic"):
+        hi_g, lo_g = gaussian_report_sums(X, z, np.zeros(3, np.int64), 1, 10.0, 1.0, unit, True)
+    np.testing.assert_array_equal(hi, hi_g)
+    np.testing.assert_array_equal(lo, lo_g)
+    exact = [
+        sum(int(q) for q in np.round(col / unit))
+        for col in (gaussian_reports(X, z, 10.0, 1.0, unit, True)).T
+    ]
+    assert _limbs_to_int(hi[0], lo[0]) == exact
+    z[0, 0] = 1e40  # beyond the accumulator: refused by both paths
+    with pytest.raises(OverflowError):
+        gaussian_report_sums(X, z, np.zeros(3, np.int64), 1, 10.0, 1.0, unit, True)
+    with pytest.raises(ValueError, match="folds"):
+        gaussian_report_sums(X, z, np.full(3, 4), 2, 10.0, 1.0, unit, True)
+
+
+def test_gaussian_report_kernels_run_on_torch_cpu():
+    torch = pytest.importorskip("torch")
+    X, z = _report_inputs(3, 50, 4, True)
+    args = (_bound(4, True), 1.3, grid_unit(10.0), True)
+    ref = gaussian_reports(X, z, *args)
+    np.testing.assert_array_equal(
+        gaussian_reports(torch.asarray(X), torch.asarray(z), *args).numpy(), ref
+    )
+    folds = np.arange(50) % 3
+    hi, lo = gaussian_report_sums(X, z, folds, 3, *args)
+    ht, lt = gaussian_report_sums(
+        torch.asarray(X), torch.asarray(z), torch.asarray(folds), 3, *args
+    )
+    np.testing.assert_array_equal(ht.numpy(), hi)
+    np.testing.assert_array_equal(lt.numpy(), lo)

@@ -422,20 +422,73 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
     m.partial_fit(X[:1000], y[:1000])
     before = (m.sum_xx_.copy(), m.sum_xy_.copy(), m.n_users_seen_)
     calls = []
-    real = nldp_module.exact_accumulate
+    real = nldp_module.gaussian_report_sums
 
-    def flaky(values, unit):
+    def flaky(*args):
         calls.append(1)
-        if len(calls) > 3:
+        if len(calls) > 1:  # the M sums are added, the v sums fail
             raise OverflowError("simulated failure mid-batch")
-        return real(values, unit)
+        return real(*args)
 
-    monkeypatch.setattr(nldp_module, "exact_accumulate", flaky)
+    monkeypatch.setattr(nldp_module, "gaussian_report_sums", flaky)
     with pytest.raises(OverflowError):
         m.partial_fit(X[1000:], y[1000:])
-    monkeypatch.setattr(nldp_module, "exact_accumulate", real)
+    monkeypatch.setattr(nldp_module, "gaussian_report_sums", real)
     m.partial_fit(X[1000:1001], y[1000:1001])
     assert m.n_users_seen_ == before[2] + 1
     ref = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
     ref.partial_fit(X[:1001], y[:1001])
     np.testing.assert_array_equal(m.sum_xx_, ref.sum_xx_)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_fused_aggregation_equals_the_mechanism_pipeline(fit_intercept):
+    """fit's fused kernel gives the integers of clip -> GaussianMechanism -> round -> sum."""
+    from sparsestat._kernels.ldp import exact_accumulate, exact_to_float, mirror_upper, outer_upper
+    from sparsestat.privacy import GaussianMechanism, UserStreams
+
+    n, d, k, seed = 3000, 6, 4, 21
+    X, y, _ = _data(n, d, law="gaussian")
+    X[::11] *= 50.0  # clipped rows
+    tau1, tau2, eps, delta = 1.2, 1.7, 0.9, 1e-6
+    m = LDPSparseLinearRegression(
+        eps,
+        delta,
+        bounds_X=tau1,
+        bounds_y=tau2,
+        cv=k,
+        fit_intercept=fit_intercept,
+        random_state=seed,
+    ).fit(X, y)
+    xt = np.clip(X, -tau1, tau1)
+    if fit_intercept:
+        xt = np.hstack([xt, np.full((n, 1), min(1.0, tau1))])
+    yt = np.clip(y, -tau2, tau2)
+    de = xt.shape[1]
+    mech_xx = GaussianMechanism(eps / 2, delta / 2, de * tau1**2)
+    mech_xy = GaussianMechanism(eps / 2, delta / 2, math.sqrt(de) * tau1 * tau2)
+    assert m.noise_scale_ == (mech_xx.scale, mech_xy.scale)
+    ids = np.arange(n)
+    tri = mech_xx.randomise(outer_upper(xt), UserStreams(seed), ids, stream=0)
+    v = mech_xy.randomise(xt * yt[:, None], UserStreams(seed), ids, stream=1)
+    sum_tri = np.zeros(de * (de + 1) // 2)
+    sum_v = np.zeros(de)
+    for f in range(k):
+        sum_tri += exact_to_float(*exact_accumulate(tri[ids % k == f], m._unit_xx), m._unit_xx)
+        sum_v += exact_to_float(*exact_accumulate(v[ids % k == f], m._unit_xy), m._unit_xy)
+    np.testing.assert_array_equal(m.sum_xx_, mirror_upper(sum_tri, de))
+    np.testing.assert_array_equal(m.sum_xy_, sum_v)
+
+
+def test_fit_with_a_generator_draws_the_mechanism_noise_in_order():
+    X, y, _ = _data(1500, 3)
+    params = {"epsilon": 1.0, "bounds_X": 1.0, "bounds_y": 1.0}
+    a = LDPSparseLinearRegression(**params, random_state=np.random.RandomState(4)).fit(X, y)
+    b = LDPSparseLinearRegression(**params, random_state=np.random.RandomState(4)).fit(X, y)
+    np.testing.assert_array_equal(a.sum_xx_, b.sum_xx_)
+    fresh = [LDPSparseLinearRegression(**params).fit(X, y).sum_xx_ for _ in range(2)]
+    assert not np.array_equal(*fresh)
+    # the noise is there and has the per-user scale: the sum of n reports has sd s1 sqrt(n)
+    xt = np.clip(X, -1, 1)
+    resid = (fresh[0] - xt.T @ xt)[np.triu_indices(3)] / (a.noise_scale_[0] * math.sqrt(1500))
+    assert 0.1 < np.std(resid) < 3.0

@@ -18,11 +18,13 @@ machines or dask chunks.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+from numba import njit
 
-from sparsestat._kernels._dispatch import get_namespace
+from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
 
 __all__ = [
     "GRID_BITS",
@@ -32,6 +34,8 @@ __all__ = [
     "exact_accumulate",
     "exact_to_float",
     "floored_solve",
+    "gaussian_report_sums",
+    "gaussian_reports",
     "grid_unit",
     "mirror_upper",
     "outer_upper",
@@ -250,3 +254,282 @@ def coordinate_rr_core(coord: Any, bit: Any, keep: Any, d: int) -> Any:
     out = xp.where(keep, bit, -bit)
     cols = xp.arange(d)
     return xp.where(cols[None, :] == coord[:, None], out[:, None], xp.zeros_like(out)[:, None])
+
+
+# ----------------------------------------------------------------------------- Gaussian reports
+# Clip to an l2 ball, add Gaussian noise, round to the fixed-point grid: the report of one
+# user for a vector statistic (``outer=False``: the row itself) or for the upper triangle of
+# its outer product (``outer=True``). The squared norm is summed left to right over the
+# entries, in this order on every backend, so that all of them clip identically.
+
+
+def _statistic(X: Any, outer: bool) -> Any:
+    return outer_upper(X) if outer else X
+
+
+def _ball_clip_generic(T: Any, bound: float) -> Any:
+    xp = get_namespace(T)
+    ss = xp.zeros(T.shape[:1], dtype=T.dtype)
+    for j in range(int(T.shape[1])):  # sequential order, reproduced by the Numba kernels
+        ss = ss + T[:, j] * T[:, j]
+    factor = bound / xp.maximum(xp.sqrt(ss), xp.asarray(bound, dtype=T.dtype))
+    return T * factor[:, None]
+
+
+def _noisy_generic(X: Any, z: Any, bound: float, scale: float, outer: bool) -> Any:
+    T = _ball_clip_generic(_statistic(X, outer), bound)
+    return T if scale == 0.0 else T + scale * z
+
+
+@register("gaussian_reports", "generic")
+def _gaussian_reports_generic(
+    X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool
+) -> Any:
+    xp = get_namespace(X)
+    return xp.round(_noisy_generic(X, z, bound, scale, outer) / unit) * unit
+
+
+@register("gaussian_report_sums", "generic")
+def _gaussian_report_sums_generic(
+    X: Any,
+    z: Any,
+    folds: Any,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+) -> tuple[Any, Any]:
+    xp = get_namespace(X)
+    values = _noisy_generic(X, z, bound, scale, outer)
+    m = int(values.shape[1])
+    hi = xp.zeros((n_folds, m), dtype=xp.int64)
+    lo = xp.zeros((n_folds, m), dtype=xp.int64)
+    his, los = [], []
+    for f in range(n_folds):
+        rows = values[folds == f]
+        h, l = exact_accumulate(rows, unit) if rows.shape[0] else (hi[f], lo[f])
+        his.append(h)
+        los.append(l)
+    return xp.stack(his), xp.stack(los)
+
+
+#: Relative margin of the cheap "inside the ball" test (covers the rounding of both norms).
+_BALL_MARGIN = 2.0**-20
+#: Users per call of the fused sums: keeps every float partial sum below 2**53 (exact).
+_SUM_ROWS = 1 << 21
+
+
+@njit(cache=True, nogil=True)
+def _clip_factor(X: Any, i: int, outer: bool, t: Any, bound: float) -> float:  # pragma: no cover
+    """Write user ``i``'s statistic into ``t``; return ``bound / max(||t||, bound)``.
+
+    The norm is summed left to right over ``t``, as in the generic kernel. For the outer
+    product, ``||t||^2 = (||x||^4 + sum x^4) / 2`` is computed first in O(d): when it is
+    below ``bound^2`` by a relative margin of 2**-20 (far more than the rounding of either
+    computation), the left-to-right norm is certainly <= bound and the factor is exactly 1,
+    so the O(d^2) sequential sum is skipped.
+    """
+    d = X.shape[1]
+    if outer:
+        s2 = 0.0
+        s4 = 0.0
+        p = 0
+        for a in range(d):
+            xa = X[i, a]
+            sq = xa * xa
+            s2 += sq
+            s4 += sq * sq
+            for b in range(a, d):
+                t[p] = xa * X[i, b]
+                p += 1
+        if (s2 * s2 + s4) * 0.5 * (1.0 + _BALL_MARGIN) < bound * bound:
+            return 1.0
+    else:
+        for a in range(d):
+            t[a] = X[i, a]
+    ss = 0.0
+    for p in range(t.shape[0]):
+        ss += t[p] * t[p]
+    return bound / max(math.sqrt(ss), bound)
+
+
+@njit(cache=True, nogil=True)
+def _reports_numba_impl(
+    X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool
+) -> Any:  # pragma: no cover - compiled
+    n, d = X.shape
+    m = d * (d + 1) // 2 if outer else d
+    out = np.empty((n, m))
+    t = np.empty(m)
+    inv_unit = 1.0 / unit
+    for i in range(n):
+        factor = _clip_factor(X, i, outer, t, bound)
+        for p in range(m):
+            val = t[p] * factor
+            if scale != 0.0:
+                val = val + scale * z[i, p]
+            out[i, p] = np.rint(val * inv_unit) * unit
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _sums_numba_impl(
+    X: Any,
+    z: Any,
+    folds: Any,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+    hi: Any,
+    lo: Any,
+    habs: Any,
+) -> None:  # pragma: no cover - compiled
+    """Float accumulators of integers: exact while every partial sum stays below 2**53.
+
+    ``lo`` adds at most 2**21 values in [0, 2**31); ``habs`` bounds the partial sums of
+    ``hi`` (checked by the caller).
+    """
+    n = X.shape[0]
+    m = hi.shape[1]
+    t = np.empty(m)
+    inv_unit = 1.0 / unit
+    limb = float(1 << 31)
+    inv_limb = 1.0 / limb
+    for i in range(n):
+        factor = _clip_factor(X, i, outer, t, bound)
+        f = folds[i]
+        if scale != 0.0:
+            for p in range(m):
+                t[p] = t[p] * factor + scale * z[i, p]
+        else:
+            for p in range(m):
+                t[p] = t[p] * factor
+        for p in range(m):
+            q = np.rint(t[p] * inv_unit)
+            h = np.floor(q * inv_limb)
+            hi[f, p] += h
+            lo[f, p] += q - h * limb
+            habs[p] += abs(h)
+
+
+@register("gaussian_reports", "numba")
+def _gaussian_reports_numba(
+    X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool
+) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    z = np.ascontiguousarray(z, dtype=np.float64) if scale != 0.0 else np.zeros((1, 1))
+    return _reports_numba_impl(X, z, float(bound), float(scale), float(unit), bool(outer))
+
+
+@register("gaussian_report_sums", "numba")
+def _gaussian_report_sums_numba(
+    X: Any,
+    z: Any,
+    folds: Any,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    d = X.shape[1]
+    m = d * (d + 1) // 2 if outer else d
+    z = np.ascontiguousarray(z, dtype=np.float64) if scale != 0.0 else np.zeros((1, 1))
+    folds = np.ascontiguousarray(folds, dtype=np.int64)
+    if folds.size and (folds.min() < 0 or folds.max() >= n_folds):
+        raise ValueError(f"folds must lie in [0, {n_folds})")
+    args = (float(bound), float(scale), float(unit), bool(outer))
+    hi = np.zeros((n_folds, m), np.int64)
+    lo = np.zeros((n_folds, m), np.int64)
+    for start in range(0, X.shape[0], _SUM_ROWS):
+        sl = slice(start, start + _SUM_ROWS)
+        hi_f = np.zeros((n_folds, m))
+        lo_f = np.zeros((n_folds, m))
+        habs = np.zeros(m)
+        _sums_numba_impl(X[sl], z[sl] if scale != 0.0 else z, folds[sl], *args, hi_f, lo_f, habs)
+        if not np.all(habs < 2.0**52):  # huge (or non-finite) entries: the generic path decides
+            return _gaussian_report_sums_generic(X, z, folds, n_folds, bound, scale, unit, outer)
+        hi, lo = normalise_limbs(hi + hi_f.astype(np.int64), lo + lo_f.astype(np.int64))
+    return hi, lo
+
+
+def gaussian_reports(X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool) -> Any:
+    """Per-user Gaussian-mechanism reports on the fixed-point grid.
+
+    For each user (row of ``X``) the statistic ``t`` (the row, or the upper triangle of its
+    outer product) is scaled into the l2 ball of radius ``bound`` (``t * bound /
+    max(||t||, bound)``, the squared norm summed left to right), then
+    ``t + scale * z`` is rounded to the grid of spacing ``unit``.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        One (already coordinatewise-clipped) row per user.
+    z : array of shape (n, m)
+        Standard normal draws, ``m = d (d + 1) / 2`` with ``outer`` else ``d``; ignored when
+        ``scale == 0``.
+    bound : float
+        l2 clipping radius of the statistic.
+    scale : float
+        Noise standard deviation (0 for no noise).
+    unit : float
+        Grid spacing, a power of two (:func:`grid_unit`).
+    outer : bool
+        Whether the statistic is the upper triangle of ``x x^T``.
+
+    Returns
+    -------
+    reports : array of shape (n, m)
+        The rounded reports. O(n m) time.
+    """
+    return get_kernel("gaussian_reports", X, z)(X, z, bound, scale, unit, outer)
+
+
+def gaussian_report_sums(
+    X: Any,
+    z: Any,
+    folds: Any,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+) -> tuple[Any, Any]:
+    """Per-fold exact sums of the reports of :func:`gaussian_reports`, without forming them.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        One (already coordinatewise-clipped) row per user.
+    z : array of shape (n, m)
+        Standard normal draws (ignored when ``scale == 0``).
+    folds : int array of shape (n,)
+        Fold of each user, in ``[0, n_folds)``.
+    n_folds : int
+        Number of folds.
+    bound, scale, unit, outer
+        As in :func:`gaussian_reports`.
+
+    Returns
+    -------
+    hi, lo : int64 arrays of shape (n_folds, m)
+        Normalised limbs (:func:`exact_accumulate`) of each fold's sum of the rounded
+        reports: the same integers as summing the output of :func:`gaussian_reports`.
+
+    Raises
+    ------
+    OverflowError
+        As :func:`exact_accumulate`.
+
+    Notes
+    -----
+    The Numba version (NumPy input) fuses the outer product, clipping, noise, rounding and
+    the integer sums in one pass over the users, with O(n_folds m) memory: no per-user report
+    is stored. It sums the integer limbs in float64, which is exact while the partial sums
+    stay below 2**53 (checked; a batch with entries far outside the noise's range goes to
+    the generic path, which gives the same integers or raises). O(n m) time.
+    """
+    return get_kernel("gaussian_report_sums", X, z)(X, z, folds, n_folds, bound, scale, unit, outer)

@@ -19,6 +19,8 @@ from sparsestat._kernels.ldp import (
     exact_accumulate,
     exact_to_float,
     floored_solve,
+    gaussian_report_sums,
+    gaussian_reports,
     grid_unit,
     mirror_upper,
     normalise_limbs,
@@ -27,7 +29,7 @@ from sparsestat._kernels.ldp import (
 )
 from sparsestat._kernels.prox import prox_l1
 from sparsestat.privacy.accountant import BudgetAccountant
-from sparsestat.privacy.mechanisms import GaussianMechanism, UserStreams
+from sparsestat.privacy.mechanisms import GaussianMechanism, UserStreams, _source
 from sparsestat.utils._compat import (
     HasMethods,
     Interval,
@@ -38,7 +40,7 @@ from sparsestat.utils._compat import (
 
 __all__ = ["LDPSparseLinearRegression"]
 
-_CHUNK_ENTRIES = 1 << 18  # numbers per chunk of per-user reports (2 MiB of float64)
+_CHUNK_ENTRIES = 1 << 20  # numbers per chunk of per-user noise (8 MiB of float64)
 _N_ALPHAS = 30
 _CONTROLLER: list[ThreadpoolController] = []
 
@@ -48,6 +50,11 @@ def _single_thread() -> Any:
     if not _CONTROLLER:
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0].limit(limits=1)
+
+
+def _n_upper(d: int) -> int:
+    """Numbers in the upper triangle of a d x d matrix (the noise draws of one report M)."""
+    return d * (d + 1) // 2
 
 
 def _theory_bounds(n: int, d: int) -> tuple[float, float]:
@@ -206,7 +213,11 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     estimate is refreshed by the next update.
 
     Complexity: O(d^2) time and communication per user (warning above d = 2000), O(cv d^2)
-    server memory independent of n, O(d^3) per estimate.
+    server memory independent of n, O(d^3) per estimate. With NumPy noise, ``fit`` and
+    ``partial_fit`` on raw data draw each user's keyed noise for a chunk of users (8 MiB)
+    and clip, form the outer product, add the noise, round and sum in one fused kernel,
+    without storing per-user reports; the integers are those of ``privatize`` followed by
+    ``add_reports``. The d(d+1)/2 + d Gaussian draws per user bound the speed.
 
     References
     ----------
@@ -423,24 +434,56 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             self.accountant_.check(eps, delta, users=ids)
 
     # ------------------------------------------------------------------ client side
+    def _noise(self, source: Any, ids: np.ndarray, m: int, stream: int, scale: float) -> Any:
+        """Standard normal draws of the users' reports (none when the mechanism is exact)."""
+        return None if scale == 0.0 else source.draw(ids, m, stream, "normal")
+
     def _reports(
-        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, on_grid: bool = True
+        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, source: Any = None
     ) -> tuple[Any, Any]:
         """Per-user reports (upper triangles, vectors), rounded to the fixed-point grid.
 
-        The server's exact accumulator rounds to the same grid itself, so the internal
-        aggregation skips the rounding here (``on_grid=False``); the integers are the same.
+        NumPy noise: each statistic is clipped to its mechanism's l2 ball, the user's keyed
+        noise added and the sum rounded by one kernel (:func:`gaussian_reports`), the same
+        arithmetic as the server's fused sums. OpenDP noise: the mechanism's exact sampler.
         """
-        streams = self._streams()
+        xy = xt * yt[:, None]
+        if self.noise_backend == "opendp":
+            tri = None
+            if self._mech_xx is not None:
+                tri = self._mech_xx.randomise(outer_upper(xt), self._streams(), ids, stream=0)
+                tri = np.round(tri / self._unit_xx) * self._unit_xx
+            v = self._mech_xy.randomise(xy, self._streams(), ids, stream=1)
+            return tri, np.round(v / self._unit_xy) * self._unit_xy
+        source = _source(self._streams(), "numpy") if source is None else source
         tri = None
         if self._mech_xx is not None:
-            tri = self._mech_xx.randomise(outer_upper(xt), streams, ids, stream=0)
-            if on_grid:
-                tri = np.round(tri / self._unit_xx) * self._unit_xx
-        v = self._mech_xy.randomise(xt * yt[:, None], streams, ids, stream=1)
-        if on_grid:
-            v = np.round(v / self._unit_xy) * self._unit_xy
+            mech = self._mech_xx
+            z = self._noise(source, ids, _n_upper(xt.shape[1]), 0, mech.scale)
+            tri = gaussian_reports(xt, z, mech.l2_bound, mech.scale, self._unit_xx, True)
+        mech = self._mech_xy
+        z = self._noise(source, ids, xt.shape[1], 1, mech.scale)
+        v = gaussian_reports(xy, z, mech.l2_bound, mech.scale, self._unit_xy, False)
         return tri, v
+
+    def _sum_reports(
+        self, xt: np.ndarray, yt: np.ndarray, ids: np.ndarray, folds: np.ndarray, source: Any
+    ) -> None:
+        """Server side of ``fit`` on raw data: per-fold exact sums, no per-user report kept."""
+        k = int(self.cv)
+        if self._mech_xx is not None:
+            mech = self._mech_xx
+            z = self._noise(source, ids, _n_upper(xt.shape[1]), 0, mech.scale)
+            hi, lo = gaussian_report_sums(
+                xt, z, folds, k, mech.l2_bound, mech.scale, self._unit_xx, True
+            )
+            self._hi_xx, self._lo_xx = normalise_limbs(self._hi_xx + hi, self._lo_xx + lo)
+        mech = self._mech_xy
+        z = self._noise(source, ids, xt.shape[1], 1, mech.scale)
+        hi, lo = gaussian_report_sums(
+            xt * yt[:, None], z, folds, k, mech.l2_bound, mech.scale, self._unit_xy, False
+        )
+        self._hi_xy, self._lo_xy = normalise_limbs(self._hi_xy + hi, self._lo_xy + lo)
 
     def privatize(self, X, y, user_ids=None):
         """Client side: clip and privatise each user's ``(x, y)`` into the reports ``(M, v)``.
@@ -510,39 +553,59 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             return slice((f - int(ids[0])) % k, None, k)
         return folds == f
 
-    def _aggregate_raw(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
-        new_runs = _union_runs(self._runs, _id_runs(ids))  # refuse repeats before any noise
+    def _aggregate_raw(self, X: np.ndarray, y: np.ndarray, ids: Any) -> None:
+        """Privatise and add users; ``ids`` is a ``range`` (O(1) memory) or an id array."""
+        runs = [(ids.start, ids.stop)] if isinstance(ids, range) else _id_runs(ids)
+        new_runs = _union_runs(self._runs, runs)  # refuse repeats before any noise
         self._charge(ids, spend=False)
         de = X.shape[1] + int(self.fit_intercept)
         k = int(self.cv)
-        folds = ids % k
         with self._transaction():
-            self._aggregate_chunks(X, y, ids, folds, de, k)
-        self._fold_n += np.bincount(folds, minlength=k)
+            counts = self._aggregate_chunks(X, y, ids, de, k)
+        self._fold_n += counts
         self._charge(ids, spend=True)
         self._runs = new_runs
-        self._next_id = max(self._next_id, int(ids.max()) + 1)
+        last = ids.stop - 1 if isinstance(ids, range) else int(ids.max())
+        self._next_id = max(self._next_id, last + 1)
         self.n_users_seen_ = int(self._fold_n.sum())
 
-    def _aggregate_chunks(self, X, y, ids, folds, de: int, k: int) -> None:
+    @staticmethod
+    def _chunk_ids(ids: Any, start: int, stop: int) -> np.ndarray:
+        if isinstance(ids, range):
+            return np.arange(ids.start + start, ids.start + min(stop, len(ids)), dtype=np.int64)
+        return ids[start:stop]
+
+    def _aggregate_chunks(self, X, y, ids, de: int, k: int) -> np.ndarray:
+        """Add the users chunk by chunk (memory independent of n); return the fold counts."""
+        counts = np.zeros(k, np.int64)
         if self.simulate_aggregate:
-            self._aggregate_simulated(X, y, ids, folds)
-        else:  # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
-            n_tri = de * (de + 1) // 2
-            block = UserStreams.block_size(n_tri)
-            chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
-            for start in range(0, X.shape[0], chunk):
-                sl = slice(start, start + chunk)
-                xt = self._clip_X(X[sl])
-                yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
-                tri, v = self._reports(xt, yt, ids[sl], on_grid=False)
-                for f in range(k):
-                    rows = self._fold_rows(ids[sl], folds[sl], f)
-                    if v[rows].shape[0]:
-                        self._add_limbs(f, None if tri is None else tri[rows], v[rows])
+            self._aggregate_simulated(X, y, ids, counts)
+            return counts
+        # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
+        n_tri = de * (de + 1) // 2
+        block = UserStreams.block_size(n_tri)
+        chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
+        numpy_noise = self.noise_backend == "numpy"
+        source = _source(self._streams(), "numpy") if numpy_noise else None
+        for start in range(0, X.shape[0], chunk):
+            sl = slice(start, start + chunk)
+            ids_c = self._chunk_ids(ids, start, start + chunk)
+            folds_c = ids_c % k
+            counts += np.bincount(folds_c, minlength=k)
+            xt = self._clip_X(X[sl])
+            yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
+            if numpy_noise:
+                self._sum_reports(xt, yt, ids_c, folds_c, source)
+                continue
+            tri, v = self._reports(xt, yt, ids_c)
+            for f in range(k):
+                rows = self._fold_rows(ids_c, folds_c, f)
+                if v[rows].shape[0]:
+                    self._add_limbs(f, None if tri is None else tri[rows], v[rows])
+        return counts
 
     def _aggregate_simulated(
-        self, X: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: np.ndarray
+        self, X: np.ndarray, y: np.ndarray, ids: Any, counts: np.ndarray
     ) -> None:
         """Clean per-fold sums (chunked GEMMs), plus one aggregated noise draw per fold."""
         de = X.shape[1] + int(self.fit_intercept)
@@ -550,13 +613,17 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         iu, ju = triu_indices(de)
         gram = np.zeros((k, de, de))
         cross = np.zeros((k, de))
-        chunk = max(k, (_CHUNK_ENTRIES * 4 // de) // k * k)
+        chunk = max(k, (_CHUNK_ENTRIES // de) // k * k)
+        first = ids.start if isinstance(ids, range) else int(ids.min())
         for start in range(0, X.shape[0], chunk):
             sl = slice(start, start + chunk)
+            ids_c = self._chunk_ids(ids, start, start + chunk)
+            folds_c = ids_c % k
+            counts += np.bincount(folds_c, minlength=k)
             xt = self._clip_X(X[sl])
             yt = np.clip(y[sl], -self.bounds_y_, self.bounds_y_)
             for f in range(k):
-                rows = self._fold_rows(ids[sl], folds[sl], f)
+                rows = self._fold_rows(ids_c, folds_c, f)
                 xf = np.ascontiguousarray(xt[rows])
                 gram[f] += xf.T @ xf
                 cross[f] += xf.T @ yt[rows]
@@ -565,12 +632,9 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             np.random.default_rng()
             if self._entropy is None
             else np.random.Generator(
-                np.random.SFC64(
-                    np.random.SeedSequence(self._entropy, spawn_key=(7, int(ids.min())))
-                )
+                np.random.SFC64(np.random.SeedSequence(self._entropy, spawn_key=(7, first)))
             )
         )
-        counts = np.bincount(folds, minlength=k)
         for f in range(k):
             m = int(counts[f])
             if m == 0:
@@ -652,7 +716,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         self._initialise(X.shape[0], X.shape[1])
-        self._aggregate_raw(X, y, np.arange(X.shape[0], dtype=np.int64))
+        self._aggregate_raw(X, y, range(X.shape[0]))
         self._estimate()
         return self
 
@@ -681,7 +745,9 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         if first:
             self._initialise(X.shape[0], X.shape[1])
         self._check_unchanged()
-        self._aggregate_raw(X, y, self._user_ids(user_ids, X.shape[0]))
+        n = X.shape[0]
+        ids = range(self._next_id, self._next_id + n) if user_ids is None else None
+        self._aggregate_raw(X, y, ids if ids is not None else self._user_ids(user_ids, n))
         self._estimate()
         return self
 

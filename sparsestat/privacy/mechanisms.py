@@ -73,8 +73,10 @@ class UserStreams:
 
     Notes
     -----
-    Drawing for a batch touches every block it intersects, so a batch that is not aligned
-    to blocks wastes at most two blocks of draws. Whoever knows ``seed`` can recompute every
+    Drawing for a batch touches every block it intersects. For consecutive ids, blocks
+    inside the batch are drawn straight into the output, and the last partially used block
+    of each (stream, m, kind) is kept (at most 2**17 numbers, not pickled), so consecutive
+    batches do not draw it twice. Whoever knows ``seed`` can recompute every
     user's noise: use seeded streams for simulations, never in a deployment.
 
     References
@@ -98,6 +100,7 @@ class UserStreams:
 
     def __init__(self, seed: Any) -> None:
         self.seed = seed
+        self._last: dict[tuple[int, int, str], tuple[int, np.ndarray]] = {}
 
     def __repr__(self) -> str:
         return f"UserStreams(seed={self.seed!r})"
@@ -144,17 +147,62 @@ class UserStreams:
         if ids.size == 0 or m == 0:
             return out
         size = self.block_size(m)
+        if ids[-1] - ids[0] == ids.size - 1 and np.all(np.diff(ids) == 1):
+            self._draw_run(int(ids[0]), out, size, int(stream), kind)
+            return out
         blocks = ids // size
         order = np.argsort(blocks, kind="stable")
         uniq, starts = np.unique(blocks[order], return_index=True)
         ends = np.append(starts[1:], ids.size)
         for b, s, e in zip(uniq, starts, ends):
-            seq = np.random.SeedSequence(self.seed, spawn_key=(int(stream), int(b)))
-            gen = np.random.Generator(np.random.SFC64(seq))
-            block = _draw(gen, (size, m), kind)
+            block = self._block(int(b), size, m, int(stream), kind)
             rows = order[s:e]
             out[rows] = block[ids[rows] - int(b) * size]
         return out
+
+    def _generator(self, stream: int, block: int) -> np.random.Generator:
+        seq = np.random.SeedSequence(self.seed, spawn_key=(stream, block))
+        return np.random.Generator(np.random.SFC64(seq))
+
+    def _block(self, b: int, size: int, m: int, stream: int, kind: str) -> np.ndarray:
+        """The whole draw of block ``b``; the last one per (stream, m, kind) is kept."""
+        key = (stream, m, kind)
+        last = self._last
+        if key in last and last[key][0] == b:
+            return last[key][1]
+        block = _draw(self._generator(stream, b), (size, m), kind)
+        last[key] = (b, block)
+        return block
+
+    def _draw_run(self, first: int, out: np.ndarray, size: int, stream: int, kind: str) -> None:
+        """Rows of the consecutive users ``first, first + 1, ...`` into ``out``.
+
+        Blocks that lie inside the run are drawn straight into ``out``; the partial blocks
+        at its ends are drawn whole (and the last one kept for the next run).
+        """
+        n, m = out.shape
+        pos = 0
+        while pos < n:
+            user = first + pos
+            b, r = divmod(user, size)
+            take = min(size - r, n - pos)
+            if r == 0 and take == size and kind in _FILL:
+                _FILL[kind](self._generator(stream, b), out[pos : pos + size])
+            else:
+                out[pos : pos + take] = self._block(b, size, m, stream, kind)[r : r + take]
+            pos += take
+
+    def __getstate__(self) -> dict:
+        return {"seed": self.seed}  # the block cache is not part of the state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["seed"])
+
+
+_FILL = {
+    "normal": lambda gen, out: gen.standard_normal(out=out),
+    "uniform": lambda gen, out: gen.random(out=out),
+}
 
 
 def _draw(gen: np.random.Generator, shape: tuple[int, int], kind: str) -> np.ndarray:
