@@ -306,3 +306,25 @@ def test_pipeline_grid_search_with_lr_and_weight_decay(name):
         == (grid.best_params_[f"{step}__optimizer__weight_decay"])
     )
     assert grid.predict(X[:3]).shape == (3,)
+
+
+def test_divergence_raises_a_clear_error_instead_of_nan_predictions():
+    """Unscaled data on which training blows up must raise, not return NaN predictions.
+
+    The data is the failing case that hypothesis found in the bad-input suite.
+    """
+    from sparsestat.neural import GroupEnvelopeMLPRegressor
+
+    X = np.full((6, 6), -241.81853377)
+    X[[0, 1, 2, 3], [0, 1, 1, 3]] = 0.0
+    X[2, 0] = 687.69357115
+    est = GroupEnvelopeMLPRegressor(
+        hidden_layer_sizes=(16,),
+        k=0.5,
+        max_epochs=20,
+        finetune_epochs=5,
+        random_state=0,
+        device="cpu",
+    )
+    with pytest.raises(ValueError, match="diverged"):
+        est.fit(X, X[:, 0] + 1)

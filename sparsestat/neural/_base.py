@@ -506,6 +506,8 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
                 self.on_batch_begin(xb, yb)
                 self.optimizer_.zero_grad(set_to_none=True)
                 loss = self._batch_loss(xb, yb, n_train)
+                if not bool(torch.isfinite(loss.detach()).all()):
+                    self._raise_diverged(f"the loss is {float(loss.detach())}")
                 loss.backward()
                 self.on_grad_computed(xb, yb)
                 self.optimizer_.step()
@@ -513,6 +515,8 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
                 self.on_batch_end(xb, yb, loss)
                 total += float(loss.detach()) * idx.shape[0]
                 count += idx.shape[0]
+            if not all(bool(torch.isfinite(p).all()) for p in self.module_.parameters()):
+                self._raise_diverged("a network weight is not finite")
             self.n_iter_ += 1
             record: dict[str, Any] = {
                 "epoch": self.n_iter_,
@@ -556,6 +560,14 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             self.converged_ = True
         self.on_train_end()
         self.module_.eval()
+
+    def _raise_diverged(self, what: str) -> None:
+        """Stop training with a clear error instead of returning NaN predictions."""
+        raise ValueError(
+            f"{type(self).__name__} training diverged at epoch {self.n_iter_ + 1}: {what}. "
+            f"Lower lr (now {self.lr}), scale the features (e.g. with StandardScaler) or "
+            f"reduce the learning-rate schedule."
+        )
 
     def _eval_loss(self, Xv: Any, y_all: Any, valid_idx: Any, n_train: int) -> float:
         self.module_.eval()
