@@ -1,6 +1,6 @@
 """EM for the Gaussian mixture of experts against a torch-autograd MLE of the same model.
 
-Problem: d = 10 features, K experts (softmax gate), data from ``make_gaussian_moe``. Both
+Problem: d = 10 features, K experts (softmax gate), data from ``make_moe_regression``. Both
 methods start from the same parameters (our k-means initialisation followed by one EM
 iteration). Ours: generalised EM (Numba E-step and expert statistics, exact expert update,
 L-BFGS gate update). Peer: full-batch L-BFGS (strong Wolfe) on the negative mean
@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 from _harness import bench_header, limit_threads, markdown_table, ratio
 
-from sparsestat.datasets import make_gaussian_moe
+from sparsestat.datasets import make_moe_regression
 from sparsestat.mixture import GaussianMoERegressor
 
 QUICK = "--quick" in sys.argv
@@ -101,7 +101,7 @@ def main():
         has_torch = False
     rows = []
     for n, k in GRID:
-        X, y, _ = make_gaussian_moe(n, n_features=D, n_experts=k, random_state=0)
+        X, y, _ = make_moe_regression(n, n_features=D, n_experts=k, random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             init = GaussianMoERegressor(k, n_init=1, max_iter=1, random_state=0).fit(X, y)

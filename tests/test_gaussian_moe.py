@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.mixture import GaussianMixture
 
-from sparsestat.datasets import make_gaussian_moe
+from sparsestat.datasets import make_moe_regression
 from sparsestat.metrics import voronoi_loss
 from sparsestat.mixture import GaussianMoERegressor
 from sparsestat.mixture._gates import _Gate
@@ -68,7 +68,7 @@ def test_zero_features_reduce_to_gaussian_mixture():
 @pytest.mark.parametrize("fit_temperature", [True, False])
 @pytest.mark.parametrize("init", ["kmeans", "random"])
 def test_em_log_likelihood_is_monotone(gate, fit_temperature, init):
-    X, y, _ = make_gaussian_moe(
+    X, y, _ = make_moe_regression(
         300, n_features=2, n_experts=3, gate=gate, temperature=0.7, random_state=3
     )
     with warnings.catch_warnings():
@@ -126,7 +126,7 @@ def test_gate_gradient_matches_finite_differences(activation, fit_temperature, i
 
 
 def test_gate_parameter_count_matches_spec_formula():
-    X, y, _ = make_gaussian_moe(300, n_features=2, n_experts=3, random_state=0)
+    X, y, _ = make_moe_regression(300, n_features=2, n_experts=3, random_state=0)
     k, d = 3, 2
     expected = {
         ("softmax", False): k * (2 * d + 3) - 1 - d,
@@ -148,7 +148,7 @@ def test_gate_parameter_count_matches_spec_formula():
 
 # --------------------------------------------------------------------------- oracle 5: invariances
 def test_gate_intercept_shift_and_dts_scaling_invariances():
-    X, y, truth = make_gaussian_moe(500, n_features=2, n_experts=2, random_state=4)
+    X, y, truth = make_moe_regression(500, n_features=2, n_experts=2, random_state=4)
     moe = GaussianMoERegressor(2, gate="dense_to_sparse", fit_temperature=False, n_init=1)
     moe.set_params(initial_params=_truth_attrs(truth), max_iter=5, random_state=0).fit(X, y)
     proba, score = moe.predict_proba(X), moe.score(X, y)
@@ -160,7 +160,7 @@ def test_gate_intercept_shift_and_dts_scaling_invariances():
 
 
 def test_dts_fit_is_scale_free_and_warns():
-    X, y, truth = make_gaussian_moe(800, n_features=2, n_experts=2, random_state=5)
+    X, y, truth = make_moe_regression(800, n_features=2, n_experts=2, random_state=5)
     common = {"n_init": 1, "max_iter": 200, "tol": 1e-10, "random_state": 0}
     with pytest.warns(UserWarning, match="not identifiable"):
         free = GaussianMoERegressor(2, gate="dense_to_sparse", temperature=3.0, **common).fit(X, y)
@@ -175,7 +175,7 @@ def test_dts_fit_is_scale_free_and_warns():
 
 # --------------------------------------------------------------------------- recovery
 def _start_at_truth_loss(gate, n, seed, truth, **kw):
-    X, y, params = make_gaussian_moe(n, truth=truth, gate=gate, random_state=seed)
+    X, y, params = make_moe_regression(n, truth=truth, gate=gate, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         moe = GaussianMoERegressor(
@@ -256,7 +256,7 @@ def test_dts_scale_free_loss_converges():
 @pytest.mark.slow
 def test_over_specified_fit_still_improves():
     def loss(n, seed):
-        X, y, params = make_gaussian_moe(n, truth=SOFTMAX_TRUTH, random_state=seed)
+        X, y, params = make_moe_regression(n, truth=SOFTMAX_TRUTH, random_state=seed)
         t = _truth_attrs(params)
         # three experts started at the truth with its first atom split in two (+ a nudge)
         start = {
@@ -281,7 +281,7 @@ def test_over_specified_fit_still_improves():
 
 @pytest.mark.slow
 def test_sample_fit_round_trip():
-    X, y, params = make_gaussian_moe(100_000, truth=SOFTMAX_TRUTH, random_state=0)
+    X, y, params = make_moe_regression(100_000, truth=SOFTMAX_TRUTH, random_state=0)
     kw = {"n_init": 1, "tol": 1e-10, "random_state": 0}
     model = GaussianMoERegressor(2, initial_params=_truth_attrs(params), **kw).fit(X, y)
     known = {k: np.copy(getattr(model, k)) for k in _truth_attrs(params)}
@@ -300,7 +300,7 @@ def test_sample_fit_round_trip():
 
 # --------------------------------------------------------------------------- API behaviour
 def test_predict_is_gate_weighted_expert_mean_and_recovers_truth():
-    X, y, params = make_gaussian_moe(4000, truth=SOFTMAX_TRUTH, random_state=2)
+    X, y, params = make_moe_regression(4000, truth=SOFTMAX_TRUTH, random_state=2)
     moe = GaussianMoERegressor(2, n_init=3, random_state=0).fit(X, y)
     P = moe.predict_proba(X)
     assert_allclose(P.sum(axis=1), 1.0)
@@ -313,7 +313,7 @@ def test_predict_is_gate_weighted_expert_mean_and_recovers_truth():
 
 
 def test_sample_follows_the_model():
-    X, y, params = make_gaussian_moe(3000, truth=SOFTMAX_TRUTH, random_state=2)
+    X, y, params = make_moe_regression(3000, truth=SOFTMAX_TRUTH, random_state=2)
     moe = GaussianMoERegressor(2, initial_params=_truth_attrs(params), max_iter=2, n_init=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -326,7 +326,7 @@ def test_sample_follows_the_model():
 
 
 def test_n_jobs_and_seed_reproducible():
-    X, y, _ = make_gaussian_moe(300, n_features=2, n_experts=2, random_state=0)
+    X, y, _ = make_moe_regression(300, n_features=2, n_experts=2, random_state=0)
     kw = {"n_init": 3, "max_iter": 30, "random_state": 42}
     a = GaussianMoERegressor(2, n_jobs=1, **kw).fit(X, y)
     # the threading backend exercises the parallel path without spawning processes
@@ -337,7 +337,7 @@ def test_n_jobs_and_seed_reproducible():
 
 
 def test_warm_start_continues_from_previous_fit():
-    X, y, _ = make_gaussian_moe(500, n_features=1, n_experts=2, random_state=0)
+    X, y, _ = make_moe_regression(500, n_features=1, n_experts=2, random_state=0)
     moe = GaussianMoERegressor(2, max_iter=3, n_init=1, warm_start=True, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -348,13 +348,13 @@ def test_warm_start_continues_from_previous_fit():
 
 
 def test_convergence_warning_names_the_certificate():
-    X, y, _ = make_gaussian_moe(300, n_features=1, n_experts=2, random_state=0)
+    X, y, _ = make_moe_regression(300, n_features=1, n_experts=2, random_state=0)
     with pytest.warns(ConvergenceWarning, match="log-likelihood"):
         GaussianMoERegressor(2, max_iter=1, n_init=1, tol=0.0, random_state=0).fit(X, y)
 
 
 def test_bad_parameters_raise():
-    X, y, _ = make_gaussian_moe(50, n_features=1, n_experts=2, random_state=0)
+    X, y, _ = make_moe_regression(50, n_features=1, n_experts=2, random_state=0)
     with pytest.raises(ValueError, match="homogeneous"):
         GaussianMoERegressor(2, gate="activation_dense_to_sparse", activation="relu").fit(X, y)
     GaussianMoERegressor(
@@ -369,7 +369,7 @@ def test_bad_parameters_raise():
 
 
 def test_custom_activation_pair_equals_builtin():
-    X, y, _ = make_gaussian_moe(300, gate="activation_dense_to_sparse", random_state=0)
+    X, y, _ = make_moe_regression(300, gate="activation_dense_to_sparse", random_state=0)
     kw = {"gate": "activation_dense_to_sparse", "n_init": 1, "max_iter": 20, "random_state": 0}
     a = GaussianMoERegressor(2, activation="tanh", **kw).fit(X, y)
     b = GaussianMoERegressor(2, activation=(np.tanh, lambda z: 1 - np.tanh(z) ** 2), **kw).fit(X, y)
@@ -377,7 +377,7 @@ def test_custom_activation_pair_equals_builtin():
 
 
 def test_caller_arrays_are_not_modified():
-    X, y, _ = make_gaussian_moe(200, n_features=2, n_experts=2, random_state=0)
+    X, y, _ = make_moe_regression(200, n_features=2, n_experts=2, random_state=0)
     X0, y0 = X.copy(), y.copy()
     GaussianMoERegressor(2, n_init=1, max_iter=10, random_state=0).fit(X, y)
     assert_allclose(X, X0)
@@ -385,21 +385,23 @@ def test_caller_arrays_are_not_modified():
 
 
 # --------------------------------------------------------------------------- dataset and loss
-def test_make_gaussian_moe_reproducible_and_companion():
-    a = make_gaussian_moe(100, n_features=3, n_experts=4, random_state=7, return_labels=True)
-    b = make_gaussian_moe(100, n_features=3, n_experts=4, random_state=7, return_labels=True)
+def test_make_moe_regression_reproducible_and_companion():
+    a = make_moe_regression(100, n_features=3, n_experts=4, random_state=7, return_labels=True)
+    b = make_moe_regression(100, n_features=3, n_experts=4, random_state=7, return_labels=True)
     assert_allclose(a[1], b[1])
     assert a[3].shape == (100,) and set(np.unique(a[3])) <= set(range(4))
-    X, y, params = make_gaussian_moe(1000, truth="companion", random_state=0)
+    X, y, params = make_moe_regression(1000, truth="companion", random_state=0)
     assert_allclose(X[:, 0], np.linspace(0, 1, 1000))
     assert_allclose(params["coef_"].ravel(), [-20, 20])
     # labels follow the gate: at x = 1 the first expert has logit 25 - 8 = 17
-    _, _, _, labels = make_gaussian_moe(1000, truth="companion", random_state=0, return_labels=True)
+    _, _, _, labels = make_moe_regression(
+        1000, truth="companion", random_state=0, return_labels=True
+    )
     assert np.all(labels[-100:] == 0) and np.all(labels[:50] == 1)
 
 
 def test_voronoi_loss_properties():
-    t = _truth_attrs(make_gaussian_moe(10, n_features=2, n_experts=3, random_state=0)[2])
+    t = _truth_attrs(make_moe_regression(10, n_features=2, n_experts=3, random_state=0)[2])
     assert voronoi_loss(t, t) == 0.0
     # invariant to permuting the fitted experts (and re-gauging the linear gate)
     perm = [2, 0, 1]
@@ -430,7 +432,7 @@ def test_voronoi_loss_properties():
 
 
 def test_verbose_progress_bar_does_not_change_the_fit():
-    X, y, _ = make_gaussian_moe(200, n_features=1, n_experts=2, random_state=0)
+    X, y, _ = make_moe_regression(200, n_features=1, n_experts=2, random_state=0)
     kw = {"n_init": 1, "max_iter": 10, "random_state": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -4,7 +4,7 @@ Gaussian mixture of experts on 1-D data
 =========================================
 
 A mixture of three linear experts whose gate is a softmax of linear logits. We draw data
-with :func:`~sparsestat.datasets.make_gaussian_moe`, fit
+with :func:`~sparsestat.datasets.make_moe_regression`, fit
 :class:`~sparsestat.mixture.GaussianMoERegressor` by EM, and show the fitted experts, the
 conditional mean ``predict`` and the gate probabilities ``predict_proba``, next to the true
 gate probabilities.
@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sparsestat.datasets import make_gaussian_moe
+from sparsestat.datasets import make_moe_regression
 from sparsestat.metrics import voronoi_loss
 from sparsestat.mixture import GaussianMoERegressor
 
@@ -32,7 +32,7 @@ truth = {
     "intercept_": np.array([-1.0, 0.5, 4.0]),
     "variances_": np.array([0.05, 0.1, 0.08]),
 }
-X, y, params, labels = make_gaussian_moe(
+X, y, params, labels = make_moe_regression(
     n, truth=truth, x_range=(-2, 2), return_labels=True, random_state=0
 )
 moe = GaussianMoERegressor(n_experts=3, n_init=1 if QUICK else 5, random_state=0).fit(X, y)

@@ -30,7 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sparsestat.datasets import make_gaussian_moe
+from sparsestat.datasets import make_moe_regression
 from sparsestat.metrics import voronoi_loss
 from sparsestat.mixture import GaussianMoERegressor
 
@@ -70,7 +70,9 @@ settings = {
 
 
 def fit_loss(gate, truth, x_range, n, seed):
-    X, y, params = make_gaussian_moe(n, truth=truth, gate=gate, x_range=x_range, random_state=seed)
+    X, y, params = make_moe_regression(
+        n, truth=truth, gate=gate, x_range=x_range, random_state=seed
+    )
     start = {k: v for k, v in params.items() if k.endswith("_")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DTS non-identifiability warning, max_iter reached

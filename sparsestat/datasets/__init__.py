@@ -1,6 +1,6 @@
 """Synthetic data sets for sparse recovery and sparse learning."""
 
-from sparsestat.datasets._gaussian_moe import make_gaussian_moe
+from sparsestat.datasets._gaussian_moe import make_moe_regression
 from sparsestat.datasets._images import (
     load_image_patches,
     make_dct_dictionary,
@@ -19,7 +19,7 @@ __all__ = [
     "irs_channels_from_coef",
     "load_image_patches",
     "make_dct_dictionary",
-    "make_gaussian_moe",
+    "make_moe_regression",
     "make_implicit_feedback",
     "make_irs_mimo_channel",
     "make_kronecker_sparse_signal",

@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 
 from sparsestat._kernels.moe import activation_functions, gate_logits, moe_sample
 
-__all__ = ["make_gaussian_moe"]
+__all__ = ["make_moe_regression"]
 
 _GATES = ("softmax", "dense_to_sparse", "activation_dense_to_sparse")
 
@@ -49,7 +49,7 @@ def _random_truth(
     }
 
 
-def make_gaussian_moe(
+def make_moe_regression(
     n_samples=1000,
     *,
     truth=None,
@@ -128,8 +128,8 @@ def make_gaussian_moe(
 
     Examples
     --------
-    >>> from sparsestat.datasets import make_gaussian_moe
-    >>> X, y, params = make_gaussian_moe(500, n_features=2, n_experts=3, random_state=0)
+    >>> from sparsestat.datasets import make_moe_regression
+    >>> X, y, params = make_moe_regression(500, n_features=2, n_experts=3, random_state=0)
     >>> X.shape, y.shape, params["coef_"].shape
     ((500, 2), (500,), (3, 2))
     """

@@ -110,7 +110,7 @@ def voronoi_loss(estimated, truth, *, gate=None, exponents=None, return_parts=Fa
         Fitted model, or a dict with its attribute names (``gate_coef_``, ``gate_intercept_``,
         ``temperature_``, ``coef_``, ``intercept_``, ``variances_``).
     truth : dict or estimator
-        True parameters, same keys (e.g. from :func:`sparsestat.datasets.make_gaussian_moe`).
+        True parameters, same keys (e.g. from :func:`sparsestat.datasets.make_moe_regression`).
     gate : {'softmax', 'dense_to_sparse', 'activation_dense_to_sparse'} or None, default=None
         Gate family; None reads ``estimated.gate``, then ``truth['gate']``, else 'softmax'.
         For the linear gates the temperature term is left out; for 'dense_to_sparse' the
