@@ -50,9 +50,15 @@ def main() -> None:
         ".. currentmodule:: sparsestat",
         "",
     ]
+    listed: set[int] = set()  # an object exported twice is documented once
     for title, modname in SECTIONS:
         module = importlib.import_module(f"sparsestat.{modname}")
-        names = [n for n in getattr(module, "__all__", []) if n != "layers"]
+        names = [
+            n
+            for n in getattr(module, "__all__", [])
+            if n != "layers" and id(getattr(module, n)) not in listed
+        ]
+        listed.update(id(getattr(module, n)) for n in names)
         objs = {n: getattr(module, n) for n in names}
         classes = sorted(n for n, o in objs.items() if inspect.isclass(o))
         funcs = sorted(n for n, o in objs.items() if not inspect.isclass(o) and callable(o))

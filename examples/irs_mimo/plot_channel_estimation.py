@@ -1,7 +1,7 @@
 """
-=====================================================
+=========================================================
 IRS-MIMO channel estimation with Kronecker-structured SBL
-=====================================================
+=========================================================
 
 An intelligent reflecting surface (IRS) sits between a mobile station (MS) and a base station
 (BS). Estimating the cascaded MS-IRS-BS channel from a few pilots is a sparse recovery

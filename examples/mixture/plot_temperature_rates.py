@@ -1,7 +1,7 @@
 """
-=====================================================================
+=======================================================================
 Parameter-estimation rates of softmax, temperature and activation gates
-=====================================================================
+=======================================================================
 
 Nguyen, Akbarian and Ho (ICML 2024) show that a temperature in a linear softmax gate
 (the dense-to-sparse gate ``beta_1^T x / tau + beta_0``) makes the gate parameters

@@ -1,7 +1,7 @@
 """
-==========================================================
+============================================================
 Sparse subspace variational inference: accuracy, calibration
-==========================================================
+============================================================
 
 A Bayesian MLP trained with sparse subspace variational inference (SSVI, Li et al., ICLR
 2024) keeps only a fixed fraction of its variational parameters during the whole training.

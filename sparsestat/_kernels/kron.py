@@ -7,7 +7,7 @@ so no Numba version is registered: it would only wrap the same library calls.
 
 Ordering convention: entry ``n`` of a vector of length ``N = N_1 ... N_I`` is the C-order
 flat index of the tuple ``(n_1, ..., n_I)``, factor 1 slowest. Then
-``(A_1 kron ... kron A_I) x == kron_matvec([A_1, ..., A_I], x)`` exactly as ``np.kron``.
+``kron(A_1, ..., A_I) x == kron_matvec([A_1, ..., A_I], x)`` exactly as ``np.kron``.
 
 References
 ----------
@@ -150,7 +150,7 @@ def _kron_estep_generic(
 def kron_estep(
     factors: Sequence[Any], gammas: Sequence[Any], noise_var: float, Y: Any
 ) -> Posterior:
-    """Exact, matrix-free SBL E-step for ``A = A_1 kron ... kron A_I`` and ``Gamma = kron g_i``.
+    """Exact, matrix-free SBL E-step for ``A = kron(A_1, ..., A_I)`` and ``Gamma = kron g_i``.
 
     Per factor ``B_i = A_i diag(g_i) A_i^H = U_i diag(p_i) U_i^H`` (Hermitian ``eigh``, tiny
     negative eigenvalues clipped), so ``C = sigma2 I + A Gamma A^H`` has eigenvectors

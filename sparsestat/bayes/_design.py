@@ -23,7 +23,7 @@ def _np_dtype(a: Any) -> np.dtype:
 
 
 class KroneckerDesign(LinearOperator):
-    """Matrix-free design ``A = A_1 kron A_2 kron ... kron A_I`` as a SciPy ``LinearOperator``.
+    """Matrix-free design ``A = kron(A_1, ..., A_I)`` as a SciPy ``LinearOperator``.
 
     Products with ``A`` and ``A^H`` run as mode products on the factors (``matvec``,
     ``rmatvec``, ``matmat``), so the ``M x N`` matrix (``M = prod M_i``, ``N = prod N_i``)

@@ -56,7 +56,7 @@ def _looks_like_factors(X: Any) -> bool:
 class KroneckerSBL(RegressorMixin, BaseEstimator):
     """Sparse Bayesian learning for Kronecker-structured dictionaries and supports (KroSBL).
 
-    Model ``y = (A_1 kron ... kron A_I) x + n`` with prior ``x_n ~ N(0, gamma_n)`` (``CN`` for
+    Model ``y = kron(A_1, ..., A_I) x + n`` with prior ``x_n ~ N(0, gamma_n)`` (``CN`` for
     complex data) and Kronecker-factored variances ``gamma = gamma_1 kron ... kron gamma_I``,
     fitted by EM. The E-step is exact and matrix-free (per-factor Hermitian eigendecompositions
     and mode products: the ``M x N`` dictionary and the ``N x N`` posterior covariance are never

@@ -43,7 +43,7 @@ def make_kronecker_sparse_signal(
     random_state=None,
     return_info=False,
 ):
-    """Kronecker-structured sparse recovery problem ``y = (A_1 kron ... kron A_I) x + n``.
+    """Kronecker-structured sparse recovery problem ``y = kron(A_1, ..., A_I) x + n``.
 
     Reproduces the synthetic setup of He & Joseph (2024): Gaussian factors ``A_i``
     (``M_i x N_i``, iid ``N(0, 1)``, ``CN(0, 1)`` if complex), a Kronecker support

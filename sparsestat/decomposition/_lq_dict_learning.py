@@ -246,7 +246,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
     ----------
     components_ : ndarray of shape (n_components, n_features)
         The learned atoms.
-    error_ : ndarray of shape (n_iter_,)
+    error_ : ndarray of shape (n_iter,)
         Objective after the coding step of every epoch.
     n_iter_ : int
         Epochs run.
@@ -406,7 +406,7 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
     ----------
     components_ : ndarray of shape (n_components, n_features)
         The learned atoms.
-    error_ : ndarray of shape (n_iter_,)
+    error_ : ndarray of shape (n_iter,)
         Sum over the mini-batches of each epoch of the batch objective after coding.
     n_iter_ : int
         Epochs run.

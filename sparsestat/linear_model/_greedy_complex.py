@@ -89,7 +89,7 @@ def complex_omp(X, y, n_nonzero_coefs, tol=None):
     prefer_skip_nested_validation=True,
 )
 def kronecker_omp(factors, y, max_atoms_per_mode=10, tol=1e-2):
-    """Kronecker OMP (N-way OMP) for ``y = (A_1 kron ... kron A_I) x`` with Kronecker support.
+    """Kronecker OMP (N-way OMP) for ``y = kron(A_1, ..., A_I) x`` with Kronecker support.
 
     Greedy selection of per-mode atoms: each step adds the mode indices of the largest
     normalised correlation ``|kron(A_i)^H r|`` to per-mode index sets ``S_i`` and refits

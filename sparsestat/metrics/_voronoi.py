@@ -124,7 +124,7 @@ def voronoi_loss(estimated, truth, *, gate=None, exponents=None, return_parts=Fa
     return_parts : bool, default=False
         Also return a dict of the weighted, un-exponentiated parts ('weights', 'gate',
         'temperature', 'coef', 'intercept', 'variance') and ``'gate_raw'`` (distance of the
-        raw beta_1) and, for linear gates, ``'temperature_raw'`` (|tau - tau*|, which need
+        raw beta_1) and, for linear gates, ``'temperature_raw'`` (``|tau - tau*|``, which need
         not converge for 'dense_to_sparse').
 
     Returns

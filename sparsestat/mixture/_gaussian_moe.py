@@ -138,7 +138,7 @@ default='tanh'
         Expert noise variances nu_i.
     lower_bound_ : float
         Mean log-likelihood of the best start at its final parameters.
-    log_likelihood_history_ : ndarray of shape (n_iter_ + 1,)
+    log_likelihood_history_ : ndarray of shape (n_iter + 1,)
         Mean log-likelihood after the initial M-step and after every EM iteration of the
         best start (non-decreasing).
     converged_ : bool
@@ -147,7 +147,7 @@ default='tanh'
         EM iterations of the best start.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Feature names, when ``X`` has string column names.
 
     See Also

@@ -148,13 +148,13 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_features_in_)
+    components_ : ndarray of shape (n_components, n_features)
         Decoder dictionary (unit rows unless 'relu_l1'), in scaled input units.
-    encoder_weight_ : ndarray of shape (n_components, n_features_in_)
+    encoder_weight_ : ndarray of shape (n_components, n_features)
         Encoder matrix (equal to ``components_`` for tied 'mp').
     encoder_bias_ : ndarray of shape (n_components,)
         Encoder bias.
-    decoder_bias_ : ndarray of shape (n_features_in_,)
+    decoder_bias_ : ndarray of shape (n_features,)
         Pre-bias ``b``, in scaled units: ``pre = (s x - b) @ encoder_weight_.T + encoder_bias_``
         and ``inverse_transform(z) = (z @ components_ + b) / s``.
     input_scale_ : float
@@ -191,7 +191,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         The fitted torch module (on CPU after unpickling).
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Feature names, when ``X`` has string column names.
 
     Notes
@@ -807,7 +807,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
 
         Returns
         -------
-        X_hat : ndarray of shape (n_samples, n_features_in_)
+        X_hat : ndarray of shape (n_samples, n_features)
             Reconstruction in input units.
         """
         check_is_fitted(self)
