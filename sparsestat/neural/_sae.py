@@ -432,7 +432,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
 
     # ------------------------------------------------------------------ base hooks
     def _validate_X_y(self, X, y, reset):
-        X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float32, np.float64))
+        # the first batch sets the pre-bias and the input scale, which one row cannot define
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            accept_sparse="csr",
+            dtype=(np.float32, np.float64),
+            ensure_min_samples=2 if reset else 1,
+        )
         return (X.toarray() if sp.issparse(X) else X), None
 
     def _prepare_targets(self, y, fit):
