@@ -42,7 +42,7 @@ from sparsestat.datasets import irs_channels_from_coef, make_irs_mimo_channel
 from sparsestat.linear_model import kronecker_omp, oracle_least_squares
 from sparsestat.metrics import channel_nmse
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
+parser = argparse.ArgumentParser(description="IRS-MIMO channel estimation with Kronecker SBL")
 parser.add_argument("--demo", action="store_true", help="few trials, table + figure file")
 parser.add_argument("--trials", type=int, default=None, help="trials per SNR")
 parser.add_argument(
