@@ -12,8 +12,8 @@ longer move leaves the block, and the block is compacted.
 
 The implementation is written against the array API, so NumPy, CuPy and torch inputs stay on
 their device; on NumPy it runs as is (the GEMM goes to BLAS). The CPU-specialised coding path
-is the Numba Gram coordinate descent of :func:`sparsestat._kernels.cd.gram_cd_code`
-(``solver='cd'``); ``benchmarks/bench_sparse_coding.py`` compares both.
+is :func:`sparsestat._kernels.gram_code.gram_code` (per-signal LARS, OMP or coordinate
+descent from the Gram matrix, in Numba); ``benchmarks/bench_sparse_coding.py`` compares them.
 """
 
 from __future__ import annotations

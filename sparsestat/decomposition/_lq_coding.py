@@ -12,7 +12,8 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from sparsestat._kernels._dispatch import get_namespace
-from sparsestat._kernels.cd import gram_cd_code, penalty_spec
+from sparsestat._kernels.cd import penalty_spec
+from sparsestat._kernels.gram_code import gram_code
 from sparsestat._kernels.pgd import lipschitz_constant, penalty_row_values, pgd_sparse_code
 from sparsestat.penalties import CEL0, L0, L1, Penalty, make_penalty
 from sparsestat.utils import check_complex_array, progress_bar
@@ -26,7 +27,7 @@ _ENCODE_CONSTRAINTS: dict[str, list[Any]] = {
     "penalty": [StrOptions(set(PENALTIES)), Penalty],
     "alpha": [Interval(numbers.Real, 0, None, closed="left")],
     "q": [Interval(numbers.Real, 0, 1, closed="right")],
-    "solver": [StrOptions({"fista", "ista", "cd"})],
+    "solver": [StrOptions({"auto", "fista", "ista", "cd", "lars", "omp"})],
     "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
     "tol": [Interval(numbers.Real, 0, None, closed="left")],
     "step_size": [Interval(numbers.Real, 0, 1, closed="right")],
@@ -163,7 +164,7 @@ def _encode(
             X,
             D,
             L1(alpha=pen.alpha),
-            solver="fista",
+            solver="auto",
             max_iter=max_iter,
             tol=tol,
             step_size=step_size,
@@ -184,23 +185,36 @@ def _encode(
                 f"got {tuple(C0.shape)}"
             )
 
-    if solver == "cd":
-        if complex_ or _is_device_array(X):
-            raise ValueError("solver='cd' codes real NumPy arrays only; use 'fista' otherwise")
+    cpu_real = not (complex_ or _is_device_array(X))
+    if solver == "auto":
+        solver = "lars" if cpu_real and isinstance(pen, L1) else "fista"
+    if solver in ("cd", "lars", "omp"):
+        if not cpu_real:
+            raise ValueError(
+                f"solver={solver!r} codes real NumPy arrays only; use 'fista' otherwise"
+            )
         name, a, q_, norms = penalty_spec(pen)
-        C, ep = gram_cd_code(
+        if solver == "lars" and name != "l1":
+            raise ValueError(f"solver='lars' solves penalty 'l1' only; got {name!r}")
+        if solver == "omp" and (name != "l0" or positive_code):
+            raise ValueError(
+                f"solver='omp' solves penalty 'l0' without positive_code only; got {name!r}"
+            )
+        C, it = gram_code(
             X,
             D,
             name,
             a,
+            method=solver,
             q=q_,
             atom_norms=norms,
             init=C0,
             tol=tol,
             max_iter=max_iter,
             positive=positive_code,
+            n_jobs=n_jobs,
         )
-        return C.astype(X.dtype, copy=False), int(ep.max()) if n else 0
+        return C.astype(X.dtype, copy=False), int(it.max()) if n else 0
 
     starts = list(range(0, n, batch_size))
 
@@ -252,7 +266,7 @@ def lq_sparse_encode(
     penalty: Any = "l1",
     alpha: float = 1.0,
     q: float = 0.5,
-    solver: str = "fista",
+    solver: str = "auto",
     max_iter: int = 1000,
     tol: float = 1e-6,
     step_size: float = 1.0,
@@ -283,16 +297,24 @@ def lq_sparse_encode(
         Penalty weight, ``>= 0``; ``alpha = 0`` gives least squares by gradient steps.
     q : float, default=0.5
         Exponent of 'lq', in (0, 1].
-    solver : {'fista', 'ista', 'cd'}, default='fista'
-        Monotone FISTA or ISTA (iterative thresholding, the paper's scheme) on blocks of
-        signals, or coordinate descent on the Gram matrix, one signal at a time in a Numba
-        loop (real NumPy data only; each step is an exact coordinate minimisation, which for
-        'cel0' with its own atom norms is the same hard threshold as 'l0').
+    solver : {'auto', 'fista', 'ista', 'cd', 'lars', 'omp'}, default='auto'
+        'fista' / 'ista': monotone FISTA or ISTA (iterative thresholding, the paper's scheme)
+        on blocks of signals, any penalty, any array library, complex data. The other three
+        code each signal on its own from ``G = D D^T`` and ``X D^T`` in a compiled loop
+        (real NumPy data only): 'cd', coordinate descent for every penalty (each step an
+        exact coordinate minimisation, which for 'cel0' with its own atom norms is the same
+        hard threshold as 'l0'); 'lars', the exact lasso homotopy ('l1' only); 'omp',
+        orthogonal matching pursuit stopped by the l0 price of an atom ('l0' only; a greedy
+        critical point, usually lower than the one hard thresholding from zero reaches), both
+        followed by coordinate descent. 'auto' is 'lars' for 'l1' on real NumPy data (the
+        fastest, and exact: the l1 problem is convex) and 'fista' otherwise (it keeps the
+        paper's iterative-thresholding critical points for the non-convex penalties).
     max_iter : int, default=1000
-        Maximum iterations (epochs for 'cd') per signal.
+        Maximum iterations (coordinate-descent epochs for 'cd', 'lars', 'omp') per signal.
     tol : float, default=1e-6
         A signal stops when ``max|c+ - c| <= tol * max(1, max|c|)`` (over one iteration, or
-        one full epoch for 'cd').
+        one full sweep of coordinate descent); coordinate descent on 'l1' also stops when
+        the duality gap is at most ``tol^2 ||x||^2``.
     step_size : float, default=1.0
         Step as a fraction of ``1 / L``, ``L = ||D||_2^2``.
     init : {'zeros', 'l1'} or array of shape (n_samples, n_components), default='zeros'
@@ -303,11 +325,13 @@ def lq_sparse_encode(
     batch_size : int, default=4096
         Rows coded together (one GEMM block).
     n_jobs : int or None, default=None
-        Threads over blocks (NumPy input only).
+        Threads (NumPy input only): over blocks of rows for 'fista' / 'ista', Numba threads
+        over signals for 'cd', 'lars', 'omp' (at most ``NUMBA_NUM_THREADS``).
     verbose : int, default=0
         Show a progress bar over blocks.
     return_n_iter : bool, default=False
-        Also return the largest number of iterations over the signals.
+        Also return the largest number of iterations over the signals (homotopy steps for
+        'lars', selected atoms for 'omp').
 
     Returns
     -------
@@ -381,8 +405,10 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
         Penalty weight.
     q : float, default=0.5
         Exponent of 'lq', in (0, 1].
-    solver : {'fista', 'ista', 'cd'}, default='fista'
-        Monotone FISTA, ISTA, or Gram coordinate descent (real NumPy data).
+    solver : {'auto', 'fista', 'ista', 'cd', 'lars', 'omp'}, default='auto'
+        Monotone FISTA, ISTA, Gram coordinate descent, LARS-lasso ('l1') or OMP ('l0'), the
+        last three on real NumPy data; 'auto' is 'lars' for 'l1' on real NumPy data and
+        'fista' otherwise (see :func:`lq_sparse_encode`).
     max_iter : int, default=1000
         Maximum iterations per signal.
     tol : float, default=1e-6
@@ -464,7 +490,7 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
         penalty="l1",
         alpha=1.0,
         q=0.5,
-        solver="fista",
+        solver="auto",
         max_iter=1000,
         tol=1e-6,
         step_size=1.0,
