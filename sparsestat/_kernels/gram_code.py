@@ -13,16 +13,19 @@ residual is ever formed), in a Numba loop run in parallel over blocks of signals
 ``lars``
     The lasso homotopy (LARS with the lasso modification, Efron et al. 2004; Osborne, Presnell
     and Turlach 2000) from ``c = 0`` down to ``alpha``, with a Cholesky factor of the active
-    Gram block updated by one row per added atom (rebuilt after a drop). The final active
+    Gram block updated by one row per added atom and downdated by Givens rotations per drop. The final active
     coefficients are re-solved exactly from the factor, then polished by coordinate descent
     (which stops at once when the homotopy was exact). ``l1`` only.
 ``omp``
-    Orthogonal matching pursuit in Gram form (Batch-OMP, Rubinstein, Zibulevsky and Elad 2008):
-    the atom with the largest ``|r_j| / ||d_j||`` enters while the exact decrease of the
-    residual energy it brings, ``r_j^2 / (G_jj - ||L^{-1} G_{A j}||^2)``, exceeds ``2 alpha``
-    (the l0 price of one more atom), followed by l0 coordinate descent (each step an exact
-    coordinate minimisation, so the objective only decreases). ``l0`` only; a greedy critical
-    point, not the one iterative hard thresholding from zero reaches.
+    Orthogonal matching pursuit in its order-recursive form (ORMP, also called orthogonal
+    least squares; Chen, Billings and Luo 1989; Cotter et al. 1999; the greedy rule of SPAMS's
+    ``omp``): each step adds the atom whose addition, after re-projection, lowers the residual
+    energy most, ``max_j r_j^2 / ||P_perp d_j||^2``, while that decrease exceeds ``2 alpha``
+    (the l0 price of one more atom). The correlations with the orthonormalised selected atoms
+    are kept (``O(k s)`` per step), which gives ``r``, the projected norms and the Cholesky
+    factor of the selected Gram block by ``O(k)`` updates. Then l0 coordinate descent (each
+    step an exact coordinate minimisation, so the objective only decreases). ``l0`` only; a
+    greedy critical point, not the one iterative hard thresholding from zero reaches.
 ``cd``
     Coordinate descent with exact scalar prox steps for every penalty of
     :mod:`sparsestat._kernels.cd`: a full sweep (zero coordinates cost ``O(1)`` to check),
@@ -95,12 +98,26 @@ def _chol_append(G: Any, A: Any, s: int, j: int, Lc: Any, w: Any) -> bool:
 
 
 @njit(cache=True)
-def _chol_rebuild(G: Any, A: Any, s: int, Lc: Any, w: Any) -> int:
-    """Refactor the active block from scratch; returns how many leading atoms factored."""
-    for t in range(s):
-        if not _chol_append(G, A, t, A[t], Lc, w):
-            return t
-    return s
+def _chol_delete(Lc: Any, s: int, p: int) -> None:
+    """Remove atom ``p`` from the ``s x s`` factor in ``O(s^2)`` (Givens rotations).
+
+    Dropping row ``p`` of ``L`` leaves rows with one entry above the diagonal; rotating
+    columns ``(j, j + 1)`` (which keeps ``L L^T``) zeroes them one by one.
+    """
+    for i in range(p, s - 1):
+        for j in range(i + 2):
+            Lc[i, j] = Lc[i + 1, j]
+    for j in range(p, s - 1):
+        x0 = Lc[j, j]
+        y0 = Lc[j, j + 1]
+        rr = math.hypot(x0, y0)
+        cs = x0 / rr
+        sn = y0 / rr
+        for i in range(j, s - 1):
+            x = Lc[i, j]
+            y = Lc[i, j + 1]
+            Lc[i, j] = cs * x + sn * y
+            Lc[i, j + 1] = -sn * x + cs * y
 
 
 @njit(cache=True)
@@ -144,6 +161,58 @@ def l1_duality_gap(b: Any, c: Any, r: Any, xx: float, alpha: float) -> float:
 
 # ------------------------------------------------------------------------ coordinate descent
 @njit(cache=True)
+def _full_sweep(
+    G: Any,
+    c: Any,
+    r: Any,
+    kind: int,
+    alpha: float,
+    q: float,
+    a: Any,
+    positive: bool,
+) -> tuple[float, float, int]:
+    """One exact coordinate-minimisation sweep over every atom, keeping ``r = b - c G``.
+
+    Returns the largest move, the largest ``|c_j|`` and the number of support changes.
+    """
+    k = c.shape[0]
+    max_delta = 0.0
+    max_c = 0.0
+    flips = 0
+    for j in range(k):
+        Ljj = G[j, j]
+        if Ljj <= 0.0:
+            continue
+        old = c[j]
+        if old == 0.0 and kind <= 1:
+            # a zero coefficient stays zero: O(1) test, no prox (l1: |r_j| <= alpha;
+            # l0: r_j^2 <= 2 alpha G_jj; positive codes: r_j <= 0 as well)
+            rj = r[j]
+            if positive and rj <= 0.0:
+                continue
+            if kind == 0 and abs(rj) <= alpha:
+                continue
+            if kind == 1 and rj * rj <= 2.0 * alpha * Ljj:
+                continue
+        z = old + r[j] / Ljj
+        if positive and z < 0.0:
+            z = 0.0
+        new = _prox1(z, Ljj, kind, alpha, q, a[j])
+        delta = new - old
+        if delta != 0.0:
+            c[j] = new
+            for l in range(k):
+                r[l] -= delta * G[j, l]
+            if abs(delta) > max_delta:
+                max_delta = abs(delta)
+            if (old == 0.0) != (new == 0.0):
+                flips += 1
+        if abs(new) > max_c:
+            max_c = abs(new)
+    return max_delta, max_c, flips
+
+
+@njit(cache=True)
 def _cd_one(
     b: Any,
     G: Any,
@@ -165,26 +234,7 @@ def _cd_one(
     while ep < max_epochs:
         # full sweep: every correlation stays exact
         ep += 1
-        max_delta = 0.0
-        max_c = 0.0
-        for j in range(k):
-            Ljj = G[j, j]
-            if Ljj <= 0.0:
-                continue
-            old = c[j]
-            z = old + r[j] / Ljj
-            if positive and z < 0.0:
-                z = 0.0
-            new = _prox1(z, Ljj, kind, alpha, q, a[j])
-            delta = new - old
-            if delta != 0.0:
-                c[j] = new
-                for l in range(k):
-                    r[l] -= delta * G[j, l]
-                if abs(delta) > max_delta:
-                    max_delta = abs(delta)
-            if abs(new) > max_c:
-                max_c = abs(new)
+        max_delta, max_c, _ = _full_sweep(G, c, r, kind, alpha, q, a, positive)
         if max_delta <= tol * max(1.0, max_c):
             break
         if kind == 0 and l1_duality_gap(b, c, r, xx, alpha) <= tol * tol * xx:
@@ -335,6 +385,7 @@ def _lars_one(
             c[j] = 0.0
             pos[j] = -1
             last_drop = j
+            _chol_delete(Lc, s, who)
             for i in range(who, s - 1):
                 A[i] = A[i + 1]
                 sgn[i] = sgn[i + 1]
@@ -356,10 +407,8 @@ def _lars_one(
                 A[0] = j0
                 pos[j0] = 0
                 sgn[0] = 1.0 if r[j0] > 0 else -1.0
+                Lc[0, 0] = math.sqrt(G[j0, j0])
                 s = 1
-            s_ok = _chol_rebuild(G, A, s, Lc, v)
-            if s_ok < s:
-                break
     # exact active coefficients for the signs found: G_AA c_A = b_A - alpha sign
     if s > 0 and lam <= alpha * (1.0 + 1e-12) + 1e-300:
         for i in range(s):
@@ -388,15 +437,20 @@ def _omp_one(
     r: Any,
     alpha: float,
     inv_diag: Any,
+    Z: Any,
+    nrm: Any,
     A: Any,
     pos: Any,
     Lc: Any,
     w: Any,
-    v: Any,
     excl: Any,
 ) -> int:
-    """Greedy l0 pursuit for one signal from ``c = 0``; leaves ``c`` and ``r = b - c G``.
+    """Greedy l0 pursuit (ORMP) for one signal from ``c = 0``; leaves ``c`` and ``r = b - c G``.
 
+    ``Z[t] = D q_t`` holds the correlations of the atoms with the ``t``-th orthonormalised
+    selected atom ``q_t`` and ``nrm[j] = ||P_perp d_j||^2``; both, and ``r``, are updated in
+    ``O(k)`` per selected atom after ``O(k t)`` to form ``Z[t]``. The Cholesky factor of the
+    selected Gram block is ``Lc[t, u] = Z[u, A[t]]``, ``Lc[t, t] = sqrt(nrm[A[t]])``.
     Returns the number of atoms selected.
     """
     k = b.shape[0]
@@ -405,43 +459,108 @@ def _omp_one(
         c[j] = 0.0
         r[j] = b[j]
         pos[j] = -1
+        nrm[j] = G[j, j]
         excl[j] = inv_diag[j] <= 0.0
     s = 0
     while s < smax:
+        # the atom whose projection lowers ||x - c D||^2 most: max r_j^2 / nrm_j
         best = -1
-        bv = 0.0
+        num = 0.0
+        den = 1.0
         for j in range(k):
             if pos[j] >= 0 or excl[j]:
                 continue
-            val = r[j] * r[j] * inv_diag[j]
-            if val > bv:
-                bv = val
+            nj = nrm[j]
+            if nj <= 1e-10 * G[j, j]:
+                excl[j] = True  # (numerically) in the span of the selected atoms
+                continue
+            rj2 = r[j] * r[j]
+            if rj2 * den > num * nj:
+                num = rj2
+                den = nj
                 best = j
-        if best < 0:
-            break
-        if not _chol_append(G, A, s, best, Lc, v):
-            excl[best] = True
-            continue
-        gain = r[best] * r[best] / (Lc[s, s] * Lc[s, s])  # exact decrease of ||x - c D||^2
-        if gain <= 2.0 * alpha:
-            break
+        if best < 0 or num <= 2.0 * alpha * den:
+            break  # the best atom does not pay its l0 price alpha
+        d = math.sqrt(den)
+        zs = Z[s]
+        for l in range(k):
+            zs[l] = G[best, l]
+        for t in range(s):
+            coef = Z[t, best]
+            Lc[s, t] = coef
+            zt = Z[t]
+            for l in range(k):
+                zs[l] -= coef * zt[l]
+        Lc[s, s] = d
+        inv_d = 1.0 / d
+        rb = r[best] * inv_d
+        for l in range(k):
+            z = zs[l] * inv_d
+            zs[l] = z
+            r[l] -= rb * z
+            nrm[l] -= z * z
         A[s] = best
         pos[best] = s
         s += 1
+    if s > 0:
         for i in range(s):
-            v[i] = b[A[i]]
-        _solve_lower(Lc, s, v, v)
-        _solve_upper(Lc, s, v, w)
-        for l in range(k):
-            r[l] = b[l]
+            w[i] = b[A[i]]
+        _solve_lower(Lc, s, w, w)
+        _solve_upper(Lc, s, w, w)
         for i in range(s):
-            wi = w[i]
-            row = A[i]
-            for l in range(k):
-                r[l] -= wi * G[row, l]
-    for i in range(s):
-        c[A[i]] = w[i]
+            c[A[i]] = w[i]
+        _refresh_corr(b, G, c, r)
     return s
+
+
+@njit(cache=True)
+def _l0_refit_polish(
+    b: Any,
+    G: Any,
+    c: Any,
+    r: Any,
+    alpha: float,
+    a: Any,
+    A: Any,
+    Lc: Any,
+    w: Any,
+    max_rounds: int,
+) -> int:
+    """l0 descent after a greedy pursuit: exact coordinate sweeps, least squares on the support.
+
+    Each round is one full sweep of exact l0 coordinate steps; when it moved something, the
+    codes are replaced by the least-squares fit on the resulting support (which lowers the
+    residual and keeps the number of atoms). Both steps only lower the objective; it stops
+    after a sweep that changes no support entry (the codes entering it were the
+    least-squares fit of their support, so it only moved them by rounding: a coordinate-wise
+    minimum). Returns the rounds run.
+    """
+    k = c.shape[0]
+    rounds = 0
+    while rounds < max_rounds:
+        rounds += 1
+        _, _, flips = _full_sweep(G, c, r, 1, alpha, 0.5, a, False)
+        if flips == 0:
+            break  # same support: the codes were (and stay) its least-squares fit
+        s = 0
+        ok = True
+        for j in range(k):
+            if c[j] != 0.0:
+                if s >= Lc.shape[0] or not _chol_append(G, A, s, j, Lc, w):
+                    ok = False
+                    break
+                A[s] = j
+                s += 1
+        if not ok:
+            break  # a dependent support: keep the coordinate-descent codes
+        for i in range(s):
+            w[i] = b[A[i]]
+        _solve_lower(Lc, s, w, w)
+        _solve_upper(Lc, s, w, w)
+        for i in range(s):
+            c[A[i]] = w[i]
+        _refresh_corr(b, G, c, r)
+    return rounds
 
 
 # ------------------------------------------------------------------------ driver
@@ -482,6 +601,8 @@ def _gram_code_impl(
         sgn = np.empty(smax)
         u = np.empty(k)
         excl = np.zeros(k, dtype=np.bool_)
+        Z = np.empty((smax if method == 2 else 1, k))
+        nrm = np.empty(k)
         for i in range(blk * per, min(n, (blk + 1) * per)):
             b = B[i]
             c = C[i]
@@ -489,14 +610,16 @@ def _gram_code_impl(
             if method == 1:
                 steps = _lars_one(b, G, c, r, alpha, positive, A, pos, Lc, w, v, sgn, u, excl)
             elif method == 2:
-                steps = _omp_one(b, G, c, r, alpha, inv_diag, A, pos, Lc, w, v, excl)
+                steps = _omp_one(b, G, c, r, alpha, inv_diag, Z, nrm, A, pos, Lc, w, excl)
             elif warm:
                 _refresh_corr(b, G, c, r)
             else:
                 for l in range(k):
                     r[l] = b[l]
             ep = 0
-            if method == 0 or polish:
+            if method == 2 and polish:
+                _l0_refit_polish(b, G, c, r, alpha, a, A, Lc, w, max_epochs)
+            elif method == 0 or polish:
                 ep = _cd_one(b, G, c, r, act, kind, alpha, q, a, tol, max_epochs, positive, xx[i])
             n_epochs[i] = ep if method == 0 else steps
 
