@@ -13,9 +13,9 @@ residual is ever formed), in a Numba loop run in parallel over blocks of signals
 ``lars``
     The lasso homotopy (LARS with the lasso modification, Efron et al. 2004; Osborne, Presnell
     and Turlach 2000) from ``c = 0`` down to ``alpha``, with a Cholesky factor of the active
-    Gram block updated by one row per added atom and downdated by Givens rotations per drop. The final active
-    coefficients are re-solved exactly from the factor, then polished by coordinate descent
-    (which stops at once when the homotopy was exact). ``l1`` only.
+    Gram block updated by one row per added atom and downdated by Givens rotations per drop.
+    The final active coefficients are re-solved exactly from the factor, then polished by
+    coordinate descent (which stops at once when the homotopy was exact). ``l1`` only.
 ``omp``
     Orthogonal matching pursuit in its order-recursive form (ORMP, also called orthogonal
     least squares; Chen, Billings and Luo 1989; Cotter et al. 1999; the greedy rule of SPAMS's
