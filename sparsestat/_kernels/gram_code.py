@@ -163,6 +163,7 @@ def l1_duality_gap(b: Any, c: Any, r: Any, xx: float, alpha: float) -> float:
 @njit(cache=True)
 def _full_sweep(
     G: Any,
+    diag: Any,
     c: Any,
     r: Any,
     kind: int,
@@ -180,7 +181,7 @@ def _full_sweep(
     max_c = 0.0
     flips = 0
     for j in range(k):
-        Ljj = G[j, j]
+        Ljj = diag[j]
         if Ljj <= 0.0:
             continue
         old = c[j]
@@ -216,6 +217,7 @@ def _full_sweep(
 def _cd_one(
     b: Any,
     G: Any,
+    diag: Any,
     c: Any,
     r: Any,
     act: Any,
@@ -234,7 +236,7 @@ def _cd_one(
     while ep < max_epochs:
         # full sweep: every correlation stays exact
         ep += 1
-        max_delta, max_c, _ = _full_sweep(G, c, r, kind, alpha, q, a, positive)
+        max_delta, max_c, _ = _full_sweep(G, diag, c, r, kind, alpha, q, a, positive)
         if max_delta <= tol * max(1.0, max_c):
             break
         if kind == 0 and l1_duality_gap(b, c, r, xx, alpha) <= tol * tol * xx:
@@ -282,6 +284,7 @@ def _lars_one(
     r: Any,
     alpha: float,
     positive: bool,
+    inv_diag: Any,
     A: Any,
     pos: Any,
     Lc: Any,
@@ -305,7 +308,7 @@ def _lars_one(
     lam = 0.0
     j0 = -1
     for j in range(k):
-        if G[j, j] <= 0.0:
+        if inv_diag[j] <= 0.0:
             excl[j] = True
             continue
         val = r[j] if positive else abs(r[j])
@@ -471,7 +474,7 @@ def _omp_one(
             if pos[j] >= 0 or excl[j]:
                 continue
             nj = nrm[j]
-            if nj <= 1e-10 * G[j, j]:
+            if nj * inv_diag[j] <= 1e-10:
                 excl[j] = True  # (numerically) in the span of the selected atoms
                 continue
             rj2 = r[j] * r[j]
@@ -508,8 +511,7 @@ def _omp_one(
         _solve_lower(Lc, s, w, w)
         _solve_upper(Lc, s, w, w)
         for i in range(s):
-            c[A[i]] = w[i]
-        _refresh_corr(b, G, c, r)
+            c[A[i]] = w[i]  # r = b - c G was kept up to date by the rank-one steps
     return s
 
 
@@ -517,6 +519,7 @@ def _omp_one(
 def _l0_refit_polish(
     b: Any,
     G: Any,
+    diag: Any,
     c: Any,
     r: Any,
     alpha: float,
@@ -539,7 +542,7 @@ def _l0_refit_polish(
     rounds = 0
     while rounds < max_rounds:
         rounds += 1
-        _, _, flips = _full_sweep(G, c, r, 1, alpha, 0.5, a, False)
+        _, _, flips = _full_sweep(G, diag, c, r, 1, alpha, 0.5, a, False)
         if flips == 0:
             break  # same support: the codes were (and stay) its least-squares fit
         s = 0
@@ -586,8 +589,10 @@ def _gram_code_impl(
     """Code every row of ``B`` in place on ``C`` (blocks of rows in parallel)."""
     n, k = B.shape
     per = (n + n_blocks - 1) // n_blocks
+    diag = np.zeros(k)
     inv_diag = np.zeros(k)
     for j in range(k):
+        diag[j] = G[j, j]
         if G[j, j] > 0.0:
             inv_diag[j] = 1.0 / G[j, j]
     for blk in prange(n_blocks):
@@ -608,7 +613,9 @@ def _gram_code_impl(
             c = C[i]
             steps = 0
             if method == 1:
-                steps = _lars_one(b, G, c, r, alpha, positive, A, pos, Lc, w, v, sgn, u, excl)
+                steps = _lars_one(
+                    b, G, c, r, alpha, positive, inv_diag, A, pos, Lc, w, v, sgn, u, excl
+                )
             elif method == 2:
                 steps = _omp_one(b, G, c, r, alpha, inv_diag, Z, nrm, A, pos, Lc, w, excl)
             elif warm:
@@ -618,9 +625,11 @@ def _gram_code_impl(
                     r[l] = b[l]
             ep = 0
             if method == 2 and polish:
-                _l0_refit_polish(b, G, c, r, alpha, a, A, Lc, w, max_epochs)
+                _l0_refit_polish(b, G, diag, c, r, alpha, a, A, Lc, w, max_epochs)
             elif method == 0 or polish:
-                ep = _cd_one(b, G, c, r, act, kind, alpha, q, a, tol, max_epochs, positive, xx[i])
+                ep = _cd_one(
+                    b, G, diag, c, r, act, kind, alpha, q, a, tol, max_epochs, positive, xx[i]
+                )
             n_epochs[i] = ep if method == 0 else steps
 
 
