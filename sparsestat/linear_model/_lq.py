@@ -315,10 +315,11 @@ class LqRegression(RegressorMixin, BaseEstimator):
         self : LqRegression
             The fitted estimator.
         """
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
+        # Fortran order: the CD kernel reads columns, X.T is then C-contiguous without a copy
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True, order="F")
         dtype = X.dtype
-        X = X.astype(np.float64)
-        y = y.astype(np.float64)
+        X = X.astype(np.float64, order="F", copy=False)
+        y = y.astype(np.float64, copy=False)
         name, alpha, q, atom_norms = penalty_spec(self.penalty, self.alpha, self.q)
         Xc, yc, X_mean, y_mean = _center(X, y, self.fit_intercept)
         w0 = None
