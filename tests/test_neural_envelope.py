@@ -164,10 +164,10 @@ class _CountingHSPG(GroupEnvelopeMLPClassifier):
 
 def test_hspg_phase_removes_groups_keeps_zeros_and_k(digits_split):
     Xtr, _, ytr, _ = digits_split
-    kw = dict(
-        hidden_layer_sizes=(32,), k=6, lam=0.05, final_projection=False, max_epochs=6,
-        random_state=0, device="cpu",
-    )  # fmt: skip
+    kw = {
+        "hidden_layer_sizes": (32,), "k": 6, "lam": 0.05, "final_projection": False,
+        "max_epochs": 6, "random_state": 0, "device": "cpu",
+    }  # fmt: skip
     plain = _CountingHSPG(**kw).fit(Xtr, ytr)
     hs = _CountingHSPG(hspg=True, hspg_start=0.5, hspg_eps=0.99, **kw).fit(Xtr, ytr)
     phases = [h["phase"] for h in hs.history_]

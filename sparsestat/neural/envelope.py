@@ -105,22 +105,19 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
         nonzero groups (those with the smallest ratio go first).
         """
         reg = self._regularizer(blocks)
-        flat_new = [t.reshape(t.shape[0], -1) for b in blocks for t in b]
-        flat_old = [t.reshape(t.shape[0], -1) for t in before]
-        starts = np.cumsum([0] + [b[0].shape[0] for b in blocks])
         dot, sq = [], []
         i = 0
-        for bi, b in enumerate(blocks):
-            d = sum((flat_new[i + j] * flat_old[i + j]).double().sum(1) for j in range(len(b)))
-            q = sum(flat_old[i + j].double().pow(2).sum(1) for j in range(len(b)))
-            dot.append(d.cpu())
-            sq.append(q.cpu())
+        for b in blocks:
+            new_b = [t.reshape(t.shape[0], -1).double() for t in b]
+            old_b = [t.reshape(t.shape[0], -1).double() for t in before[i : i + len(b)]]
             i += len(b)
+            dot.append(sum((u * v).sum(1) for u, v in zip(new_b, old_b)).cpu())
+            sq.append(sum(v.pow(2).sum(1) for v in old_b).cpu())
         dot_t, sq_t = torch.cat(dot), torch.cat(sq)
         alive = sq_t > 0
         ratio = torch.where(alive, dot_t / sq_t.clamp_min(1e-300), torch.zeros_like(sq_t))
         drop = alive & (ratio < self.hspg_eps)
-        k = reg.n_groups_kept(int(starts[-1]))
+        k = reg.n_groups_kept(int(dot_t.shape[0]))
         n_alive = int(alive.sum())
         spare = max(n_alive - k, 0)
         if int(drop.sum()) > spare:
