@@ -10,6 +10,7 @@ mixture of six small MLP experts with different gates (Ibrahim et al., KDD 2023)
   tree reaches one leaf, so at most k experts are used per sample;
 * ``topk``: the k largest logits (Shazeer et al. 2017);
 * ``dselect_k``: k smooth-step binary selectors (Hazimeh et al. 2021);
+* ``hash``: a fixed, non-learned routing (seeded random-hyperplane codes of the rows);
 * ``softmax``: the dense reference (every expert always used).
 
 We report the test MSE and the mean and maximum number of experts per sample under the
@@ -41,7 +42,7 @@ y = np.einsum("ij,ij->i", X, coefs[regime]) + 0.05 * rng.normal(size=n)
 X_train, X_test, y_train, y_test = X[: n // 2], X[n // 2 :], y[: n // 2], y[n // 2 :]
 
 results = {}
-for gate in ("comet", "topk", "dselect_k", "softmax"):
+for gate in ("comet", "topk", "dselect_k", "hash", "softmax"):
     model = COMETMoERegressor(
         n_experts=6, k=2, gate=gate, expert_hidden=(8,), gamma=0.05, entropy_reg=1.0,
         lr=0.02, batch_size=128, max_epochs=epochs, random_state=0, device="cpu",
