@@ -104,9 +104,7 @@ axes[0].legend(fontsize=8)
 
 # %%
 # Out-of-distribution: train on digits 0-4, compare uncertainty on 0-4 and on 5-9.
-X_train, X_test, y_train, y_test = train_test_split(
-    X, y, test_size=0.3, random_state=0, stratify=y
-)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 ind_train, ind_test = y_train < 5, y_test < 5
 ood = SSVIClassifier(sparsity=0.9, random_state=0, **common)
 ood.fit(X_train[ind_train], y_train[ind_train])
