@@ -201,6 +201,27 @@ def test_local_search_training_freezes_and_no_gradient_after(moe_data):
     assert torch.equal(perm.log_weights, before)
 
 
+def test_hard_routing_with_unfrozen_permutation(moe_data):
+    """Inference uses a hard permutation even before the soft phase ends (spec: "inference
+    always uses the hard P"), so hard routing keeps at most k experts per sample."""
+    X, y = moe_data
+    for gate in ("comet", "topk"):
+        reg = COMETMoERegressor(
+            n_experts=5, k=2, gate=gate, expert_hidden=(8,), local_search=True,
+            perm_epochs=50, max_epochs=2, batch_size=256, lr=0.01, random_state=0,
+            device="cpu",
+        ).fit(X, y)  # fmt: skip
+        perm = reg.module_.gate.permutation
+        assert not perm.frozen
+        assert reg.selected_experts(X).sum(1).max() <= 2
+        assert sorted(reg.permutation_) == [0, 1, 2, 3, 4]
+        soft = perm.train().matrix().detach()
+        assert not torch.all((soft == 0) | (soft == 1))  # still soft in training mode
+        hard = perm.eval().matrix()
+        assert set(hard.unique().tolist()) == {0.0, 1.0}
+        np.testing.assert_array_equal(hard.argmax(1).numpy(), reg.permutation_)
+
+
 def test_oracle7_dselect_k_selector_sums():
     torch.manual_seed(4)
     gate = DSelectKGate(5, 8, 3)

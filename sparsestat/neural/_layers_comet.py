@@ -144,11 +144,22 @@ class PermutationLocalSearch(nn.Module):
         Returns
         -------
         P : torch.Tensor of shape (n, n)
-            Doubly stochastic (soft phase) or 0/1 (frozen); rows: leaves, columns: experts.
+            Doubly stochastic (soft phase, training mode) or 0/1 (frozen, or eval mode:
+            the Hungarian rounding of the soft matrix); rows: leaves, columns: experts.
         """
         if self.frozen:
             return self.hard
-        return log_sinkhorn(self.log_weights / self.tau, self.n_iters).exp()
+        soft = log_sinkhorn(self.log_weights / self.tau, self.n_iters).exp()
+        if not self.training:  # inference always uses a hard permutation
+            return self._round(soft)
+        return soft
+
+    def _round(self, p: torch.Tensor) -> torch.Tensor:
+        """The permutation maximising ``sum_i p[i, pi(i)]`` (Hungarian), as a 0/1 matrix."""
+        rows, cols = linear_sum_assignment(-p.detach().double().cpu().numpy())
+        hard = torch.zeros_like(p)
+        hard[torch.as_tensor(rows), torch.as_tensor(cols)] = 1.0
+        return hard
 
     def penalty(self) -> torch.Tensor:
         """Row entropy of the soft matrix.
@@ -165,11 +176,8 @@ class PermutationLocalSearch(nn.Module):
     @torch.no_grad()
     def harden_(self) -> None:
         """Round to the permutation maximising ``sum_i P[i, pi(i)]`` (Hungarian) and freeze."""
-        p = self.matrix().detach().double().cpu().numpy()
-        rows, cols = linear_sum_assignment(-p)
-        hard = torch.zeros_like(self.hard)
-        hard[torch.as_tensor(rows), torch.as_tensor(cols)] = 1.0
-        self.hard.copy_(hard)
+        soft = log_sinkhorn(self.log_weights / self.tau, self.n_iters).exp()
+        self.hard.copy_(self._round(soft).to(self.hard.dtype))
         self._frozen.fill_(True)
         self.log_weights.requires_grad_(False)
 

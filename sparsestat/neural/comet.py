@@ -126,7 +126,10 @@ class _COMETBase(BaseTorchEstimator):
         load = self._load
         self.expert_load_ = (load / load.sum().clamp_min(1e-300)).numpy()
         perm = self._perm()
-        self.permutation_ = None if perm is None else perm.matrix().argmax(1).cpu().numpy()
+        if perm is None:
+            self.permutation_ = None
+        else:  # the permutation used at inference (hardened, or the rounding of the soft one)
+            self.permutation_ = perm._round(perm.matrix()).argmax(1).cpu().numpy()
 
     def gate_weights(self, X: Any) -> np.ndarray:
         """Gate weights of every sample over the experts.
@@ -254,7 +257,9 @@ _NOTES = """
     ``module_.forward_sparse`` evaluates only the selected experts (conditional computation).
     At prediction the routing is hard by default (``hard_routing``): each node follows its
     more likely branch, so the at-most-``k`` property holds for every sample by
-    construction, also for samples whose soft routing has not become binary in training.
+    construction, also for samples whose soft routing has not become binary in training;
+    with ``local_search`` inference always uses a hard permutation (the Hungarian rounding of
+    the soft one if training stopped before ``perm_epochs``).
     The Hash gate routes a categorical id (``hash_feature``) through ``k`` seeded universal
     hashes, or, without it, the rows through seeded random-hyperplane codes.
     [inferred] Layer names, the single shared permutation for all trees, the renormalisation
