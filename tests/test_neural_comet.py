@@ -128,6 +128,24 @@ def test_hard_routing_at_most_k_by_construction():
             assert torch.all((hard[distinct] > 0).sum(1) == k)
         gate.hard_eval = False
         torch.testing.assert_close(gate.eval()(x)[0], soft, atol=0, rtol=0)
+    # DSelect-k with n not a power of two: no selector is left without a valid expert
+    gate = DSelectKGate(5, 6, 2, gamma=1.0).double()
+    with torch.no_grad():
+        gate.bits.weight.normal_().mul_(10.0)
+    gate.hard_eval = True
+    g, _ = gate.eval()(x)
+    torch.testing.assert_close(g.sum(1), torch.ones(500, dtype=torch.float64))
+    assert int((g > 0).sum(1).max()) <= 2 and int((g > 0).sum(1).min()) >= 1
+    # for n = 2^m the hard selector is the rounding of every bit
+    gate = DSelectKGate(5, 8, 2, gamma=1.0).double()
+    with torch.no_grad():
+        gate.bits.weight.normal_()
+    gate.hard_eval = True
+    r = gate.eval().selector_distributions(x)
+    bits = (gate.bits(x).view(500, 2, 3) >= 0).long()
+    code = (bits * torch.tensor([1, 2, 4])).sum(-1)
+    torch.testing.assert_close(r.argmax(-1), code)
+    assert torch.all(r.sum(-1) == 1)
 
 
 @pytest.fixture(scope="module")

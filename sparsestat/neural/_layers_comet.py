@@ -374,9 +374,9 @@ class DSelectKGate(_Gate):
     Attributes
     ----------
     hard_eval : bool
-        When True (default False), eval mode rounds every selector bit to
-        ``1[w x + b >= 0]``: each selector picks one expert, so at most ``k`` experts get a
-        nonzero weight.
+        When True (default False), eval mode makes every selector pick its most likely
+        expert (for ``n = 2^m``: every bit rounded to its more likely side), so at most
+        ``k`` experts get a nonzero weight.
 
     Examples
     --------
@@ -409,11 +409,16 @@ class DSelectKGate(_Gate):
         Returns
         -------
         r : torch.Tensor of shape (B, k, n)
-            Each sums to 1 over the experts when ``n = 2^m``.
+            Each sums to 1 over the experts when ``n = 2^m``; one-hot under hard routing.
         """
-        z = _route(self.bits(x).view(x.shape[0], self.k, 1, self.m), self.gamma, self._hard)
+        z = smooth_step(self.bits(x).view(x.shape[0], self.k, 1, self.m), self.gamma)
         codes = self.codes.to(x.dtype)
-        return (codes * z + (1 - codes) * (1 - z)).prod(-1)
+        r = (codes * z + (1 - codes) * (1 - z)).prod(-1)
+        if self._hard:
+            # the most likely expert of each selector: the rounding of every bit when
+            # n = 2^m, and the most likely valid code otherwise (never an empty selector)
+            return torch.zeros_like(r).scatter_(-1, r.argmax(-1, keepdim=True), 1.0)
+        return r
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate weights (B, n) and the selectors' entropy penalty.
