@@ -374,9 +374,10 @@ class DSelectKGate(_Gate):
     Attributes
     ----------
     hard_eval : bool
-        When True (default False), eval mode makes every selector pick its most likely
-        expert (for ``n = 2^m``: every bit rounded to its more likely side), so at most
-        ``k`` experts get a nonzero weight.
+        When True (default False), eval mode makes every selector keep only its most
+        likely expert (for ``n = 2^m``: every bit rounded to its more likely side), weighted
+        by the selector's probability mass on valid codes, so at most ``k`` experts get a
+        nonzero weight.
 
     Examples
     --------
@@ -415,9 +416,11 @@ class DSelectKGate(_Gate):
         codes = self.codes.to(x.dtype)
         r = (codes * z + (1 - codes) * (1 - z)).prod(-1)
         if self._hard:
-            # the most likely expert of each selector: the rounding of every bit when
-            # n = 2^m, and the most likely valid code otherwise (never an empty selector)
-            return torch.zeros_like(r).scatter_(-1, r.argmax(-1, keepdim=True), 1.0)
+            # each selector keeps only its most likely expert (for n = 2^m: every bit rounded
+            # to its more likely side), with the selector's mass on valid codes, as in the
+            # soft gate, whose codes beyond n are dropped before renormalising
+            one = torch.zeros_like(r).scatter_(-1, r.argmax(-1, keepdim=True), 1.0)
+            return one * r.sum(-1, keepdim=True)
         return r
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
