@@ -13,6 +13,7 @@ from sparsestat.neural import COMETMoEClassifier, COMETMoERegressor  # noqa: E40
 from sparsestat.neural.layers import (  # noqa: E402
     COMETGate,
     DSelectKGate,
+    HashGate,
     MixtureOfExperts,
     PermutationLocalSearch,
     SoftmaxGate,
@@ -88,7 +89,68 @@ def test_oracle4_training_drives_routing_to_k(moe_data):
     ).fit(X, y)  # fmt: skip
     fracs = [h["frac_le_k"] for h in reg.history_]
     assert fracs[0] < 0.8 and fracs[-1] >= 0.9
-    assert np.mean(reg.selected_experts(X).sum(1) <= 2) >= 0.9
+    # hard routing (the default at prediction): at most k experts for every sample, on the
+    # training rows and on unseen rows
+    X_new = np.random.default_rng(1).normal(size=(2000, 6))
+    for Z in (X, X_new):
+        assert reg.selected_experts(Z).sum(1).max() <= 2
+        used = (reg.module_.forward_sparse(torch.as_tensor(Z, dtype=torch.float32))[1]).max()
+        assert int(used) <= 2
+    soft = reg.set_params(hard_routing=False).selected_experts(X).sum(1)
+    assert np.mean(soft <= 2) >= 0.9
+    reg.set_params(hard_routing=True)
+
+
+def test_hard_routing_at_most_k_by_construction():
+    """Eval-mode hard routing: every sample reaches one leaf per tree (selector), so at most k
+    experts; soft routing of the same gate (moderate weights) uses more; hard routing equals
+    soft routing wherever the soft leaf probabilities are already 0/1."""
+    torch.manual_seed(5)
+    x = torch.randn(500, 5, dtype=torch.float64)
+    for gate in (COMETGate(5, 7, 3, gamma=1.0), DSelectKGate(5, 8, 2, gamma=1.0)):
+        gate = gate.double()
+        with torch.no_grad():
+            (gate.nodes if isinstance(gate, COMETGate) else gate.bits).weight.normal_()
+        gate.hard_eval = True
+        soft, _ = gate.train()(x)  # training mode always routes softly
+        hard, _ = gate.eval()(x)
+        k = gate.k
+        assert int((soft > 0).sum(1).max()) > k  # not trivially sparse
+        assert int((hard > 0).sum(1).max()) <= k
+        torch.testing.assert_close(hard.sum(1), torch.ones(500, dtype=torch.float64))
+        if isinstance(gate, COMETGate):
+            P = gate.train().leaf_probabilities(x)
+            binary = ((P == 0) | (P == 1)).all(1).all(1)
+            assert 0 < int(binary.sum()) < 500
+            torch.testing.assert_close(hard[binary], soft[binary], atol=0, rtol=0)
+            leaf = gate.eval().leaf_probabilities(x).argmax(1)
+            distinct = (leaf[:, :, None] != leaf[:, None, :]).sum((1, 2)) == k * (k - 1)
+            assert torch.all((hard[distinct] > 0).sum(1) == k)
+        gate.hard_eval = False
+        torch.testing.assert_close(gate.eval()(x)[0], soft, atol=0, rtol=0)
+    # DSelect-k with n not a power of two: at most k experts, each selector on its most
+    # likely valid expert with its valid mass
+    gate = DSelectKGate(5, 6, 2, gamma=1.0).double()
+    with torch.no_grad():
+        gate.bits.weight.normal_()
+    gate.hard_eval = True
+    r_soft = gate.train().selector_distributions(x)
+    r_hard = gate.eval().selector_distributions(x)
+    torch.testing.assert_close(r_hard.sum(-1), r_soft.sum(-1))
+    torch.testing.assert_close(r_hard.argmax(-1), r_soft.argmax(-1))
+    assert int((r_hard > 0).sum(-1).max()) == 1
+    g, _ = gate(x)
+    assert int((g > 0).sum(1).max()) <= 2
+    # for n = 2^m the hard selector is the rounding of every bit
+    gate = DSelectKGate(5, 8, 2, gamma=1.0).double()
+    with torch.no_grad():
+        gate.bits.weight.normal_()
+    gate.hard_eval = True
+    r = gate.eval().selector_distributions(x)
+    bits = (gate.bits(x).view(500, 2, 3) >= 0).long()
+    code = (bits * torch.tensor([1, 2, 4])).sum(-1)
+    torch.testing.assert_close(r.argmax(-1), code)
+    torch.testing.assert_close(r.sum(-1), torch.ones(500, 2, dtype=torch.float64))
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +224,27 @@ def test_local_search_training_freezes_and_no_gradient_after(moe_data):
     assert torch.equal(perm.log_weights, before)
 
 
+def test_hard_routing_with_unfrozen_permutation(moe_data):
+    """Inference uses a hard permutation even before the soft phase ends (spec: "inference
+    always uses the hard P"), so hard routing keeps at most k experts per sample."""
+    X, y = moe_data
+    for gate in ("comet", "topk"):
+        reg = COMETMoERegressor(
+            n_experts=5, k=2, gate=gate, expert_hidden=(8,), local_search=True,
+            perm_epochs=50, max_epochs=2, batch_size=256, lr=0.01, random_state=0,
+            device="cpu",
+        ).fit(X, y)  # fmt: skip
+        perm = reg.module_.gate.permutation
+        assert not perm.frozen
+        assert reg.selected_experts(X).sum(1).max() <= 2
+        assert sorted(reg.permutation_) == [0, 1, 2, 3, 4]
+        soft = perm.train().matrix().detach()
+        assert not torch.all((soft == 0) | (soft == 1))  # still soft in training mode
+        hard = perm.eval().matrix()
+        assert set(hard.unique().tolist()) == {0.0, 1.0}
+        np.testing.assert_array_equal(hard.argmax(1).numpy(), reg.permutation_)
+
+
 def test_oracle7_dselect_k_selector_sums():
     torch.manual_seed(4)
     gate = DSelectKGate(5, 8, 3)
@@ -185,3 +268,56 @@ def test_classifier_gates_and_string_labels():
         assert clf.score(X[1200:], labels[1200:]) > 0.85
         assert clf.expert_load_.shape == (4,) and np.isclose(clf.expert_load_.sum(), 1.0)
         assert clf.gate_weights(X[:5]).shape == (5, 4)
+
+
+def test_oracle8_hash_gate():
+    """Hash routing is fixed and deterministic: the same row (id) always gets the same experts,
+    at most k of them with weight 1/k each; ids spread over all experts."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 10_000, size=3000).astype(np.float64)
+    X = np.c_[rng.normal(size=(3000, 3)), ids]
+    x = torch.as_tensor(X, dtype=torch.float32)
+    gate = HashGate(4, 6, k=2, hash_feature=3, seed=7)
+    g, pen = gate(x)
+    assert float(pen) == 0.0 and torch.all((g > 0).sum(1) <= 2)
+    torch.testing.assert_close(g.sum(1), torch.ones(3000))
+    assert set(np.unique(g.numpy())) <= {0.0, 0.5, 1.0}
+    # the id alone decides: other columns shuffled, same experts; same seed, same map
+    x2 = x.clone()
+    x2[:, :3] = x2[torch.randperm(3000), :3]
+    torch.testing.assert_close(HashGate(4, 6, k=2, hash_feature=3, seed=7)(x2)[0], g)
+    idx = gate.experts_of(x).numpy()
+    # independent re-computation of the universal hash
+    a, b = gate.ab.numpy()
+    expect = ((a[None] * ids.astype(np.int64)[:, None] + b[None]) % (2**31 - 1)) % 6
+    np.testing.assert_array_equal(idx, expect)
+    share = np.bincount(idx.ravel(), minlength=6) / idx.size
+    assert share.min() > 0.5 / 6 and share.max() < 2 / 6
+    # without hash_feature: seeded random-hyperplane codes, the same row -> the same expert
+    plane = HashGate(4, 5, k=1, seed=3)
+    e1 = plane.experts_of(x)
+    assert torch.equal(e1, plane.experts_of(x.clone())) and int(e1.max()) < 5
+    codes = ((x @ plane.planes) >= 0).long() @ (2 ** torch.arange(plane.m))
+    torch.testing.assert_close(e1[:, 0], codes % 5)
+
+
+def test_hash_gate_estimator(moe_data):
+    X, y = moe_data
+    X_id = np.c_[X, np.arange(len(X)) % 50]
+    reg = COMETMoERegressor(
+        n_experts=4, k=2, gate="hash", hash_feature=6, expert_hidden=(8,), max_epochs=3,
+        batch_size=256, lr=0.01, random_state=0, device="cpu",
+    ).fit(X_id, y)  # fmt: skip
+    sel = reg.selected_experts(X_id)
+    assert sel.sum(1).max() <= 2
+    same_id = X_id[:, 6] == 7
+    assert (sel[same_id] == sel[same_id][0]).all()
+    reg2 = COMETMoERegressor(
+        n_experts=4, k=1, gate="hash", expert_hidden=(8,), max_epochs=2, random_state=0,
+        device="cpu",
+    ).fit(X, y)  # fmt: skip
+    sel2 = reg2.selected_experts(X)
+    assert np.all(sel2.sum(1) == 1) and sel2.any(0).sum() >= 2
+    np.testing.assert_array_equal(reg2.selected_experts(X), sel2)
+    with pytest.raises(ValueError, match="hash_feature"):
+        COMETMoERegressor(gate="hash", hash_feature=6, max_epochs=1).fit(X, y)

@@ -128,3 +128,80 @@ def test_global_scope_both_groups_and_regressor():
     assert reg.score(X, y) > 0.5
     small = reg.prune()
     np.testing.assert_allclose(small.predict(X), reg.predict(X), atol=1e-5)
+
+
+def test_hspg_half_space_rule_and_floor_of_k():
+    X, y = load_digits(return_X_y=True)
+    clf = GroupEnvelopeMLPClassifier(
+        hidden_layer_sizes=(6,), k=2, max_epochs=1, hspg=True, hspg_eps=0.3,
+        random_state=0, device="cpu",
+    ).fit(X[:100] / 16, y[:100])  # fmt: skip
+    old_w = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [2.0, 0.0], [1.0, 0.0], [3.0, 3.0]])
+    old_b = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    new_w = torch.tensor([[-1.0, 0.0], [0.9, 0.9], [5.0, 5.0], [0.4, 0.0], [1.0, 0.0], [3.0, 3.0]])
+    new_b = torch.tensor([0.0, 0.0, 1.0, 0.0, -1.0, 0.0])
+    # ratios <new, old> / ||old||^2: -1, 0.9, (old zero), 0.2, 0, 1
+    blocks = [[new_w.clone(), new_b.clone()]]
+    clf._half_space_(blocks, [old_w, old_b])
+    kept = (blocks[0][0].abs().sum(1) + blocks[0][1].abs()) > 0
+    # eps = 0.3 removes groups 0, 3, 4; the zero group 2 stays zero; 1 and 5 survive
+    assert kept.tolist() == [False, True, False, False, False, True]
+    assert torch.equal(blocks[0][0][1], new_w[1]) and torch.equal(blocks[0][0][5], new_w[5])
+    # floor: with k = 4 of 5 nonzero groups only the lowest ratio (group 0) may go
+    clf.set_params(k=4)
+    blocks = [[new_w.clone(), new_b.clone()]]
+    clf._half_space_(blocks, [old_w, old_b])
+    kept = (blocks[0][0].abs().sum(1) + blocks[0][1].abs()) > 0
+    assert kept.tolist() == [False, True, False, True, True, True]
+
+
+class _CountingHSPG(GroupEnvelopeMLPClassifier):
+    def on_batch_end(self, X, y, loss):
+        super().on_batch_end(X, y, loss)
+        nnz = int((self._regularizer().group_norms(self._scopes()[0][1]) > 0).sum())
+        self.nnz_steps_ = [*getattr(self, "nnz_steps_", []), nnz]
+
+
+def test_hspg_phase_removes_groups_keeps_zeros_and_k(digits_split):
+    Xtr, _, ytr, _ = digits_split
+    kw = {
+        "hidden_layer_sizes": (32,), "k": 6, "lam": 0.05, "final_projection": False,
+        "max_epochs": 6, "random_state": 0, "device": "cpu",
+    }  # fmt: skip
+    plain = _CountingHSPG(**kw).fit(Xtr, ytr)
+    hs = _CountingHSPG(hspg=True, hspg_start=0.5, hspg_eps=0.99, **kw).fit(Xtr, ytr)
+    phases = [h["phase"] for h in hs.history_]
+    assert phases[:2] == ["prox", "prox"] and phases[-1] == "hspg"
+    n_prox = 3 * hs.steps_per_epoch_
+    after = np.array(hs.nnz_steps_[n_prox:])
+    assert after.min() >= 6 and np.all(np.diff(after) <= 0)  # zero groups stay zero
+    assert hs.n_nonzero_groups_["hidden_0"] < plain.n_nonzero_groups_["hidden_0"]
+    # with the final projection: exactly k per scope
+    clf = GroupEnvelopeMLPClassifier(
+        **{**kw, "final_projection": True, "finetune_epochs": 2}, hspg=True, hspg_eps=0.99
+    ).fit(Xtr, ytr)
+    assert clf.n_nonzero_groups_ == {"hidden_0": 6}
+
+
+def test_flops_weights(digits_split):
+    Xtr, _, ytr, _ = digits_split
+    clf = GroupEnvelopeMLPClassifier(
+        hidden_layer_sizes=(16, 8), group_type="both", k=0.5, weights="flops", max_epochs=3,
+        finetune_epochs=1, random_state=0, device="cpu",
+    ).fit(Xtr, ytr)  # fmt: skip
+    expected = {
+        "input": np.full(64, np.sqrt(2.0 * 16)),
+        "hidden_0": np.full(16, np.sqrt(2.0 * (64 + 1 + 8))),
+        "hidden_1": np.full(8, np.sqrt(2.0 * (16 + 1 + 10))),
+    }
+    for name, blocks in clf._scopes():
+        w = clf._regularizer(blocks).group_weights(blocks)
+        np.testing.assert_allclose(w, expected[name])
+    assert clf.n_nonzero_groups_ == {"input": 32, "hidden_0": 8, "hidden_1": 4}
+    glob = GroupEnvelopeMLPClassifier(
+        hidden_layer_sizes=(16, 8), scope="global", k=6, weights="flops", max_epochs=2,
+        finetune_epochs=1, random_state=0, device="cpu",
+    ).fit(Xtr, ytr)  # fmt: skip
+    ((_, blocks),) = glob._scopes()
+    w = glob._regularizer(blocks).group_weights(blocks)
+    np.testing.assert_allclose(w, np.r_[np.full(16, np.sqrt(146.0)), np.full(8, np.sqrt(54.0))])

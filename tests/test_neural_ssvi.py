@@ -233,6 +233,41 @@ def test_oracle8_digits_accuracy_full(digits, seed):
     assert sparse >= 0.90 and dense >= 0.92 and sparse >= dense - 0.02
 
 
+@pytest.mark.slow
+def test_digits_calibration_against_dense_vi_and_deterministic_mlp(digits):
+    """The issue's digits claim, as far as it holds (3 seeds, the example's protocol).
+
+    SSVI at 90% sparsity: accuracy within 2 points of dense VI; not under-confident (the mean
+    confidence matches the accuracy: with the former prior N(0, 0.1^2) it fell 1-3 points
+    short); ECE not worse than a deterministic MLP of the same architecture trained to
+    convergence by more than 0.005. "Better calibrated than the MLP" is not asserted: it does
+    not hold measurably (five seeds, 60 epochs: ECE 0.0149 +- 0.0032 vs 0.0138 +- 0.0018).
+    """
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    from sparsestat.metrics import expected_calibration_error
+
+    X, y = digits
+    res = {"ssvi": [], "dense": [], "mlp": []}
+    for seed in (0, 1, 2):
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+        kw = {"hidden_layer_sizes": (128, 128), "max_epochs": 40, "random_state": seed}
+        models = {
+            "ssvi": SSVIClassifier(sparsity=0.9, device="cpu", **kw),
+            "dense": MeanFieldVIClassifier(device="cpu", **kw),
+            "mlp": MLPClassifier((128, 128), max_iter=1000, random_state=seed),
+        }
+        for name, model in models.items():
+            p = model.fit(Xtr, ytr).predict_proba(Xte)
+            acc = np.mean(p.argmax(1) == yte)
+            res[name].append((acc, p.max(1).mean(), expected_calibration_error(yte, p)))
+    ssvi, dense, mlp = (np.mean(res[k], axis=0) for k in ("ssvi", "dense", "mlp"))
+    assert ssvi[0] >= dense[0] - 0.02
+    assert abs(ssvi[1] - ssvi[0]) < 0.006  # mean confidence vs accuracy
+    assert ssvi[2] <= mlp[2] + 0.005
+
+
 def test_regressor_uncertainty_and_fit():
     X, y = load_diabetes(return_X_y=True)
     X = StandardScaler().fit_transform(X)

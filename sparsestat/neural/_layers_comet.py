@@ -22,6 +22,7 @@ from sparsestat.neural._layers_mlp import get_activation
 __all__ = [
     "COMETGate",
     "DSelectKGate",
+    "HashGate",
     "MixtureOfExperts",
     "PermutationLocalSearch",
     "SoftmaxGate",
@@ -55,6 +56,13 @@ def smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
     """
     inner = -2.0 * t**3 / gamma**3 + 1.5 * t / gamma + 0.5
     return torch.where(t <= -gamma / 2, 0.0, torch.where(t >= gamma / 2, 1.0, inner))
+
+
+def _route(t: torch.Tensor, gamma: float, hard: bool) -> torch.Tensor:
+    """Smooth-step routing, or its hard rounding ``1[t >= 0]`` (the more likely branch)."""
+    if hard:
+        return (t >= 0).to(t.dtype)
+    return smooth_step(t, gamma)
 
 
 def _entropy(p: torch.Tensor, dim: int) -> torch.Tensor:
@@ -136,11 +144,22 @@ class PermutationLocalSearch(nn.Module):
         Returns
         -------
         P : torch.Tensor of shape (n, n)
-            Doubly stochastic (soft phase) or 0/1 (frozen); rows: leaves, columns: experts.
+            Doubly stochastic (soft phase, training mode) or 0/1 (frozen, or eval mode:
+            the Hungarian rounding of the soft matrix); rows: leaves, columns: experts.
         """
         if self.frozen:
             return self.hard
-        return log_sinkhorn(self.log_weights / self.tau, self.n_iters).exp()
+        soft = log_sinkhorn(self.log_weights / self.tau, self.n_iters).exp()
+        if not self.training:  # inference always uses a hard permutation
+            return self._round(soft)
+        return soft
+
+    def _round(self, p: torch.Tensor) -> torch.Tensor:
+        """The permutation maximising ``sum_i p[i, pi(i)]`` (Hungarian), as a 0/1 matrix."""
+        rows, cols = linear_sum_assignment(-p.detach().double().cpu().numpy())
+        hard = torch.zeros_like(p)
+        hard[torch.as_tensor(rows), torch.as_tensor(cols)] = 1.0
+        return hard
 
     def penalty(self) -> torch.Tensor:
         """Row entropy of the soft matrix.
@@ -157,11 +176,8 @@ class PermutationLocalSearch(nn.Module):
     @torch.no_grad()
     def harden_(self) -> None:
         """Round to the permutation maximising ``sum_i P[i, pi(i)]`` (Hungarian) and freeze."""
-        p = self.matrix().detach().double().cpu().numpy()
-        rows, cols = linear_sum_assignment(-p)
-        hard = torch.zeros_like(self.hard)
-        hard[torch.as_tensor(rows), torch.as_tensor(cols)] = 1.0
-        self.hard.copy_(hard)
+        soft = log_sinkhorn(self.log_weights / self.tau, self.n_iters).exp()
+        self.hard.copy_(self._round(soft).to(self.hard.dtype))
         self._frozen.fill_(True)
         self.log_weights.requires_grad_(False)
 
@@ -172,6 +188,12 @@ class _Gate(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.permutation: PermutationLocalSearch | None = None
+        # hard routing in eval mode (smooth-step gates only): every routing output rounded
+        self.hard_eval = False
+
+    @property
+    def _hard(self) -> bool:
+        return self.hard_eval and not self.training
 
     def _leaf_to_expert(self, w: torch.Tensor) -> torch.Tensor:
         """Map per-leaf weights (B, n, ...) to experts via the permutation (if any)."""
@@ -193,6 +215,15 @@ class COMETGate(_Gate):
         Trees; at most ``k`` experts are selected once all routing is binary.
     gamma : float, default=1.0
         Smooth-step width.
+
+    Attributes
+    ----------
+    hard_eval : bool
+        When True (default False), eval mode routes hard: every smooth-step output is
+        rounded to ``1[w x + b >= 0]`` (each node follows its more likely branch), so each
+        tree reaches exactly one leaf and at most ``k`` experts get a nonzero weight, by
+        construction. Identical to the soft gate wherever its routing is already binary.
+        Training mode always routes softly.
 
     Examples
     --------
@@ -239,7 +270,7 @@ class COMETGate(_Gate):
         B = x.shape[0]
         if self.n == 1:
             return x.new_ones(B, 1, self.k)
-        s = smooth_step(self.nodes(x).view(B, self.n - 1, self.k), self.gamma)
+        s = _route(self.nodes(x).view(B, self.n - 1, self.k), self.gamma, self._hard)
         # product over the path: exp(sum log) would give NaN gradients at exact 0 / 1, so
         # multiply the factors directly (the depth is small)
         left = self.left.to(x.dtype)
@@ -340,6 +371,14 @@ class DSelectKGate(_Gate):
     gamma : float, default=1.0
         Smooth-step width.
 
+    Attributes
+    ----------
+    hard_eval : bool
+        When True (default False), eval mode makes every selector keep only its most
+        likely expert (for ``n = 2^m``: every bit rounded to its more likely side), weighted
+        by the selector's probability mass on valid codes, so at most ``k`` experts get a
+        nonzero weight.
+
     Examples
     --------
     >>> import torch
@@ -371,11 +410,18 @@ class DSelectKGate(_Gate):
         Returns
         -------
         r : torch.Tensor of shape (B, k, n)
-            Each sums to 1 over the experts when ``n = 2^m``.
+            Each sums to 1 over the experts when ``n = 2^m``; one-hot under hard routing.
         """
         z = smooth_step(self.bits(x).view(x.shape[0], self.k, 1, self.m), self.gamma)
         codes = self.codes.to(x.dtype)
-        return (codes * z + (1 - codes) * (1 - z)).prod(-1)
+        r = (codes * z + (1 - codes) * (1 - z)).prod(-1)
+        if self._hard:
+            # each selector keeps only its most likely expert (for n = 2^m: every bit rounded
+            # to its more likely side), with the selector's mass on valid codes, as in the
+            # soft gate, whose codes beyond n are dropped before renormalising
+            one = torch.zeros_like(r).scatter_(-1, r.argmax(-1, keepdim=True), 1.0)
+            return one * r.sum(-1, keepdim=True)
+        return r
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate weights (B, n) and the selectors' entropy penalty.
@@ -397,6 +443,110 @@ class DSelectKGate(_Gate):
         g = self._leaf_to_expert((alpha[:, :, None] * r).sum(1))
         g = g / g.sum(1, keepdim=True).clamp_min(torch.finfo(g.dtype).tiny)
         return g, _entropy(r, -1).sum(-1).mean()
+
+
+class HashGate(_Gate):
+    """Hash routing: a fixed, non-learned map from each sample to ``k`` experts.
+
+    With ``hash_feature`` set, column ``hash_feature`` of ``x`` is read as a categorical id
+    (rounded to an integer) and tree ``i`` sends it to expert
+    ``((a_i id + b_i) mod p) mod n`` (a seeded universal hash, ``p = 2^31 - 1``). Otherwise
+    tree ``i`` draws ``m = ceil(log2 n)`` seeded random hyperplanes through ``center``; the
+    sign bits of ``x - center`` form a code, and the expert is the code modulo ``n``. The
+    gate weight is ``1/k`` per tree, summed when two trees pick the same expert.
+
+    Parameters
+    ----------
+    n_in : int
+        Input features.
+    n_experts : int
+        Experts ``n``.
+    k : int, default=1
+        Hash functions (experts per sample, at most).
+    hash_feature : int or None, default=None
+        Column holding a categorical id; None hashes ``x`` by random hyperplanes.
+    seed : int, default=0
+        Seed of the hash functions.
+
+    Attributes
+    ----------
+    center : torch.Tensor of shape (n_in,)
+        Point the hyperplanes go through (buffer; the estimator sets the training mean).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sparsestat.neural.layers import HashGate
+    >>> g, _ = HashGate(4, 6, k=2, seed=0)(torch.randn(5, 4))
+    >>> bool(((g > 0).sum(1) <= 2).all()), bool(torch.allclose(g.sum(1), torch.ones(5)))
+    (True, True)
+    """
+
+    _PRIME = 2**31 - 1
+
+    def __init__(
+        self,
+        n_in: int,
+        n_experts: int,
+        k: int = 1,
+        hash_feature: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.n, self.k = int(n_experts), int(k)
+        self.hash_feature = None if hash_feature is None else int(hash_feature)
+        if self.hash_feature is not None and not 0 <= self.hash_feature < n_in:
+            raise ValueError(f"hash_feature={hash_feature} is not a column index < {n_in}")
+        rng = np.random.default_rng(seed)
+        self.m = max(1, math.ceil(math.log2(self.n)))
+        planes = rng.standard_normal((n_in, self.k * self.m))
+        self.register_buffer("planes", torch.as_tensor(planes, dtype=torch.float32))
+        self.register_buffer("center", torch.zeros(n_in))
+        ab = np.stack([rng.integers(1, self._PRIME, self.k), rng.integers(0, self._PRIME, self.k)])
+        self.register_buffer("ab", torch.as_tensor(ab, dtype=torch.int64))
+        self.register_buffer("powers", torch.as_tensor(2 ** np.arange(self.m), dtype=torch.int64))
+
+    def experts_of(self, x: torch.Tensor) -> torch.Tensor:
+        """Expert picked by every hash function.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        index : torch.Tensor of int64, shape (B, k)
+            Expert of each sample for each hash function.
+        """
+        if self.hash_feature is not None:
+            ids = torch.round(x[:, self.hash_feature].double()).to(torch.int64) % self._PRIME
+            h = (self.ab[0][None, :] * ids[:, None] + self.ab[1][None, :]) % self._PRIME
+            return h % self.n
+        z = (x - self.center.to(x.dtype)) @ self.planes.to(x.dtype)
+        bits = (z >= 0).to(torch.int64).view(x.shape[0], self.k, self.m)
+        return (bits * self.powers).sum(-1) % self.n
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gate weights (B, n) and a zero penalty.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (B, n_in)
+            Input batch.
+
+        Returns
+        -------
+        g : torch.Tensor of shape (B, n_experts)
+            Gate weights (``1/k`` per hash function; rows sum to 1).
+        penalty : torch.Tensor
+            Zero (nothing is learned).
+        """
+        idx = self.experts_of(x)
+        w = x.new_zeros(x.shape[0], self.n).scatter_add_(
+            1, idx, x.new_full(idx.shape, 1.0 / self.k)
+        )
+        return self._leaf_to_expert(w), w.new_zeros(())
 
 
 class SoftmaxGate(_Gate):

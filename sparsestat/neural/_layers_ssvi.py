@@ -166,10 +166,15 @@ class _SparseBayesMixin(nn.Module):
 
     def kl(self) -> torch.Tensor:
         """KL(q || N(0, prior_std^2)) summed over the active weights only."""
-        sigma = F.softplus(self.rho[self.mask])
-        mu = self.mu[self.mask]
+        # elementwise with ``where`` (no gather / scatter in the backward pass); inactive
+        # entries are replaced by 0 before any operation, so they never reach the sum
+        mask = self.mask
+        zero = torch.zeros((), dtype=self.rho.dtype, device=self.rho.device)
+        sigma = F.softplus(torch.where(mask, self.rho, zero))
+        mu = torch.where(mask, self.mu, zero)
         p = self.prior_std
-        return (torch.log(p / sigma) + (sigma**2 + mu**2) / (2 * p**2) - 0.5).sum()
+        term = (sigma**2 + mu**2) / (2 * p**2) - torch.log(sigma) + (math.log(p) - 0.5)
+        return torch.where(mask, term, zero).sum()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Local-reparameterisation pass (``sampling='lrt'``), mean pass or a weight draw."""

@@ -19,6 +19,7 @@ from sparsestat.neural._base import BaseTorchEstimator, TorchClassifierMixin, To
 from sparsestat.neural._layers_comet import (
     COMETGate,
     DSelectKGate,
+    HashGate,
     MixtureOfExperts,
     PermutationLocalSearch,
     SoftmaxGate,
@@ -36,7 +37,8 @@ class _COMETBase(BaseTorchEstimator):
         **BaseTorchEstimator._parameter_constraints,
         "n_experts": [Interval(numbers.Integral, 2, None, closed="left")],
         "k": [Interval(numbers.Integral, 1, None, closed="left")],
-        "gate": [StrOptions({"comet", "topk", "dselect_k", "softmax"})],
+        "gate": [StrOptions({"comet", "topk", "dselect_k", "hash", "softmax"})],
+        "hash_feature": [None, Interval(numbers.Integral, 0, None, closed="left")],
         "expert_hidden": ["array-like"],
         "expert_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "gamma": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -46,6 +48,7 @@ class _COMETBase(BaseTorchEstimator):
         "perm_entropy_reg": [Interval(numbers.Real, 0, None, closed="left")],
         "tau_range": [tuple],
         "sinkhorn_iters": [tuple],
+        "hard_routing": ["boolean"],
     }
 
     def _build_module(self, X: Any, y: Any) -> Any:
@@ -58,10 +61,16 @@ class _COMETBase(BaseTorchEstimator):
             gate = TopKGate(d, n, self.k)
         elif self.gate == "dselect_k":
             gate = DSelectKGate(d, n, self.k, self.gamma)
+        elif self.gate == "hash":
+            if self.hash_feature is not None and self.hash_feature >= d:
+                raise ValueError(f"hash_feature={self.hash_feature} must be < n_features={d}")
+            gate = HashGate(d, n, self.k, self.hash_feature, seed=int(torch.initial_seed()))
+            gate.center.copy_(torch.as_tensor(X).float().mean(0))
         else:
             gate = SoftmaxGate(d, n)
         if self.local_search:
             gate.permutation = PermutationLocalSearch(n)
+        gate.hard_eval = bool(self.hard_routing)
         hidden = tuple(int(h) for h in np.atleast_1d(self.expert_hidden))
         return MixtureOfExperts(
             gate, d, n, hidden, self.n_outputs_, dropout=self.expert_dropout,
@@ -69,6 +78,7 @@ class _COMETBase(BaseTorchEstimator):
         )  # fmt: skip
 
     def _forward(self, X: Any) -> Any:
+        self.module_.gate.hard_eval = bool(self.hard_routing)
         return self.module_(X)[0]
 
     def _perm(self) -> PermutationLocalSearch | None:
@@ -116,7 +126,10 @@ class _COMETBase(BaseTorchEstimator):
         load = self._load
         self.expert_load_ = (load / load.sum().clamp_min(1e-300)).numpy()
         perm = self._perm()
-        self.permutation_ = None if perm is None else perm.matrix().argmax(1).cpu().numpy()
+        if perm is None:
+            self.permutation_ = None
+        else:  # the permutation used at inference (hardened, or the rounding of the soft one)
+            self.permutation_ = perm._round(perm.matrix()).argmax(1).cpu().numpy()
 
     def gate_weights(self, X: Any) -> np.ndarray:
         """Gate weights of every sample over the experts.
@@ -132,6 +145,7 @@ class _COMETBase(BaseTorchEstimator):
             Non-negative weights summing to 1 per row.
         """
         check_is_fitted(self)
+        self.module_.gate.hard_eval = bool(self.hard_routing)
         return self._predict_batches(X, lambda xb: self.module_.gate(xb)[0])
 
     def selected_experts(self, X: Any, tol: float = 1e-5) -> np.ndarray:
@@ -157,8 +171,9 @@ _PARAMS = """
         Number of experts ``n``.
     k : int, default=2
         Cardinality: trees of the COMET gate, selectors of DSelect-k, experts of Top-k.
-    gate : {'comet', 'topk', 'dselect_k', 'softmax'}, default='comet'
-        The gate (softmax is the dense reference).
+    gate : {'comet', 'topk', 'dselect_k', 'hash', 'softmax'}, default='comet'
+        The gate (softmax is the dense reference; hash is a fixed, non-learned routing,
+        see ``hash_feature``).
     expert_hidden : tuple of int, default=(64,)
         Hidden widths of each MLP expert.
     expert_dropout : float, default=0.0
@@ -178,6 +193,17 @@ _PARAMS = """
         Sinkhorn temperature, decayed log-linearly over the permutation phase.
     sinkhorn_iters : tuple of int, default=(20, 150)
         Sinkhorn iterations, raised linearly over the permutation phase.
+    hash_feature : int or None, default=None
+        Hash gate only: column of ``X`` holding a categorical id (e.g. a user id, rounded to
+        an integer) that ``k`` seeded universal hashes map to experts; None hashes the rows
+        by ``k`` seeded random-hyperplane partitions through the training mean.
+    hard_routing : bool, default=True
+        Route hard at prediction (``predict``, ``predict_proba``, ``gate_weights``,
+        ``selected_experts``, the validation loss): every smooth-step output of the COMET
+        and DSelect-k gates is rounded to its more likely side, so each tree (selector)
+        picks one expert and at most ``k`` experts are used per sample, by construction.
+        It changes nothing for samples whose soft routing is already binary. Training
+        always routes softly. False predicts with the soft gate.
     lr : float, default=1e-3
         Learning rate.
     batch_size : int, default=256
@@ -229,9 +255,17 @@ _NOTES = """
     leaf distributions, weighted by ``entropy_reg``, pushes routing to binary.
     Experts are evaluated densely in training (one batched product);
     ``module_.forward_sparse`` evaluates only the selected experts (conditional computation).
+    At prediction the routing is hard by default (``hard_routing``): each node follows its
+    more likely branch, so the at-most-``k`` property holds for every sample by
+    construction, also for samples whose soft routing has not become binary in training;
+    with ``local_search`` inference always uses a hard permutation (the Hungarian rounding of
+    the soft one if training stopped before ``perm_epochs``).
+    The Hash gate routes a categorical id (``hash_feature``) through ``k`` seeded universal
+    hashes, or, without it, the rows through seeded random-hyperplane codes.
     [inferred] Layer names, the single shared permutation for all trees, the renormalisation
-    of DSelect-k when ``n_experts`` is not a power of two, and the row-entropy form of the
-    permutation penalty; the Hash gate of the paper is not provided. Cost per step:
+    of DSelect-k when ``n_experts`` is not a power of two, the row-entropy form of the
+    permutation penalty, hard routing at prediction (rounding of the smooth-step outputs),
+    the hash functions and the ``1/k`` weights of the Hash gate. Cost per step:
     O(B (k n d + n * expert FLOPs)).
 
     References
@@ -287,6 +321,8 @@ class COMETMoEClassifier(TorchClassifierMixin, ClassifierMixin, _COMETBase):
         perm_entropy_reg=1e-4,
         tau_range=(1e-3, 1e-7),
         sinkhorn_iters=(20, 150),
+        hash_feature=None,
+        hard_routing=True,
         lr=1e-3,
         batch_size=256,
         max_epochs=60,
@@ -312,6 +348,8 @@ class COMETMoEClassifier(TorchClassifierMixin, ClassifierMixin, _COMETBase):
         self.perm_entropy_reg = perm_entropy_reg
         self.tau_range = tau_range
         self.sinkhorn_iters = sinkhorn_iters
+        self.hash_feature = hash_feature
+        self.hard_routing = hard_routing
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs

@@ -40,10 +40,13 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
             Interval(RealNotInt, 0, 1, closed="right"),
         ],
         "scope": [StrOptions({"layer", "global"})],
-        "weights": [None, StrOptions({"sqrt_size"})],
+        "weights": [None, StrOptions({"sqrt_size", "flops"})],
         "lam": [Interval(numbers.Real, 0, None, closed="neither")],
         "final_projection": ["boolean"],
         "finetune_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "hspg": ["boolean"],
+        "hspg_start": [Interval(numbers.Real, 0, 1, closed="both")],
+        "hspg_eps": [Interval(numbers.Real, 0, 1, closed="left")],
     }
 
     def _build_module(self, X: Any, y: Any) -> Any:
@@ -54,8 +57,74 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
         self._keep = None
         return MLP(X.shape[1], hidden, self.n_outputs_, self.activation)
 
-    def _regularizer(self) -> GroupEnvelopeRegularizer:
-        return GroupEnvelopeRegularizer(k=self.k, lam=self.lam, weights=self.weights)
+    def _regularizer(self, blocks: Any = None) -> GroupEnvelopeRegularizer:
+        weights = self.weights
+        if weights == "flops":
+            weights = None if blocks is None else np.sqrt(self._group_flops(blocks))
+        return GroupEnvelopeRegularizer(k=self.k, lam=self.lam, weights=weights)
+
+    def _group_flops(self, blocks: list[list[torch.Tensor]]) -> np.ndarray:
+        """FLOPs per sample (2 per multiply-add) that removing each group saves.
+
+        A hidden neuron saves its incoming row (and bias) and its outgoing column of the next
+        layer; an input feature saves its column of the first layer.
+        """
+        lins = list(self.module_.linears)
+        out = []
+        for block in blocks:
+            w = block[0]
+            if len(block) == 1:  # input features: columns of the first weight matrix
+                out.append(np.full(w.shape[0], 2.0 * lins[0].out_features))
+                continue
+            i = next(j for j, lin in enumerate(lins) if lin.weight is w)
+            per = lins[i].in_features + 1 + lins[i + 1].out_features
+            out.append(np.full(w.shape[0], 2.0 * per))
+        return np.concatenate(out)
+
+    def _hspg_on(self) -> bool:
+        """Whether this step is in the half-space (HSPG) phase."""
+        if not self.hspg or self._phase != "prox" or self._partial_call:
+            return False
+        done = (self.n_steps_ - self._fit_start_step_) / self.steps_per_epoch_
+        return done >= self.hspg_start * self.max_epochs
+
+    def on_batch_begin(self, X: Any, y: Any) -> None:
+        # the half-space test compares each group after the step with itself before it
+        self._before = None
+        if self._hspg_on() and not getattr(self, "pruned_", False):
+            self._before = [
+                [t.detach().clone() for b in blocks for t in b] for _, blocks in self._scopes()
+            ]
+
+    @torch.no_grad()
+    def _half_space_(self, blocks: list[list[torch.Tensor]], before: list[torch.Tensor]) -> None:
+        """HSPG projection of one scope: zero groups that left the half-space of their old value.
+
+        Zero groups stay zero; a nonzero group ``g`` with ``<x~_g, x_g> < eps ||x_g||^2``
+        (``x_g`` before, ``x~_g`` after the step) is set to zero, but never below ``k``
+        nonzero groups (those with the smallest ratio go first).
+        """
+        reg = self._regularizer(blocks)
+        dot, sq = [], []
+        i = 0
+        for b in blocks:
+            new_b = [t.reshape(t.shape[0], -1).double() for t in b]
+            old_b = [t.reshape(t.shape[0], -1).double() for t in before[i : i + len(b)]]
+            i += len(b)
+            dot.append(sum((u * v).sum(1) for u, v in zip(new_b, old_b)).cpu())
+            sq.append(sum(v.pow(2).sum(1) for v in old_b).cpu())
+        dot_t, sq_t = torch.cat(dot), torch.cat(sq)
+        alive = sq_t > 0
+        ratio = torch.where(alive, dot_t / sq_t.clamp_min(1e-300), torch.zeros_like(sq_t))
+        drop = alive & (ratio < self.hspg_eps)
+        k = reg.n_groups_kept(int(dot_t.shape[0]))
+        n_alive = int(alive.sum())
+        spare = max(n_alive - k, 0)
+        if int(drop.sum()) > spare:
+            order = torch.argsort(torch.where(drop, ratio, torch.full_like(ratio, np.inf)))
+            drop = torch.zeros_like(drop)
+            drop[order[:spare]] = True
+        GroupEnvelopeRegularizer.apply_group_mask_(blocks, alive & ~drop)
 
     def _scopes(self) -> list[tuple[str, list[list[torch.Tensor]]]]:
         """(name, blocks) of every scope on which the envelope acts."""
@@ -80,9 +149,12 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
             return
         if self._phase == "prox":
             step = float(self.optimizer_.param_groups[0]["lr"])
-            reg = self._regularizer()
-            for _, blocks in self._scopes():
-                reg.prox_(blocks, step)
+            before = getattr(self, "_before", None)
+            for s, (_, blocks) in enumerate(self._scopes()):
+                self._regularizer(blocks).prox_(blocks, step)
+                if before is not None:
+                    self._half_space_(blocks, before[s])
+            self._before = None
         else:
             for (_, blocks), keep in zip(self._scopes(), self._keep):
                 GroupEnvelopeRegularizer.apply_group_mask_(blocks, keep)
@@ -97,12 +169,12 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
             and not self._partial_call
             and done == self.max_epochs
         ):
-            reg = self._regularizer()
-            self._keep = [reg.project_(blocks) for _, blocks in self._scopes()]
+            self._keep = [self._regularizer(b).project_(b) for _, b in self._scopes()]
             self._phase = "finetune"
         reg = self._regularizer()
         counts = {name: int((reg.group_norms(b) > 0).sum()) for name, b in self._scopes()}
-        return {"n_nonzero_groups": counts, "phase": self._phase}
+        phase = "hspg" if self._phase == "prox" and self._hspg_on() else self._phase
+        return {"n_nonzero_groups": counts, "phase": phase}
 
     def on_train_end(self) -> None:
         if getattr(self, "pruned_", False):
@@ -151,8 +223,11 @@ _PARAMS = """
         Nonzero groups per scope: an int, or a fraction of the scope's groups.
     scope : {'layer', 'global'}, default='layer'
         Neuron groups counted per hidden layer or over all hidden layers.
-    weights : None or 'sqrt_size', default=None
-        Group weights of the envelope (ones or square roots of the group sizes).
+    weights : None, 'sqrt_size' or 'flops', default=None
+        Group weights ``w_g`` of the envelope: ones, square roots of the group sizes, or
+        square roots of the FLOPs per sample that removing the group saves (a hidden neuron:
+        ``2 (fan_in + 1 + fan_out of the next layer)``; an input feature: ``2 width_1``), so
+        costlier groups are penalised more.
     lam : float, default=1e-2
         Envelope strength; the prox after each step uses ``lr * lam``.
     final_projection : bool, default=True
@@ -160,6 +235,16 @@ _PARAMS = """
         fine-tune for ``finetune_epochs`` epochs without the envelope.
     finetune_epochs : int, default=10
         Fine-tuning epochs after the projection.
+    hspg : bool, default=False
+        Half-space phase (HSPG) from epoch ``hspg_start * max_epochs`` to ``max_epochs``:
+        after each step and prox, zero groups stay zero and a nonzero group ``g`` whose new
+        value ``x~_g`` leaves the half-space of its old value ``x_g``
+        (``<x~_g, x_g> < hspg_eps ||x_g||^2``) is set to zero, never below ``k`` nonzero
+        groups per scope.
+    hspg_start : float in [0, 1], default=0.5
+        Fraction of ``max_epochs`` after which the half-space phase starts.
+    hspg_eps : float in [0, 1), default=0.0
+        Half-space threshold ``eps`` (larger removes more groups).
     lr : float, default=0.05
         Learning rate (and prox step).
     batch_size : int, default=64
@@ -210,8 +295,11 @@ _NOTES = """
     Proximal stochastic gradient: after every optimizer step, each scope's parameters are
     replaced by the exact prox of ``lr * lam * Phi_w`` (:class:`GroupEnvelopeRegularizer`),
     which keeps at least ``k`` nonzero groups and removes groups below a data-dependent
-    threshold. Exact ``k`` per scope is reached by the final projection. The half-space
-    (HSPG) phase of the paper's variant is not implemented; with ``group_type='both'`` the
+    threshold. Exact ``k`` per scope is reached by the final projection. The optional
+    half-space phase (``hspg``, Chen et al. 2021) zeroes groups whose step left the
+    half-space ``<x~_g, x_g> >= eps ||x_g||^2`` and keeps zero groups at zero [inferred: the
+    step it tests is the prox-SGD step with the envelope, and the floor of ``k`` nonzero
+    groups]. ``weights='flops'`` is [inferred]. With ``group_type='both'`` the
     overlapping input and neuron scopes are handled by applying the two proxes in turn
     [inferred]. The weighting convention is [inferred]. With a non-SGD optimizer the prox
     step ``lr * lam`` is a heuristic. Cost per step: O(#parameters) plus O(n log n) per
@@ -234,6 +322,9 @@ def _doc(head: str, example: str) -> str:
     ----------
     .. [1] Y. Refael, I. Arbel, W. Huleihel, "Learning k-Level Structured Sparse Neural
        Networks Using Group Envelope Regularization", arXiv:2212.12921.
+    .. [2] T. Chen, G. Wang, T. Ding, B. Ji, S. Yi, Z. Zhu, "Half-Space Proximal Stochastic
+       Gradient Method for Group-Sparsity Regularized Problem", ICLR 2021 workshop /
+       arXiv:2009.12078.
 
     Examples
     --------{example}
@@ -268,6 +359,9 @@ class GroupEnvelopeMLPClassifier(TorchClassifierMixin, ClassifierMixin, _GroupEn
         lam=1e-2,
         final_projection=True,
         finetune_epochs=10,
+        hspg=False,
+        hspg_start=0.5,
+        hspg_eps=0.0,
         lr=0.05,
         batch_size=64,
         max_epochs=100,
@@ -290,6 +384,9 @@ class GroupEnvelopeMLPClassifier(TorchClassifierMixin, ClassifierMixin, _GroupEn
         self.lam = lam
         self.final_projection = final_projection
         self.finetune_epochs = finetune_epochs
+        self.hspg = hspg
+        self.hspg_start = hspg_start
+        self.hspg_eps = hspg_eps
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs

@@ -18,6 +18,7 @@ import_torch()
 from sparsestat.neural._layers_comet import (  # noqa: E402
     COMETGate,
     DSelectKGate,
+    HashGate,
     MixtureOfExperts,
     PermutationLocalSearch,
     SoftmaxGate,
@@ -47,6 +48,7 @@ from sparsestat.neural._layers_ssvi import (  # noqa: E402
 __all__ = [
     "COMETGate",
     "DSelectKGate",
+    "HashGate",
     "MixtureOfExperts",
     "PermutationLocalSearch",
     "SoftmaxGate",

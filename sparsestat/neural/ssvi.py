@@ -288,8 +288,9 @@ default='snr_abs'
         is the paper's tempered ELBO (on digits the full ELBO underfits with this prior).
     kl_warmup_fraction : float, default=0.5
         The KL weight rises linearly over this fraction of the training steps.
-    prior_std : float, default=0.1
-        Standard deviation of the Gaussian prior.
+    prior_std : float, default=1.0
+        Standard deviation of the Gaussian prior ``N(0, prior_std^2)`` (1: the standard
+        normal prior, also bayesian-torch's default).
     sigma_init : float, default=1e-3
         Initial posterior standard deviation.
     lr_sigma : float or None, default=0.03
@@ -345,7 +346,13 @@ _NOTES = """
 
     [inferred] Differences from the authors' code: the optimizer step is not skipped on
     update steps; MLP defaults (``prior_std``, ``sigma_init``, ``lr_sigma``, Adam) were
-    chosen on digits (the paper's values are for ResNet-18 with BatchNorm); ``partial_fit``
+    chosen on digits (the paper's values are for ResNet-18 with BatchNorm). With the spec's
+    first guess ``prior_std=0.1`` the tempered KL acts as a strong weight penalty on the
+    few active weights of a sparse layer (which must be larger than dense ones): on digits
+    SSVI at 90% sparsity was under-confident (mean confidence 0.965 at accuracy 0.977,
+    ECE 0.019 over three seeds, 60 epochs); ``prior_std=1`` removes that bias (ECE 0.015
+    over five seeds, as a converged deterministic MLP's 0.014). Train to convergence (here
+    40-60 epochs on digits): under-trained networks are under-confident too. ``partial_fit``
     trains the current subspace (no mask update, constant learning rate, full KL weight).
     Prediction averages over ``n_mc_samples`` full weight draws, one per pass, fixed by
     ``random_state`` (so results do not depend on how rows are batched).
@@ -460,7 +467,7 @@ class SSVIClassifier(TorchClassifierMixin, ClassifierMixin, _SSVIBase):
         t_end_fraction=0.75,
         kl_weight=0.01,
         kl_warmup_fraction=0.5,
-        prior_std=0.1,
+        prior_std=1.0,
         sigma_init=1e-3,
         lr_sigma=0.03,
         lr_schedule="cosine",
@@ -634,7 +641,7 @@ class MeanFieldVIClassifier(SSVIClassifier):
         activation="relu",
         kl_weight=0.01,
         kl_warmup_fraction=0.5,
-        prior_std=0.1,
+        prior_std=1.0,
         sigma_init=1e-3,
         lr_sigma=0.03,
         lr_schedule="cosine",
