@@ -33,6 +33,38 @@ _AUXK = ("topk", "batchtopk", "abstopk", "top_afa", "mp")
 _ZIPF_AUX = ("mutual_choice", "feature_choice")
 
 
+def _eager_optimizer(cls):
+    """``cls`` without the wrappers that import ``torch._dynamo`` on first use.
+
+    In torch 2.x, ``Optimizer.add_param_group`` / ``zero_grad`` / ``state_dict`` /
+    ``load_state_dict`` are wrapped by ``torch._disable_dynamo`` and ``step`` by
+    ``_use_grad_for_differentiable``; the first call of each imports ``torch._dynamo``, which
+    costs 10-15 s of CPU time on small machines (more than a whole CPU-sized SAE fit). The
+    subclass calls the wrapped functions directly (``step`` under ``torch.no_grad()``,
+    without the profiler hook) and falls back to ``cls`` when the wrappers are not found.
+    """
+    names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+    base = torch.optim.Optimizer
+    raw = {n: getattr(getattr(base, n), "__wrapped__", None) for n in names}
+    raw_step = getattr(cls.step, "__wrapped__", None)
+    if raw_step is None or any(f is None for f in raw.values()):
+        return cls
+
+    def step(self, closure=None):
+        with torch.no_grad():
+            return raw_step(self, closure)
+
+    def _patch_step_function(self):
+        self._zero_grad_profile_name = f"Optimizer.zero_grad#{cls.__name__}.zero_grad"
+
+    ns = {**raw, "step": step, "_patch_step_function": _patch_step_function}
+    ns["__doc__"] = cls.__doc__
+    return type(cls.__name__, (cls,), ns)
+
+
+_EAGER_OPTIMIZERS = {}
+
+
 class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseTorchEstimator):
     """Sparse autoencoder (dictionary learning by a one-layer encoder) as a transformer.
 
@@ -128,6 +160,14 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         ``transform`` returns a ``scipy.sparse.csr_matrix``.
     transform_chunk_size : int, default=4096
         Rows encoded at once by ``transform``.
+    sparse_path : 'auto' or bool, default='auto'
+        Train the fixed-budget top-k family (topk, abstopk, batchtopk, mutual_choice) through
+        the sparse path: only the pre-activations are a dense product; decoding gathers the
+        selected decoder rows and the encoder backward touches only the selected rows
+        (fused Numba kernels on the CPU, ``embedding_bag`` elsewhere), the same values and
+        gradients as the dense path to float tolerance. 'auto' uses it on the CPU (faster
+        at every size measured) and on other devices when ``n_components >= 4096`` and
+        ``k <= 64``; ``multi_topk`` and the other activations always train densely.
     validation_fraction : float in (0, 1), default=None
         Fraction held out for early stopping on the training loss; None trains for exactly
         ``max_epochs``.
@@ -271,6 +311,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         "inference_mode": [StrOptions({"auto", "threshold", "batch"})],
         "sparse_output": ["boolean"],
         "transform_chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "sparse_path": [StrOptions({"auto"}), "boolean"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
     }
 
@@ -310,6 +351,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         inference_mode="auto",
         sparse_output=False,
         transform_chunk_size=4096,
+        sparse_path="auto",
         validation_fraction=None,
         n_iter_no_change=5,
         tol=1e-4,
@@ -352,6 +394,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         self.inference_mode = inference_mode
         self.sparse_output = sparse_output
         self.transform_chunk_size = transform_chunk_size
+        self.sparse_path = sparse_path
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -511,8 +554,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             kwargs.setdefault("momentum", 0.9)
             cls = torch.optim.SGD
         else:
-            cls = self.optimizer
-        return cls(self.module_.parameters(), **kwargs)
+            return self.optimizer(self.module_.parameters(), **kwargs)
+        if cls not in _EAGER_OPTIMIZERS:
+            _EAGER_OPTIMIZERS[cls] = _eager_optimizer(cls)
+        return _EAGER_OPTIMIZERS[cls](self.module_.parameters(), **kwargs)
 
     def on_train_begin(self, n_epochs, steps_per_epoch):
         """Fix the warm-up length and the schedule of this fit call.
@@ -556,7 +601,6 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             self._epoch_stats = {
                 "t0": time.perf_counter(),
                 "err": 0.0,
-                "nnz": 0,
                 "rows": 0,
                 "counts": torch.zeros(self.n_components_, dtype=torch.long),
             }
@@ -574,10 +618,20 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             return torch.as_tensor(g, dtype=X.dtype, device=X.device)
         return None
 
+    def _use_sparse_path(self):
+        m = self.module_
+        if self.sparse_path is False or not m.supports_sparse or self.multi_topk:
+            return False
+        if self.sparse_path is True or m.W_dec.device.type == "cpu":
+            return True
+        return self.n_components_ >= 4096 and self.k_ <= 64
+
     def _batch_loss(self, X, y, n_train):
         m = self.module_
         xb = X * self.input_scale_
-        x_hat, z, pre = m(
+        sparse = m.training and torch.is_grad_enabled() and self._use_sparse_path()
+        forward = m.forward_sparse if sparse else m
+        x_hat, z, pre = forward(
             xb,
             grad=self._batch_gradients(X, y),
             grad_beta=self.grad_beta,
@@ -597,7 +651,10 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             else:
                 mask = self._since_fired >= self._dead_after
             if bool(mask.any()):
-                aux = auxk_loss(pre, xb - x_hat, m.W_dec, mask, self._k_aux, signed=m.signed)
+                enc = (xb - m.b_dec, m.W_enc, m.b_enc) if sparse else None
+                aux = auxk_loss(
+                    pre, xb - x_hat, m.W_dec, mask, self._k_aux, signed=m.signed, encoder=enc
+                )
                 loss = loss + self.aux_coef * aux
         if name == "jumprelu":
             l0 = m.act.l0(pre)
@@ -614,7 +671,12 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             target = (xb - m.b_dec).norm(dim=1)
             loss = loss + self.afa_coef * (z.norm(dim=1) - target).square().mean() / self._var0
         if m.training and torch.is_grad_enabled():
-            self._last_batch = (err.detach(), (z.detach() != 0).cpu())
+            if sparse:
+                vals, _, cols, _ = z
+                counts = torch.bincount(cols[vals.detach() != 0], minlength=self.n_components_)
+            else:
+                counts = (z.detach() != 0).sum(0)
+            self._last_batch = (err.detach(), counts.cpu())
         return loss
 
     def on_grad_computed(self, X, y):
@@ -648,16 +710,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             normalize_decoder_(m.W_dec)
         if self.activation == "jumprelu":
             m.act.clamp_()
-        err, fired = self._last_batch
+        err, counts = self._last_batch
         self._last_batch = None
         self._since_fired += X.shape[0]
-        self._since_fired[fired.any(0)] = 0
-        self._density_ema.lerp_(fired.double().mean(0), self.threshold_rate)
+        self._since_fired.masked_fill_(counts > 0, 0)
+        self._density_ema.lerp_(counts.double() / X.shape[0], self.threshold_rate)
         st = self._epoch_stats
         st["err"] += float(err.double().sum())
-        st["nnz"] += int(fired.sum())
         st["rows"] += X.shape[0]
-        st["counts"] += fired.sum(0)
+        st["counts"] += counts
 
     def on_epoch_end(self, epoch):
         """Epoch metrics for ``history_``.
@@ -682,7 +743,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         dead = self._since_fired >= self._dead_after
         return {
             "fvu": st["err"] / (rows * self._var0),
-            "l0": st["nnz"] / rows,
+            "l0": float(st["counts"].sum()) / rows,
             "dead_fraction": float(dead.double().mean()),
             "seconds": seconds,
             "samples_per_s": rows / seconds if seconds > 0 else float("inf"),
