@@ -169,7 +169,8 @@ def test_select_sparse_and_decode_helpers():
     rows, cols, offsets = select_sparse(pre, 1, scope="batch")  # 2 entries in total
     assert rows.tolist() == [0, 1] and sorted(cols.tolist()) == [0, 1]
     assert offsets.tolist() == [0, 1]
-    vals = gather_preactivations(torch.zeros(2, 3), torch.zeros(3, 3), None, pre, rows, cols, offsets)
+    zeros = torch.zeros(2, 3), torch.zeros(3, 3)
+    vals = gather_preactivations(*zeros, None, pre, rows, cols, offsets)
     assert vals.tolist() == [3.0, 4.0]
     out = sparse_decode(vals, rows, cols, offsets, torch.eye(3), torch.ones(3))
     assert out.tolist() == [[4.0, 1.0, 1.0], [1.0, 5.0, 1.0]]
@@ -185,7 +186,8 @@ def _data():
 @pytest.mark.parametrize("activation", ["topk", "batchtopk", "abstopk"])
 def test_estimator_sparse_path_matches_dense_path(activation):
     X = _data()
-    kw = dict(n_components=48, activation=activation, k=3, batch_size=128, max_epochs=2)
+    kw = {"n_components": 48, "activation": activation, "k": 3, "batch_size": 128}
+    kw["max_epochs"] = 2
     fits = [
         SparseAutoencoder(**kw, sparse_path=flag, random_state=0).fit(X) for flag in (False, True)
     ]
