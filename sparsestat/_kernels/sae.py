@@ -55,7 +55,7 @@ def row_topk(rank: Any, k: int) -> Any:
 
 
 @njit(cache=True)
-def _row_topk_numba(rank, k):  # pragma: no cover - compiled
+def _row_topk_numba(rank: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
     B, F = rank.shape
     out = np.empty((B, k), dtype=np.int64)
     heap = np.empty(k, dtype=rank.dtype)
@@ -158,7 +158,9 @@ def sparse_decode_backward(
 
 
 @njit(cache=True)
-def _decode_backward_numba(grad, values, rows, cols, decoder):  # pragma: no cover - compiled
+def _decode_backward_numba(
+    grad: np.ndarray, values: np.ndarray, rows: np.ndarray, cols: np.ndarray, decoder: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     nnz = rows.shape[0]
     d = grad.shape[1]
     g_vals = np.empty(nnz, dtype=grad.dtype)
@@ -177,7 +179,9 @@ def _decode_backward_numba(grad, values, rows, cols, decoder):  # pragma: no cov
 
 
 @register("sae_sparse_decode_backward", "numba")
-def _sparse_decode_backward(grad, values, rows, cols, decoder):
+def _sparse_decode_backward(
+    grad: np.ndarray, values: np.ndarray, rows: np.ndarray, cols: np.ndarray, decoder: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     return _decode_backward_numba(
         np.ascontiguousarray(grad),
         np.ascontiguousarray(values),
@@ -234,7 +238,9 @@ def sparse_encode_backward(
 
 
 @njit(cache=True)
-def _encode_backward_numba(grad_values, rows, cols, xc, weight):  # pragma: no cover - compiled
+def _encode_backward_numba(
+    grad_values: np.ndarray, rows: np.ndarray, cols: np.ndarray, xc: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     nnz = rows.shape[0]
     d = xc.shape[1]
     g_x = np.zeros(xc.shape, dtype=xc.dtype)
@@ -252,7 +258,13 @@ def _encode_backward_numba(grad_values, rows, cols, xc, weight):  # pragma: no c
 
 
 @register("sae_sparse_encode_backward", "numba")
-def _sparse_encode_backward(grad_values, rows, cols, x_centered, weight):
+def _sparse_encode_backward(
+    grad_values: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    x_centered: np.ndarray,
+    weight: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _encode_backward_numba(
         np.ascontiguousarray(grad_values),
         rows,
