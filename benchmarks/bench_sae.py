@@ -3,7 +3,7 @@
 Same arrays, width, k, batch size, Adam betas and number of samples for every library.
 Inputs are pre-scaled so that E||x|| = sqrt(d) (SAELens' ``expected_average`` convention)
 and every trainer runs with its own scaling turned off. Each library trains at every
-learning rate of the same small grid (1x, 2x, 4x the spec's ``2e-4 / sqrt(F / 2**14)``);
+learning rate of the same grid (1x, 2x, 4x, 8x, 16x the spec's ``2e-4 / sqrt(F / 2**14)``);
 its row shows the rate with the lowest held-out FVU (all FVUs are listed), since the two
 parametrisations (our unit-norm decoder, SAELens' decoder of initial norm 0.1 rescaled in
 the forward) do not share one best rate in short runs.
@@ -216,7 +216,7 @@ def main():
         print("load average at start: " + ", ".join(f"{v:.1f}" for v in os.getloadavg()))
     print()
     rows = []
-    grid = (1.0,) if QUICK else (1.0, 2.0, 4.0)
+    grid = (1.0,) if QUICK else (1.0, 2.0, 4.0, 8.0, 16.0)
     with limit_threads():
         warm = next(problems())  # first calls (Numba cache, SAELens) outside the timings
         for runner in RUNNERS.values():
@@ -269,7 +269,7 @@ def main():
         "samples/wall-s",
         "our speed-up (CPU)",
         "FVU (test, best lr)",
-        "FVU at 1x / 2x / 4x lr",
+        "FVU at 1x / 2x / 4x / 8x / 16x lr",
         "L0",
         "never-firing %",
         "MMCS",
