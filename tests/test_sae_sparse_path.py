@@ -221,3 +221,17 @@ def test_fit_does_not_import_torch_dynamo():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_sparse_input_trains_per_minibatch_like_dense_input():
+    import scipy.sparse as sp
+
+    rng = np.random.RandomState(3)
+    X = rng.standard_normal((300, 20)) * (rng.rand(300, 20) < 0.2)
+    kw = {"n_components": 40, "k": 3, "batch_size": 64, "max_epochs": 2, "random_state": 0}
+    dense = SparseAutoencoder(**kw).fit(X)
+    csr = SparseAutoencoder(**kw).fit(sp.csr_matrix(X))
+    np.testing.assert_array_equal(dense.components_, csr.components_)
+    np.testing.assert_array_equal(dense.transform(X), csr.transform(sp.csr_matrix(X)))
+    csr.partial_fit(sp.csr_matrix(X[:50]))  # partial_fit on sparse chunks
+    assert csr.n_iter_ == 3
