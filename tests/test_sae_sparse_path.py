@@ -100,9 +100,19 @@ def _module(activation, kw, dtype, seed=0):
     return m
 
 
+@pytest.fixture(params=["numba", "torch"])
+def kernels(request, monkeypatch):
+    """Run with the Numba CPU kernels, or with the torch (embedding_bag) fallback used on
+    other devices."""
+    import sparsestat.neural._layers_sae as layers
+
+    monkeypatch.setattr(layers, "_USE_NUMBA", request.param == "numba")
+    return request.param
+
+
 @pytest.mark.parametrize("activation, kw", CASES)
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
-def test_sparse_forward_and_gradients_equal_dense(activation, kw, dtype, tol):
+def test_sparse_forward_and_gradients_equal_dense(activation, kw, dtype, tol, kernels):
     x = torch.randn(48, 16, dtype=torch.float64).to(dtype) * 2
     grads, outs = [], []
     for sparse in (False, True):
@@ -131,7 +141,7 @@ def test_sparse_forward_and_gradients_equal_dense(activation, kw, dtype, tol):
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_sparse_auxk_equals_dense(signed):
+def test_sparse_auxk_equals_dense(signed, kernels):
     torch.manual_seed(1)
     B, F, d = 32, 40, 8
     x = torch.randn(B, d, dtype=torch.float64)

@@ -75,11 +75,14 @@ def _scatter_rows(shape_like: torch.Tensor, idx: torch.Tensor, vals: torch.Tenso
 
 
 _NUMBA: dict = {}
+#: use the Numba kernels for CPU tensors (tests set it False to run the torch fallback,
+#: i.e. the path taken on other devices, on the CPU)
+_USE_NUMBA = True
 
 
 def _cpu_kernel(name: str, *tensors: torch.Tensor):
     """Run the Numba kernel ``name`` on CPU tensors (NumPy views); None on other devices."""
-    if any(t.device.type != "cpu" for t in tensors):
+    if not _USE_NUMBA or any(t.device.type != "cpu" for t in tensors):
         return None
     arrays = [t.detach().numpy() for t in tensors]
     fn = _NUMBA.get(name)
@@ -119,7 +122,9 @@ def row_topk_indices(rank: torch.Tensor, k: int) -> torch.Tensor:
     with torch.no_grad():
         cpu = rank.device.type == "cpu" and rank.dtype in (torch.float32, torch.float64)
         if cpu and rank.dim() == 2 and k > 0:
-            return _cpu_kernel("sae_row_topk", rank.contiguous(), torch.tensor(k))
+            out = _cpu_kernel("sae_row_topk", rank.contiguous(), torch.tensor(k))
+            if out is not None:
+                return out
         return rank.topk(k, dim=-1, sorted=False).indices
 
 
