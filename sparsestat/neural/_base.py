@@ -345,6 +345,11 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             return X, y
         return validate_data(self, X, **kwargs), None
 
+    def _training_rows(self, X: Any) -> Any:
+        """Training data as a float32 CPU tensor (or any object with ``.shape``, ``.to(device)``
+        and row indexing by a LongTensor, e.g. to densify sparse input per mini-batch)."""
+        return torch.as_tensor(np.asarray(X, dtype=np.float32))
+
     def _to_tensor(self, a: np.ndarray, dtype: Any = None) -> Any:
         """Copy a NumPy array to a (float32 unless ``dtype``) tensor on ``device_``."""
         dtype = torch.float32 if dtype is None else dtype
@@ -434,7 +439,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             self._predict_seed_ = self._draw_seed()
         else:
             self.device_ = self._device()
-        X_cpu = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        X_cpu = self._training_rows(X)
         seed = self._draw_seed()
         with self._torch_rng(seed):
             if fresh:

@@ -16,6 +16,9 @@ import math
 import torch
 from torch import nn
 
+from sparsestat._kernels import sae as _sae_kernels  # noqa: F401  (registers the kernels)
+from sparsestat._kernels._dispatch import get_kernel
+
 __all__ = [
     "ACTIVATIONS",
     "GRAD_ACTIVATIONS",
@@ -30,13 +33,18 @@ __all__ = [
     "abs_topk",
     "auxk_loss",
     "batch_topk",
+    "densify_codes",
     "feature_choice",
     "feature_choice_capacities",
+    "gather_preactivations",
     "jumprelu",
     "jumprelu_step",
     "matching_pursuit",
     "normalize_decoder_",
     "project_decoder_grad_",
+    "row_topk_indices",
+    "select_sparse",
+    "sparse_decode",
     "threshold_activation",
     "top_afa",
     "topk_relu",
@@ -66,6 +74,60 @@ def _scatter_rows(shape_like: torch.Tensor, idx: torch.Tensor, vals: torch.Tenso
     return torch.zeros_like(shape_like).scatter(-1, idx, vals)
 
 
+_NUMBA: dict = {}
+#: use the Numba kernels for CPU tensors (tests set it False to run the torch fallback,
+#: i.e. the path taken on other devices, on the CPU)
+_USE_NUMBA = True
+
+
+def _cpu_kernel(name: str, *tensors: torch.Tensor):
+    """Run the Numba kernel ``name`` on CPU tensors (NumPy views); None on other devices."""
+    if not _USE_NUMBA or any(t.device.type != "cpu" for t in tensors):
+        return None
+    arrays = [t.detach().numpy() for t in tensors]
+    fn = _NUMBA.get(name)
+    if fn is None:  # resolved once: the registry lookup costs ~0.1 ms per call
+        fn = _NUMBA[name] = get_kernel(name, *arrays)
+    out = fn(*arrays)
+    if isinstance(out, tuple):
+        return tuple(torch.from_numpy(o) for o in out)
+    return torch.from_numpy(out)
+
+
+def row_topk_indices(rank: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest entries of each row, in no particular order (no gradient).
+
+    On the CPU a Numba heap selection (``sparsestat._kernels.sae``), several times faster than
+    ``torch.topk`` for small ``k``; ``torch.topk`` elsewhere.
+
+    Parameters
+    ----------
+    rank : Tensor of shape (B, F)
+        Scores.
+    k : int
+        Entries per row (clipped to F).
+
+    Returns
+    -------
+    indices : LongTensor of shape (B, k)
+        Column indices.
+
+    Examples
+    --------
+    >>> import torch
+    >>> sorted(row_topk_indices(torch.tensor([[0.1, 3.0, -1.0, 2.0]]), 2)[0].tolist())
+    [1, 3]
+    """
+    k = min(int(k), rank.shape[-1])
+    with torch.no_grad():
+        cpu = rank.device.type == "cpu" and rank.dtype in (torch.float32, torch.float64)
+        if cpu and rank.dim() == 2 and k > 0:
+            out = _cpu_kernel("sae_row_topk", rank.contiguous(), torch.tensor(k))
+            if out is not None:
+                return out
+        return rank.topk(k, dim=-1, sorted=False).indices
+
+
 def topk_relu(pre: torch.Tensor, k: int, scores: torch.Tensor | None = None) -> torch.Tensor:
     """ReLU, then keep the ``k`` largest values of each row (TopK SAE activation).
 
@@ -92,7 +154,7 @@ def topk_relu(pre: torch.Tensor, k: int, scores: torch.Tensor | None = None) -> 
     a = torch.relu(pre)
     k = min(int(k), pre.shape[-1])
     rank = a if scores is None else scores
-    idx = rank.topk(k, dim=-1, sorted=False).indices
+    idx = row_topk_indices(rank, k)
     return _scatter_rows(a, idx, a.gather(-1, idx))
 
 
@@ -128,7 +190,7 @@ def batch_topk(
     rank = (a.abs() if signed else a) if scores is None else scores
     flat_rank = rank.reshape(-1)
     n_keep = min(int(k) * pre.shape[0], flat_rank.numel())
-    idx = flat_rank.topk(n_keep, sorted=False).indices
+    idx = row_topk_indices(flat_rank[None, :], n_keep)[0]
     flat = a.reshape(-1)
     return torch.zeros_like(flat).scatter(0, idx, flat.gather(0, idx)).reshape(a.shape)
 
@@ -158,7 +220,7 @@ def abs_topk(pre: torch.Tensor, k: int, scores: torch.Tensor | None = None) -> t
     """
     k = min(int(k), pre.shape[-1])
     rank = pre.abs() if scores is None else scores
-    idx = rank.topk(k, dim=-1, sorted=False).indices
+    idx = row_topk_indices(rank, k)
     return _scatter_rows(pre, idx, pre.gather(-1, idx))
 
 
@@ -491,6 +553,7 @@ def auxk_loss(
     mask: torch.Tensor,
     k_aux: int,
     signed: bool = False,
+    encoder: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """AuxK loss: rebuild the detached residual from the top pre-activations of masked latents.
 
@@ -509,6 +572,10 @@ def auxk_loss(
         Number of auxiliary latents per row (clipped to ``mask.sum()``).
     signed : bool, default=False
         Rank by ``|pre|`` and keep signed values (AbsTopK); else ReLU.
+    encoder : tuple (x_centered, weight, bias), default=None
+        Sparse path: ``pre`` is detached and equals ``x_centered @ weight.T + bias``; the
+        selected values are differentiated through :func:`gather_preactivations` and decoded
+        by :func:`sparse_decode` (same value and gradients, O(B k_aux d) instead of O(B F d)).
 
     Returns
     -------
@@ -527,13 +594,19 @@ def auxk_loss(
     if n_masked == 0 or k_aux <= 0:
         return pre.new_zeros(())
     kk = min(int(k_aux), n_masked)
-    a = pre if signed else torch.relu(pre)
-    rank = a.abs() if signed else a
-    rank = rank.masked_fill(~mask.to(pre.device)[None, :], -math.inf)
-    idx = rank.topk(kk, dim=-1, sorted=False).indices
-    z_aux = _scatter_rows(a, idx, a.gather(-1, idx))
     e = residual.detach()
-    e_hat = z_aux @ decoder
+    if encoder is not None:
+        rows, cols, offsets = select_sparse(pre, kk, signed=signed, mask=mask)
+        vals = gather_preactivations(*encoder, pre, rows, cols, offsets)
+        vals = vals if signed else torch.relu(vals)
+        e_hat = sparse_decode(vals, rows, cols, offsets, decoder)
+    else:
+        a = pre if signed else torch.relu(pre)
+        rank = a.abs() if signed else a
+        rank = rank.masked_fill(~mask.to(pre.device)[None, :], -math.inf)
+        idx = row_topk_indices(rank, kk)
+        z_aux = _scatter_rows(a, idx, a.gather(-1, idx))
+        e_hat = z_aux @ decoder
     denom = (e - e.mean(0)).square().sum()
     loss = (e_hat - e).square().sum() / denom
     loss = loss * min(n_masked / int(k_aux), 1.0)
@@ -625,6 +698,275 @@ def normalize_decoder_(decoder: torch.Tensor, norm: float = 1.0) -> None:
     tensor([[0.6000, 0.8000]])
     """
     decoder.mul_(norm / decoder.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+
+
+# --------------------------------------------------------------------------- sparse path
+# Codes of the top-k family are stored as flat CSR-like triplets sorted by row: ``values``
+# (nnz,), ``cols`` (nnz,) latent indices and ``offsets`` (B,) start of each row. Decoding
+# gathers the selected decoder rows (``embedding_bag``), and the encoder backward touches only
+# the selected encoder rows, so a training step costs one dense (B, F) product (the
+# pre-activations, needed for the selection) plus O(nnz * d) instead of about six.
+def select_sparse(
+    pre: torch.Tensor,
+    k: int,
+    *,
+    scope: str = "row",
+    signed: bool = False,
+    scores: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Indices of the top-k selection of ``pre`` as flat (rows, cols, offsets), no gradient.
+
+    Parameters
+    ----------
+    pre : Tensor of shape (B, F)
+        Pre-activations (detached).
+    k : int
+        Latents per row ('row') or mean latents per row ('batch', ``k * B`` in total).
+    scope : {'row', 'batch'}, default='row'
+        Per-row TopK / AbsTopK, or BatchTopK over the whole block.
+    signed : bool, default=False
+        Rank by ``|pre|`` (AbsTopK); else by ``relu(pre)``.
+    scores : Tensor of shape (B, F), default=None
+        Ranking scores (g-SAE); None ranks by the (ReLU'd or absolute) pre-activations.
+    mask : BoolTensor of shape (F,), default=None
+        Only these latents may be selected (AuxK); ``k`` is clipped to ``mask.sum()``.
+
+    Returns
+    -------
+    rows : LongTensor of shape (nnz,)
+        Row of each selected entry (non-decreasing).
+    cols : LongTensor of shape (nnz,)
+        Latent of each selected entry.
+    offsets : LongTensor of shape (B,)
+        Position in ``rows`` / ``cols`` where each row starts.
+
+    Examples
+    --------
+    >>> import torch
+    >>> rows, cols, offsets = select_sparse(torch.tensor([[3.0, -1.0, 2.0]]), 2)
+    >>> sorted(cols.tolist()), offsets
+    ([0, 2], tensor([0]))
+    """
+    with torch.no_grad():
+        B, F = pre.shape
+        rank = scores if scores is not None else (pre.abs() if signed else torch.relu(pre))
+        if mask is not None:
+            rank = rank.masked_fill(~mask.to(pre.device)[None, :], -math.inf)
+            F = int(mask.sum())
+        dev = pre.device
+        if scope == "row":
+            kk = min(int(k), F)
+            cols = row_topk_indices(rank, kk).reshape(-1)
+            rows = torch.arange(B, device=dev).repeat_interleave(kk)
+            offsets = torch.arange(0, B * kk, kk, device=dev)
+            return rows, cols, offsets
+        n_keep = min(int(k) * B, B * F)
+        flat = row_topk_indices(rank.reshape(1, -1), n_keep)[0].sort().values
+        rows = flat // pre.shape[1]
+        cols = flat - rows * pre.shape[1]
+        counts = torch.bincount(rows, minlength=B)
+        offsets = torch.cumsum(counts, 0) - counts
+        return rows, cols, offsets
+
+
+def _by_latent(rows, cols, n_latents):
+    """Rows regrouped by latent: (rows sorted by latent, permutation, offsets per latent)."""
+    perm = torch.argsort(cols, stable=True)
+    counts = torch.bincount(cols, minlength=n_latents)
+    return rows.index_select(0, perm), perm, torch.cumsum(counts, 0) - counts
+
+
+def _scatter_rows_bag(rows, cols, weights, source, n_latents):
+    """``sum_i weights_i * source[rows_i]`` into latent ``cols_i``: an (F, d) embedding bag.
+
+    Grouping the entries by latent and summing with ``embedding_bag`` is ~10-25x faster on
+    the CPU than ``index_add_`` of the (nnz, d) products.
+    """
+    rows_by, perm, offsets = _by_latent(rows, cols, n_latents)
+    return torch.nn.functional.embedding_bag(
+        rows_by, source, offsets, mode="sum", per_sample_weights=weights.index_select(0, perm)
+    )
+
+
+class _GatherPre(torch.autograd.Function):
+    """``pre[rows, cols]`` of ``pre = xc @ W.T + b`` with a backward over the selected rows."""
+
+    @staticmethod
+    def forward(ctx, xc, weight, bias, pre, rows, cols, offsets):
+        ctx.save_for_backward(xc, weight, rows, cols, offsets)
+        ctx.has_bias = bias is not None
+        return pre.reshape(-1).take(rows * pre.shape[1] + cols)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xc, weight, rows, cols, offsets = ctx.saved_tensors
+        grad = grad.contiguous()
+        fused = _cpu_kernel("sae_sparse_encode_backward", grad, rows, cols, xc, weight)
+        if fused is not None:
+            g_xc, g_w, g_b = fused
+            return (
+                g_xc if ctx.needs_input_grad[0] else None,
+                g_w if ctx.needs_input_grad[1] else None,
+                g_b if ctx.has_bias and ctx.needs_input_grad[2] else None,
+                None,
+                None,
+                None,
+                None,
+            )
+        g_xc = g_w = g_b = None
+        if ctx.needs_input_grad[0]:
+            g_xc = torch.nn.functional.embedding_bag(
+                cols, weight, offsets, mode="sum", per_sample_weights=grad
+            )
+        if ctx.needs_input_grad[1]:
+            g_w = _scatter_rows_bag(rows, cols, grad, xc, weight.shape[0])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            g_b = grad.new_zeros(weight.shape[0]).index_add_(0, cols, grad)
+        return g_xc, g_w, g_b, None, None, None, None
+
+
+class _SparseDecode(torch.autograd.Function):
+    """``embedding_bag`` decode whose weight gradient is itself an embedding bag."""
+
+    @staticmethod
+    def forward(ctx, values, rows, cols, offsets, decoder):
+        ctx.save_for_backward(values, rows, cols, decoder)
+        return torch.nn.functional.embedding_bag(
+            cols, decoder, offsets, mode="sum", per_sample_weights=values
+        )
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, rows, cols, decoder = ctx.saved_tensors
+        grad = grad.contiguous()
+        fused = _cpu_kernel("sae_sparse_decode_backward", grad, values, rows, cols, decoder)
+        if fused is not None:
+            g_vals, g_dec = fused
+            return g_vals, None, None, None, g_dec
+        g_vals = g_dec = None
+        if ctx.needs_input_grad[0]:
+            g_vals = (grad.index_select(0, rows) * decoder.index_select(0, cols)).sum(-1)
+        if ctx.needs_input_grad[4]:
+            g_dec = _scatter_rows_bag(rows, cols, values, grad, decoder.shape[0])
+        return g_vals, None, None, None, g_dec
+
+
+def gather_preactivations(
+    x_centered: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    pre: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    offsets: torch.Tensor,
+) -> torch.Tensor:
+    """Selected pre-activations ``pre[rows, cols]``, differentiable at O(nnz * d) cost.
+
+    The forward reads the (detached) dense ``pre = x_centered @ weight.T + bias``; the backward
+    is that of the dense expression restricted to the selected entries: ``embedding_bag`` for
+    ``x_centered`` and index-adds into the selected rows of ``weight`` and ``bias``.
+
+    Parameters
+    ----------
+    x_centered : Tensor of shape (B, d)
+        Encoder input ``x - b_dec`` (may require grad).
+    weight : Tensor of shape (F, d)
+        Encoder weight.
+    bias : Tensor of shape (F,) or None
+        Encoder bias.
+    pre : Tensor of shape (B, F)
+        ``x_centered @ weight.T + bias``, computed without gradient.
+    rows, cols, offsets : LongTensor
+        The selection, as returned by :func:`select_sparse`.
+
+    Returns
+    -------
+    values : Tensor of shape (nnz,)
+        The selected pre-activations.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x, W = torch.randn(3, 4), torch.randn(5, 4, requires_grad=True)
+    >>> pre = (x @ W.T).detach()
+    >>> rows, cols, offsets = select_sparse(pre, 2)
+    >>> v = gather_preactivations(x, W, None, pre, rows, cols, offsets)
+    >>> bool(torch.allclose(v, pre[rows, cols]))
+    True
+    """
+    return _GatherPre.apply(x_centered, weight, bias, pre, rows, cols, offsets)
+
+
+def sparse_decode(
+    values: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    offsets: torch.Tensor,
+    decoder: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Reconstruction ``z @ decoder + bias`` from flat sparse codes (``embedding_bag``).
+
+    Parameters
+    ----------
+    values : Tensor of shape (nnz,)
+        Code values.
+    rows, cols : LongTensor of shape (nnz,)
+        Their rows (non-decreasing) and latents.
+    offsets : LongTensor of shape (B,)
+        Start of each row in ``values`` / ``cols``.
+    decoder : Tensor of shape (F, d)
+        Decoder rows.
+    bias : Tensor of shape (d,), default=None
+        Decoder bias.
+
+    Returns
+    -------
+    x_hat : Tensor of shape (B, d)
+        Reconstruction; costs O(nnz * d) forward and backward instead of O(B * F * d).
+
+    Examples
+    --------
+    >>> import torch
+    >>> D = torch.eye(3)
+    >>> rows, cols, offsets = torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([0, 1])
+    >>> sparse_decode(torch.tensor([2.0, 5.0]), rows, cols, offsets, D)
+    tensor([[2., 0., 0.],
+            [0., 0., 5.]])
+    """
+    out = _SparseDecode.apply(values, rows, cols, offsets, decoder)
+    return out if bias is None else out + bias
+
+
+def densify_codes(
+    values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    """Dense (B, F) codes from flat sparse codes.
+
+    Parameters
+    ----------
+    values : Tensor of shape (nnz,)
+        Code values.
+    rows, cols : LongTensor of shape (nnz,)
+        Their positions.
+    shape : tuple of int
+        ``(B, F)``.
+
+    Returns
+    -------
+    z : Tensor of shape (B, F)
+        Dense codes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> densify_codes(torch.tensor([2.0]), torch.tensor([0]), torch.tensor([1]), (1, 2))
+    tensor([[0., 2.]])
+    """
+    z = values.new_zeros(shape)
+    z[rows, cols] = values
+    return z
 
 
 # --------------------------------------------------------------------------- modules
@@ -729,7 +1071,19 @@ class BatchTopK(nn.Module):
         z : Tensor of shape (B, F)
             Codes of a training batch.
         """
-        kept = z.abs()[z != 0]
+        self.update_threshold_values(z[z != 0])
+
+    @torch.no_grad()
+    def update_threshold_values(self, values: torch.Tensor) -> None:
+        """Move the threshold towards the smallest nonzero ``|value|`` kept in a batch (EMA).
+
+        Parameters
+        ----------
+        values : Tensor
+            Kept code values of a training batch (zeros are ignored).
+        """
+        kept = values.abs()
+        kept = kept[kept != 0]
         if kept.numel() == 0:
             return
         low = kept.min().to(self.threshold.dtype)
@@ -1252,6 +1606,72 @@ class SparseAutoencoderModule(nn.Module):
         if normalize:
             gd = gd / gd.mean().clamp_min(1e-12)
         return a + float(beta) * a * gd
+
+    @property
+    def supports_sparse(self) -> bool:
+        """Whether :meth:`forward_sparse` applies (fixed-budget top-k family)."""
+        return self.activation in ("topk", "abstopk", "batchtopk", "mutual_choice")
+
+    def forward_sparse(
+        self,
+        x: torch.Tensor,
+        *,
+        k: int | None = None,
+        grad: torch.Tensor | None = None,
+        grad_beta: float = 0.0,
+        grad_normalize: bool = True,
+    ):
+        """Training-mode forward of the top-k family through the sparse path.
+
+        Same selection and values as :meth:`forward` in training mode (equal to float
+        tolerance, gradients included), but the codes stay sparse: the decoder gathers the
+        selected rows (:func:`sparse_decode`) and the encoder backward touches only them
+        (:func:`gather_preactivations`). Batch variants update their threshold as in
+        :meth:`forward`.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, d)
+            Inputs.
+        k : int, default=None
+            Overrides ``k``.
+        grad : Tensor of shape (B, d), default=None
+            Downstream gradients at ``x`` (g-SAE).
+        grad_beta : float, default=0.0
+            g-SAE weight.
+        grad_normalize : bool, default=True
+            Divide ``|grad @ W_dec.T|`` by its batch mean.
+
+        Returns
+        -------
+        x_hat : Tensor of shape (B, d)
+            Reconstruction.
+        codes : tuple of Tensor
+            ``(values, rows, cols, offsets)``, see :func:`select_sparse`.
+        pre : Tensor of shape (B, F)
+            Pre-activations (detached).
+        """
+        if not self.supports_sparse:
+            raise ValueError(f"no sparse path for activation {self.activation!r}")
+        kk = self.k if k is None else int(k)
+        xc = x - self.b_dec
+        with torch.no_grad():
+            pre = torch.addmm(self.b_enc, xc, self.W_enc.T)
+        scores = None
+        if grad is not None and grad_beta > 0:
+            scores = self.gradient_scores(pre, grad, grad_beta, grad_normalize)
+        signed = self.signed
+        act = self.act.batch if self.activation == "abstopk" else self.act
+        row = self.activation == "topk" or (self.activation == "abstopk" and act is None)
+        scope = "row" if row else "batch"
+        rows, cols, offsets = select_sparse(pre, kk, scope=scope, signed=signed, scores=scores)
+        values = gather_preactivations(xc, self.W_enc, self.b_enc, pre, rows, cols, offsets)
+        if not signed:
+            values = torch.relu(values)
+        if scope == "batch" and self.training and act.track_statistics:
+            act.update_threshold_values(values.detach())
+        x_hat = sparse_decode(values, rows, cols, offsets, self.W_dec, self.b_dec)
+        return x_hat, (values, rows, cols, offsets), pre
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``z @ W_dec + b_dec``.

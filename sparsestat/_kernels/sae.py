@@ -1,0 +1,274 @@
+"""Kernels of the sparse (top-k) path of sparse autoencoders: selection and sparse backward.
+
+Codes are flat triplets sorted by row: ``values`` (nnz,), ``rows`` (nnz,) and ``cols``
+(nnz,) (the latent of each entry). The backward of the decoder ``x_hat = z @ D`` and of the
+selected encoder entries ``v = (xc @ W.T + b)[rows, cols]`` touch only the ``nnz`` selected
+rows of ``D`` / ``W``: O(nnz * d) work instead of the O(B * F * d) of the dense products.
+The Numba versions fuse each backward into one pass with no (nnz, d) temporaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from sparsestat._kernels._dispatch import get_namespace, register
+
+__all__ = ["row_topk", "sparse_decode_backward", "sparse_encode_backward"]
+
+
+# --------------------------------------------------------------------------- row top-k
+@register("sae_row_topk", "generic")
+def row_topk(rank: Any, k: int) -> Any:
+    """Column indices of the ``k`` largest entries of each row (in no particular order).
+
+    Parameters
+    ----------
+    rank : array of shape (B, F)
+        Scores; any array-API library.
+    k : int
+        Entries per row, ``1 <= k <= F``.
+
+    Returns
+    -------
+    indices : integer array of shape (B, k)
+        Column indices (ties broken arbitrarily; -inf entries only if a row has fewer than
+        ``k`` finite ones).
+
+    Notes
+    -----
+    Generic version: a stable descending argsort, O(B F log F). The Numba version keeps a
+    size-k min-heap per row, O(B F) for typical data (O(B F log k) worst case), about 5-10x
+    faster than ``torch.topk`` on one CPU core for k << F.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sorted(row_topk(np.array([[0.1, 3.0, -1.0, 2.0]]), 2)[0].tolist())
+    [1, 3]
+    """
+    xp = get_namespace(rank)
+    order = xp.argsort(rank, axis=1, descending=True, stable=True)
+    return order[:, : int(k)]
+
+
+@njit(cache=True)
+def _row_topk_numba(rank: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
+    B, F = rank.shape
+    out = np.empty((B, k), dtype=np.int64)
+    heap = np.empty(k, dtype=rank.dtype)
+    for b in range(B):
+        idx = out[b]
+        n = 0
+        for j in range(F):
+            v = rank[b, j]
+            if n < k:  # sift up into a min-heap
+                p = n
+                n += 1
+                while p > 0:
+                    q = (p - 1) // 2
+                    if heap[q] <= v:
+                        break
+                    heap[p] = heap[q]
+                    idx[p] = idx[q]
+                    p = q
+                heap[p] = v
+                idx[p] = j
+            elif v > heap[0]:  # replace the root, sift down
+                p = 0
+                while True:
+                    c = 2 * p + 1
+                    if c >= k:
+                        break
+                    if c + 1 < k and heap[c + 1] < heap[c]:
+                        c += 1
+                    if heap[c] >= v:
+                        break
+                    heap[p] = heap[c]
+                    idx[p] = idx[c]
+                    p = c
+                heap[p] = v
+                idx[p] = j
+    return out
+
+
+@register("sae_row_topk", "numba")
+def _row_topk(rank: np.ndarray, k: int) -> np.ndarray:
+    return _row_topk_numba(np.ascontiguousarray(rank), int(k))
+
+
+# --------------------------------------------------------------------------- backward passes
+def _segment_sum(xp: Any, keys: Any, contrib: Any, n_out: int) -> Any:
+    """``out[j] = sum of contrib[i] with keys[i] == j`` by sorting and cumulative sums."""
+    order = xp.argsort(keys, stable=True)
+    sk = xp.take(keys, order)
+    c = xp.astype(xp.take(contrib, order, axis=0), xp.float64)
+    zero = xp.zeros((1,) + tuple(c.shape[1:]), dtype=xp.float64, device=c.device)
+    csum = xp.concat([zero, xp.cumulative_sum(c, axis=0)], axis=0)
+    grid = xp.arange(n_out, dtype=sk.dtype, device=sk.device)
+    lo = xp.searchsorted(sk, grid, side="left")
+    hi = xp.searchsorted(sk, grid, side="right")
+    out = xp.take(csum, hi, axis=0) - xp.take(csum, lo, axis=0)
+    return xp.astype(out, contrib.dtype)
+
+
+@register("sae_sparse_decode_backward", "generic")
+def sparse_decode_backward(
+    grad: Any, values: Any, rows: Any, cols: Any, decoder: Any
+) -> tuple[Any, Any]:
+    """Gradients of ``x_hat = z @ decoder`` for flat sparse codes ``z``.
+
+    Parameters
+    ----------
+    grad : array of shape (B, d)
+        Gradient of the loss with respect to ``x_hat``.
+    values : array of shape (nnz,)
+        Code values.
+    rows, cols : integer arrays of shape (nnz,)
+        Their rows and latents.
+    decoder : array of shape (F, d)
+        Decoder rows.
+
+    Returns
+    -------
+    grad_values : array of shape (nnz,)
+        ``<grad[rows_i], decoder[cols_i]>``.
+    grad_decoder : array of shape (F, d)
+        ``sum_i values_i * grad[rows_i]`` accumulated into row ``cols_i``.
+
+    Notes
+    -----
+    O(nnz d). The generic version sums segments in float64 after sorting by latent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gv, gd = sparse_decode_backward(np.ones((1, 2)), np.array([2.0]), np.array([0]),
+    ...                                 np.array([1]), np.eye(2))
+    >>> gv.tolist(), gd.tolist()
+    ([1.0], [[0.0, 0.0], [2.0, 2.0]])
+    """
+    xp = get_namespace(grad, decoder)
+    g_rows = xp.take(grad, rows, axis=0)
+    g_vals = xp.sum(g_rows * xp.take(decoder, cols, axis=0), axis=1)
+    g_dec = _segment_sum(xp, cols, values[:, None] * g_rows, decoder.shape[0])
+    return g_vals, g_dec
+
+
+@njit(cache=True)
+def _decode_backward_numba(
+    grad: np.ndarray, values: np.ndarray, rows: np.ndarray, cols: np.ndarray, decoder: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    nnz = rows.shape[0]
+    d = grad.shape[1]
+    g_vals = np.empty(nnz, dtype=grad.dtype)
+    g_dec = np.zeros(decoder.shape, dtype=grad.dtype)
+    for i in range(nnz):
+        r = rows[i]
+        c = cols[i]
+        v = values[i]
+        s = 0.0
+        for t in range(d):
+            g = grad[r, t]
+            s += g * decoder[c, t]
+            g_dec[c, t] += v * g
+        g_vals[i] = s
+    return g_vals, g_dec
+
+
+@register("sae_sparse_decode_backward", "numba")
+def _sparse_decode_backward(
+    grad: np.ndarray, values: np.ndarray, rows: np.ndarray, cols: np.ndarray, decoder: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    return _decode_backward_numba(
+        np.ascontiguousarray(grad),
+        np.ascontiguousarray(values),
+        rows,
+        cols,
+        np.ascontiguousarray(decoder),
+    )
+
+
+@register("sae_sparse_encode_backward", "generic")
+def sparse_encode_backward(
+    grad_values: Any, rows: Any, cols: Any, x_centered: Any, weight: Any
+) -> tuple[Any, Any, Any]:
+    """Gradients of the selected pre-activations ``v_i = (xc @ W.T + b)[rows_i, cols_i]``.
+
+    Parameters
+    ----------
+    grad_values : array of shape (nnz,)
+        Gradient of the loss with respect to ``v``.
+    rows, cols : integer arrays of shape (nnz,)
+        Positions of the selected entries.
+    x_centered : array of shape (B, d)
+        Encoder input ``xc``.
+    weight : array of shape (F, d)
+        Encoder weight ``W``.
+
+    Returns
+    -------
+    grad_x : array of shape (B, d)
+        ``sum_i g_i * W[cols_i]`` into row ``rows_i``.
+    grad_weight : array of shape (F, d)
+        ``sum_i g_i * xc[rows_i]`` into row ``cols_i``.
+    grad_bias : array of shape (F,)
+        ``sum_i g_i`` into ``cols_i``.
+
+    Notes
+    -----
+    O(nnz d), against O(B F d) for the dense backward of ``xc @ W.T``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gx, gw, gb = sparse_encode_backward(np.array([1.0]), np.array([0]), np.array([1]),
+    ...                                     np.array([[1.0, 2.0]]), np.eye(2))
+    >>> gx.tolist(), gw.tolist(), gb.tolist()
+    ([[0.0, 1.0]], [[0.0, 0.0], [1.0, 2.0]], [0.0, 1.0])
+    """
+    xp = get_namespace(x_centered, weight)
+    g = grad_values[:, None]
+    g_x = _segment_sum(xp, rows, g * xp.take(weight, cols, axis=0), x_centered.shape[0])
+    g_w = _segment_sum(xp, cols, g * xp.take(x_centered, rows, axis=0), weight.shape[0])
+    g_b = _segment_sum(xp, cols, grad_values, weight.shape[0])
+    return g_x, g_w, g_b
+
+
+@njit(cache=True)
+def _encode_backward_numba(
+    grad_values: np.ndarray, rows: np.ndarray, cols: np.ndarray, xc: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    nnz = rows.shape[0]
+    d = xc.shape[1]
+    g_x = np.zeros(xc.shape, dtype=xc.dtype)
+    g_w = np.zeros(weight.shape, dtype=xc.dtype)
+    g_b = np.zeros(weight.shape[0], dtype=xc.dtype)
+    for i in range(nnz):
+        r = rows[i]
+        c = cols[i]
+        g = grad_values[i]
+        g_b[c] += g
+        for t in range(d):
+            g_x[r, t] += g * weight[c, t]
+            g_w[c, t] += g * xc[r, t]
+    return g_x, g_w, g_b
+
+
+@register("sae_sparse_encode_backward", "numba")
+def _sparse_encode_backward(
+    grad_values: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    x_centered: np.ndarray,
+    weight: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _encode_backward_numba(
+        np.ascontiguousarray(grad_values),
+        rows,
+        cols,
+        np.ascontiguousarray(x_centered),
+        np.ascontiguousarray(weight),
+    )

@@ -1,0 +1,247 @@
+"""Sparse (top-k) training path of SparseAutoencoder: kernels and dense/sparse parity (O14)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sparsestat._kernels import sae as K  # noqa: E402
+from sparsestat._kernels._dispatch import force_backend, get_kernel  # noqa: E402
+from sparsestat.neural import SparseAutoencoder  # noqa: E402
+from sparsestat.neural.layers import (  # noqa: E402
+    SparseAutoencoderModule,
+    auxk_loss,
+    densify_codes,
+    gather_preactivations,
+    row_topk_indices,
+    select_sparse,
+    sparse_decode,
+)
+
+pytestmark = pytest.mark.torch
+
+
+def _flat_selection(rng, B, F, k):
+    rank = rng.standard_normal((B, F))
+    idx = np.argsort(-rank, axis=1)[:, :k]
+    rows = np.repeat(np.arange(B), k)
+    return rank, idx, rows, idx.reshape(-1)
+
+
+# --------------------------------------------------------------------------- kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 3, 17])
+def test_row_topk_numba_matches_generic_and_argsort(dtype, k):
+    rng = np.random.default_rng(k)
+    rank = rng.standard_normal((40, 29)).astype(dtype)
+    fast = get_kernel("sae_row_topk", rank)(rank, k)
+    with force_backend("generic"):
+        generic = get_kernel("sae_row_topk", rank)(rank, k)
+    oracle = np.argsort(-rank, axis=1, kind="stable")[:, :k]
+    assert fast.shape == (40, k)
+    np.testing.assert_array_equal(np.sort(fast, 1), np.sort(oracle, 1))
+    np.testing.assert_array_equal(np.sort(generic, 1), np.sort(oracle, 1))
+    # the generic kernel also runs on torch tensors
+    gt = K.row_topk(torch.from_numpy(rank), k)
+    np.testing.assert_array_equal(np.sort(gt.numpy(), 1), np.sort(oracle, 1))
+
+
+def test_row_topk_keeps_masked_entries_last():
+    rank = np.array([[-np.inf, 1.0, -np.inf, 0.5, 2.0]])
+    assert sorted(K._row_topk(rank, 3)[0].tolist()) == [1, 3, 4]
+
+
+def test_sparse_backward_kernels_match_dense_products():
+    rng = np.random.default_rng(0)
+    B, F, d, k = 12, 9, 5, 3
+    _, _, rows, cols = _flat_selection(rng, B, F, k)
+    g_out, xc = rng.standard_normal((B, d)), rng.standard_normal((B, d))
+    vals, g_vals = rng.standard_normal(B * k), rng.standard_normal(B * k)
+    D, W = rng.standard_normal((F, d)), rng.standard_normal((F, d))
+    Z = np.zeros((B, F))
+    Z[rows, cols] = vals
+    G = np.zeros((B, F))
+    G[rows, cols] = g_vals
+    # dense oracles: x_hat = Z D  ->  dZ = g D^T at the support, dD = Z^T g
+    oracle_dec = ((g_out @ D.T)[rows, cols], Z.T @ g_out)
+    oracle_enc = (G @ W, G.T @ xc, G.sum(0))
+    for backend in ("numba", "generic"):
+        with force_backend(backend):
+            dec = get_kernel("sae_sparse_decode_backward", D)(g_out, vals, rows, cols, D)
+            enc = get_kernel("sae_sparse_encode_backward", W)(g_vals, rows, cols, xc, W)
+        for got, want in zip(dec + enc, oracle_dec + oracle_enc):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    # generic kernels on torch tensors
+    t = [torch.from_numpy(np.asarray(a)) for a in (g_vals, rows, cols, xc, W)]
+    for got, want in zip(K.sparse_encode_backward(*t), oracle_enc):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- O14 parity
+CASES = [
+    ("topk", {}),
+    ("abstopk", {}),
+    ("abstopk", {"abstopk_scope": "batch"}),
+    ("batchtopk", {}),
+    ("mutual_choice", {}),
+]
+
+
+def _module(activation, kw, dtype, seed=0):
+    torch.manual_seed(seed)
+    m = SparseAutoencoderModule(16, 96, activation, k=5, **kw).to(dtype).train()
+    with torch.no_grad():
+        m.b_dec.normal_()
+        m.b_enc.normal_(0, 0.3)
+        m.W_enc.add_(0.2 * torch.randn_like(m.W_enc))
+    return m
+
+
+@pytest.fixture(params=["numba", "torch"])
+def kernels(request, monkeypatch):
+    """Run with the Numba CPU kernels, or with the torch (embedding_bag) fallback used on
+    other devices."""
+    import sparsestat.neural._layers_sae as layers
+
+    monkeypatch.setattr(layers, "_USE_NUMBA", request.param == "numba")
+    return request.param
+
+
+@pytest.mark.parametrize("activation, kw", CASES)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_sparse_forward_and_gradients_equal_dense(activation, kw, dtype, tol, kernels):
+    x = torch.randn(48, 16, dtype=torch.float64).to(dtype) * 2
+    grads, outs = [], []
+    for sparse in (False, True):
+        m = _module(activation, kw, dtype)
+        if sparse:
+            x_hat, (vals, rows, cols, _), pre = m.forward_sparse(x)
+            z = densify_codes(vals, rows, cols, pre.shape)
+        else:
+            x_hat, z, pre = m(x)
+        loss = (x - x_hat).square().sum(1).mean() + 0.1 * z.abs().sum(1).mean()
+        loss.backward()
+        grads.append([p.grad for p in m.parameters()])
+        act = m.act.batch if activation == "abstopk" else m.act
+        thr = getattr(act, "threshold", None) if act is not None else None
+        outs.append((x_hat.detach(), z.detach(), thr))
+    (xh0, z0, t0), (xh1, z1, t1) = outs
+    scale = float(x.abs().max())
+    assert torch.allclose(z0, z1, rtol=tol, atol=tol * scale)
+    assert torch.allclose(xh0, xh1, rtol=tol, atol=tol * scale)
+    if t0 is not None:
+        assert torch.allclose(t0, t1, rtol=tol, atol=tol)
+    for g0, g1 in zip(*grads):
+        assert torch.allclose(g0, g1, rtol=tol, atol=tol * float(g0.abs().max()))
+    if activation == "topk":  # exactly k codes per row, nonnegative
+        assert bool(((z1 != 0).sum(1) == 5).all()) and bool((z1 >= 0).all())
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_sparse_auxk_equals_dense(signed, kernels):
+    torch.manual_seed(1)
+    B, F, d = 32, 40, 8
+    x = torch.randn(B, d, dtype=torch.float64)
+    params = [torch.randn(F, d, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    b_enc = torch.randn(F, dtype=torch.float64, requires_grad=True)
+    b_dec = torch.randn(d, dtype=torch.float64, requires_grad=True)
+    W_enc, W_dec = params
+    residual = torch.randn(B, d, dtype=torch.float64)
+    mask = torch.rand(F) < 0.4
+    results = []
+    for sparse in (False, True):
+        xc = x - b_dec
+        pre = xc @ W_enc.T + b_enc
+        enc = (xc, W_enc, b_enc) if sparse else None
+        pre_in = pre.detach() if sparse else pre
+        loss = auxk_loss(pre_in, residual, W_dec, mask, 6, signed=signed, encoder=enc)
+        gs = torch.autograd.grad(loss, [W_enc, W_dec, b_enc, b_dec])
+        results.append((loss.detach(), gs))
+    (l0, g0), (l1, g1) = results
+    assert torch.allclose(l0, l1, rtol=1e-10)
+    for a, b in zip(g0, g1):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_gsae_scores_select_the_same_latents_on_both_paths():
+    m = _module("topk", {}, torch.float64)
+    x, g = torch.randn(20, 16, dtype=torch.float64), torch.randn(20, 16, dtype=torch.float64)
+    _, z, _ = m(x, grad=g, grad_beta=5.0)
+    _, (vals, rows, cols, _), pre = m.forward_sparse(x, grad=g, grad_beta=5.0)
+    assert torch.allclose(z, densify_codes(vals, rows, cols, pre.shape))
+
+
+def test_select_sparse_and_decode_helpers():
+    pre = torch.tensor([[3.0, -1.0, 2.0], [0.5, 4.0, -2.0]])
+    rows, cols, offsets = select_sparse(pre, 1, scope="batch")  # 2 entries in total
+    assert rows.tolist() == [0, 1] and sorted(cols.tolist()) == [0, 1]
+    assert offsets.tolist() == [0, 1]
+    zeros = torch.zeros(2, 3), torch.zeros(3, 3)
+    vals = gather_preactivations(*zeros, None, pre, rows, cols, offsets)
+    assert vals.tolist() == [3.0, 4.0]
+    out = sparse_decode(vals, rows, cols, offsets, torch.eye(3), torch.ones(3))
+    assert out.tolist() == [[4.0, 1.0, 1.0], [1.0, 5.0, 1.0]]
+    assert sorted(row_topk_indices(pre, 2)[1].tolist()) == [0, 1]
+
+
+# --------------------------------------------------------------------------- estimator
+def _data():
+    rng = np.random.RandomState(0)
+    return rng.standard_normal((600, 12)).astype(np.float32)
+
+
+@pytest.mark.parametrize("activation", ["topk", "batchtopk", "abstopk"])
+def test_estimator_sparse_path_matches_dense_path(activation):
+    X = _data()
+    kw = {"n_components": 48, "activation": activation, "k": 3, "batch_size": 128}
+    kw["max_epochs"] = 2
+    fits = [
+        SparseAutoencoder(**kw, sparse_path=flag, random_state=0).fit(X) for flag in (False, True)
+    ]
+    a, b = fits
+    np.testing.assert_allclose(a.components_, b.components_, atol=2e-4)
+    np.testing.assert_allclose(a.history_[-1]["fvu"], b.history_[-1]["fvu"], rtol=1e-3)
+    np.testing.assert_array_equal(a.dead_latents_, b.dead_latents_)
+    np.testing.assert_allclose(a.feature_density_, b.feature_density_)
+
+
+def test_sparse_path_auto_choice():
+    X = _data()
+    auto = SparseAutoencoder(24, k=3, max_epochs=1, random_state=0).fit(X)
+    assert auto._use_sparse_path()  # topk on the CPU
+    for kw in ({"activation": "jumprelu"}, {"multi_topk": True}, {"sparse_path": False}):
+        est = SparseAutoencoder(24, k=3, max_epochs=1, random_state=0, **kw).fit(X)
+        assert not est._use_sparse_path()
+
+
+def test_fit_does_not_import_torch_dynamo():
+    code = (
+        "import sys, numpy as np\n"
+        "from sparsestat.neural import SparseAutoencoder\n"
+        "est = SparseAutoencoder(8, k=2, max_epochs=2, random_state=0)\n"
+        "est.fit(np.random.RandomState(0).rand(64, 4))\n"
+        "est.partial_fit(np.random.RandomState(1).rand(64, 4))\n"
+        "import pickle; pickle.loads(pickle.dumps(est)).partial_fit(np.ones((8, 4)))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_sparse_input_trains_per_minibatch_like_dense_input():
+    import scipy.sparse as sp
+
+    rng = np.random.RandomState(3)
+    X = rng.standard_normal((300, 20)) * (rng.rand(300, 20) < 0.2)
+    kw = {"n_components": 40, "k": 3, "batch_size": 64, "max_epochs": 2, "random_state": 0}
+    dense = SparseAutoencoder(**kw).fit(X)
+    csr = SparseAutoencoder(**kw).fit(sp.csr_matrix(X))
+    np.testing.assert_array_equal(dense.components_, csr.components_)
+    np.testing.assert_array_equal(dense.transform(X), csr.transform(sp.csr_matrix(X)))
+    csr.partial_fit(sp.csr_matrix(X[:50]))  # partial_fit on sparse chunks
+    assert csr.n_iter_ == 3
