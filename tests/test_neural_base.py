@@ -328,3 +328,26 @@ def test_divergence_raises_a_clear_error_instead_of_nan_predictions():
     )
     with pytest.raises(ValueError, match="diverged"):
         est.fit(X, X[:, 0] + 1)
+
+
+def test_builtin_optimizers_do_not_import_torch_dynamo():
+    # torch.optim's wrappers import torch._dynamo on first use (seconds of CPU per process);
+    # the base builds the same optimizers without them.
+    code = (
+        "import sys, numpy as np\n"
+        "from sparsestat.neural import COMETMoEClassifier, GroupEnvelopeMLPClassifier, "
+        "SparseMLPClassifier, SSVIClassifier\n"
+        "rng = np.random.RandomState(0)\n"
+        "X, y = rng.rand(60, 4), np.arange(60) % 2\n"
+        "for cls, opt in [(SSVIClassifier, 'adam'), (COMETMoEClassifier, 'adamw'), "
+        "(GroupEnvelopeMLPClassifier, 'sgd'), (SparseMLPClassifier, 'adam')]:\n"
+        "    est = cls(max_epochs=2, random_state=0)\n"
+        "    if 'optimizer' in est.get_params():\n"
+        "        est.set_params(optimizer=opt)\n"
+        "    est.fit(X, y).partial_fit(X, y)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -41,6 +41,45 @@ __all__ = [
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 
 
+def _eager_optimizer(cls: Any) -> Any:
+    """``cls`` without the wrappers that import ``torch._dynamo`` on first use.
+
+    In torch 2.x, ``Optimizer.add_param_group`` / ``zero_grad`` / ``state_dict`` /
+    ``load_state_dict`` are wrapped by ``torch._disable_dynamo`` and ``step`` by
+    ``_use_grad_for_differentiable``; the first call of each imports ``torch._dynamo``, which
+    costs 10-15 s of CPU time on small machines (more than a whole CPU-sized SAE fit). The
+    subclass calls the wrapped functions directly (``step`` under ``torch.no_grad()``,
+    without the profiler hook) and falls back to ``cls`` when the wrappers are not found.
+    """
+    names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+    base = torch.optim.Optimizer
+    raw = {n: getattr(getattr(base, n), "__wrapped__", None) for n in names}
+    raw_step = getattr(cls.step, "__wrapped__", None)
+    if raw_step is None or any(f is None for f in raw.values()):
+        return cls
+
+    def step(self: Any, closure: Any = None) -> Any:
+        with torch.no_grad():
+            return raw_step(self, closure)
+
+    def _patch_step_function(self: Any) -> None:
+        self._zero_grad_profile_name = f"Optimizer.zero_grad#{cls.__name__}.zero_grad"
+
+    ns = {**raw, "step": step, "_patch_step_function": _patch_step_function}
+    ns["__doc__"] = cls.__doc__
+    return type(cls.__name__, (cls,), ns)
+
+
+_EAGER_OPTIMIZERS: dict[Any, Any] = {}
+
+
+def eager_optimizer(cls: Any) -> Any:
+    """The cached subclass of the built-in optimizer ``cls`` that never imports torch._dynamo."""
+    if cls not in _EAGER_OPTIMIZERS:
+        _EAGER_OPTIMIZERS[cls] = _eager_optimizer(cls)
+    return _EAGER_OPTIMIZERS[cls]
+
+
 def resolve_device(device: str, *, for_fit: bool = True) -> Any:
     """Turn ``'auto' | 'cpu' | 'cuda'`` (or ``'cuda:1'``) into a :class:`torch.device`.
 
@@ -378,7 +417,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         if isinstance(self.optimizer, str):
             if self.optimizer == "sgd":
                 kwargs.setdefault("momentum", 0.9)
-            cls = getattr(torch.optim, _OPTIMIZERS[self.optimizer])
+            cls = eager_optimizer(getattr(torch.optim, _OPTIMIZERS[self.optimizer]))
         else:
             cls = self.optimizer
         return cls(self._optimizer_param_groups(), **kwargs)

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sparsestat._kernels.geomedian import geometric_median
 from sparsestat.metrics import fvu, mmcs
-from sparsestat.neural._base import BaseTorchEstimator, _module_dtype, torch
+from sparsestat.neural._base import BaseTorchEstimator, _module_dtype, eager_optimizer, torch
 from sparsestat.neural._layers_sae import (
     ACTIVATIONS,
     SparseAutoencoderModule,
@@ -31,38 +31,6 @@ __all__ = ["SparseAutoencoder"]
 
 _AUXK = ("topk", "batchtopk", "abstopk", "top_afa", "mp")
 _ZIPF_AUX = ("mutual_choice", "feature_choice")
-
-
-def _eager_optimizer(cls):
-    """``cls`` without the wrappers that import ``torch._dynamo`` on first use.
-
-    In torch 2.x, ``Optimizer.add_param_group`` / ``zero_grad`` / ``state_dict`` /
-    ``load_state_dict`` are wrapped by ``torch._disable_dynamo`` and ``step`` by
-    ``_use_grad_for_differentiable``; the first call of each imports ``torch._dynamo``, which
-    costs 10-15 s of CPU time on small machines (more than a whole CPU-sized SAE fit). The
-    subclass calls the wrapped functions directly (``step`` under ``torch.no_grad()``,
-    without the profiler hook) and falls back to ``cls`` when the wrappers are not found.
-    """
-    names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
-    base = torch.optim.Optimizer
-    raw = {n: getattr(getattr(base, n), "__wrapped__", None) for n in names}
-    raw_step = getattr(cls.step, "__wrapped__", None)
-    if raw_step is None or any(f is None for f in raw.values()):
-        return cls
-
-    def step(self, closure=None):
-        with torch.no_grad():
-            return raw_step(self, closure)
-
-    def _patch_step_function(self):
-        self._zero_grad_profile_name = f"Optimizer.zero_grad#{cls.__name__}.zero_grad"
-
-    ns = {**raw, "step": step, "_patch_step_function": _patch_step_function}
-    ns["__doc__"] = cls.__doc__
-    return type(cls.__name__, (cls,), ns)
-
-
-_EAGER_OPTIMIZERS = {}
 
 
 class _CSRRows:
@@ -578,17 +546,14 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             cls = torch.optim.SGD
         else:
             return self.optimizer(self.module_.parameters(), **kwargs)
-        if cls not in _EAGER_OPTIMIZERS:
-            _EAGER_OPTIMIZERS[cls] = _eager_optimizer(cls)
+        cls = eager_optimizer(cls)
         if cls is not torch.optim.SGD and "foreach" not in kwargs:
             # the fused Adam kernel (CPU and CUDA): ~3x faster steps at SAE sizes
             try:
-                return _EAGER_OPTIMIZERS[cls](
-                    self.module_.parameters(), **{"fused": True, **kwargs}
-                )
+                return cls(self.module_.parameters(), **{"fused": True, **kwargs})
             except (RuntimeError, TypeError, ValueError):  # older torch / unsupported device
                 pass
-        return _EAGER_OPTIMIZERS[cls](self.module_.parameters(), **kwargs)
+        return cls(self.module_.parameters(), **kwargs)
 
     def on_train_begin(self, n_epochs, steps_per_epoch):
         """Fix the warm-up length and the schedule of this fit call.
