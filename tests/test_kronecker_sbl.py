@@ -606,40 +606,110 @@ def test_coef_path_first_iterate_is_the_flat_prior_posterior():
     assert rel(est.coef_path_[0], first) < 1e-12
 
 
+def _irs_estimators(noise_var):
+    """The authors' IRS settings (``PC-KroSBL/functions``), as in the gallery example."""
+    common = {
+        "noise_variance": noise_var,
+        "inner_tol": 1e-4,
+        "inner_tol_relative": True,
+        "prune_abs": 1e-4,
+    }
+    return {
+        "pc": KroneckerSBL(
+            method="am", block=[0.8, None, 0.8], prune_threshold=[1e-2, 1e-1, 1e-2],
+            inner_max_iter=9, **common,
+        ),
+        "am": KroneckerSBL(
+            method="am", prune_threshold=[1e-2, 1e-1, 1e-3], inner_max_iter=1000, **common
+        ),
+        "svd": KroneckerSBL(method="svd", prune_threshold=0.0, **common),
+        "csbl": SparseBayesianLearning(noise_variance=noise_var, prune_threshold=1e-4),
+    }  # fmt: skip
+
+
 @pytest.mark.slow
-def test_irs_pc_kronsbl_reproduces_paper_at_20db():
-    """Full-size IRS setup, 10 trials at 20 dB (the example's seeds): PC-KroSBL about -25 dB."""
-    res = {"pc": [], "am": [], "svd": []}
-    for trial in range(10):
-        factors, y, _, info = make_irs_mimo_channel(
-            snr_db=20, random_state=4000 + trial, return_info=True
-        )
-        common = {
-            "noise_variance": info.noise_variance,
-            "inner_tol": 1e-4,
-            "inner_tol_relative": True,
-            "prune_abs": 1e-4,
-        }
-        ests = {
-            "pc": KroneckerSBL(
-                method="am", block=[0.8, None, 0.8], prune_threshold=[1e-2, 1e-1, 1e-2],
-                inner_max_iter=9, **common,
-            ),
-            "am": KroneckerSBL(
-                method="am", prune_threshold=[1e-2, 1e-1, 1e-3], inner_max_iter=1000, **common
-            ),
-            "svd": KroneckerSBL(method="svd", prune_threshold=0.0, **common),
-        }  # fmt: skip
-        for name, est in ests.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(factors, y)
-            res[name].append(channel_nmse(info.H_true, irs_channels_from_coef(est.coef_, info)))
-    db = {k: (10 * np.log10(np.mean(v)), 10 * np.log10(np.median(v))) for k, v in res.items()}
-    # authors (50 trials): PC mean -25.3 dB, median -28.3 dB; AM mean -11.6, SVD mean -9.8
-    assert db["pc"][0] <= -20.0, db
-    assert abs(db["pc"][1] - (-28.3)) <= 4.0, db
-    assert db["pc"][0] < db["am"][0] and db["pc"][0] < db["svd"][0], db
+def test_irs_channel_estimation_table():
+    """Full-size IRS-MIMO table (M = 288, N = 5832), 4..20 dB, the example's first 5 trials.
+
+    One channel per trial used at every SNR (seed = trial, as in the example), known noise
+    variance, channel NMSE averaged over the 6 IRS configurations. Checks the parts of the
+    authors' table (50 trials) that hold trial by trial; the issue's "PC < SVD/AM < classical
+    SBL at every SNR" holds on the means of 50 trials (user guide), which 5 trials cannot
+    show: on medians PC-KroSBL loses to SVD / AM at high SNR, as in the authors' table.
+    """
+    snrs, n_trials = [4, 8, 12, 16, 20], 5
+    names = ["pc", "am", "svd", "csbl", "ls"]
+    nmse = {m: np.zeros((len(snrs), n_trials)) for m in names}
+    for trial in range(n_trials):
+        for s, snr in enumerate(snrs):
+            factors, y, coef, info = make_irs_mimo_channel(
+                snr_db=snr, random_state=trial, return_info=True
+            )
+            fits = {"ls": oracle_least_squares(factors, y, np.flatnonzero(coef))}
+            for name, est in _irs_estimators(info.noise_variance).items():
+                X = KroneckerDesign(factors).todense() if name == "csbl" else factors
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    fits[name] = est.fit(X, y).coef_
+            for name, c in fits.items():
+                nmse[name][s, trial] = channel_nmse(info.H_true, irs_channels_from_coef(c, info))
+    mean = {m: 10 * np.log10(v.mean(axis=1)) for m, v in nmse.items()}
+    med = {m: 10 * np.log10(np.median(v, axis=1)) for m, v in nmse.items()}
+    table = {m: np.round([mean[m], med[m]], 1).tolist() for m in names}
+    # PC-KroSBL at 20 dB: authors' mean -25.3 dB, median -28.3 dB
+    assert -30.0 <= mean["pc"][-1] <= -22.0, table
+    assert abs(med["pc"][-1] - (-28.3)) <= 3.0, table
+    # PC-KroSBL beats classical SBL at every SNR (means and medians)
+    assert np.all(mean["pc"] < mean["csbl"]) and np.all(med["pc"] < med["csbl"]), table
+    # PC-KroSBL beats SVD- and AM-KroSBL at low SNR
+    for m in ("am", "svd"):
+        assert np.all(mean["pc"][:2] < mean[m][:2]) and med["pc"][0] < med[m][0], table
+    # SVD- and AM-KroSBL beat classical SBL at every SNR (means)
+    assert np.all(np.maximum(mean["am"], mean["svd"]) < mean["csbl"]), table
+    # at 20 dB SVD / AM reach the oracle (median within 3 dB) and beat PC-KroSBL, whose
+    # coupling keeps the neighbours of each angle cluster
+    for m in ("am", "svd"):
+        assert med[m][-1] <= med["ls"][-1] + 3.0 and med[m][-1] < med["pc"][-1], table
+    # trial 23: pilots orthogonal to one MS angle (a zero column of F_2); before that column
+    # was dropped, PC-KroSBL drifted and pruned the true MS angle (0.0 dB instead of -31 dB)
+    factors, y, _, info = make_irs_mimo_channel(snr_db=20, random_state=23, return_info=True)
+    assert np.linalg.norm(factors[1], axis=0).min() < 1e-12
+    est = _irs_estimators(info.noise_variance)["pc"].fit(factors, y)
+    assert channel_nmse(info.H_true, irs_channels_from_coef(est.coef_, info)) < 10**-2.5
+
+
+@pytest.mark.parametrize("method", ["am", "svd", "pc"])
+def test_null_factor_column_is_dropped(method):
+    """A zero factor column (pilots orthogonal to an angle: that slice of x is unidentifiable)
+    is dropped before EM, so the fit equals the fit without it, scattered back."""
+    factors, y, coef, info = make_kronecker_sparse_signal(
+        factor_shapes=((4, 6), (3, 5), (4, 6)), n_nonzero=2, snr_db=30, complex=True,
+        random_state=3, return_info=True,
+    )  # fmt: skip
+    j = int(np.setdiff1d(np.arange(5), info.support_factors[1])[0])
+    factors[1] = factors[1].copy()
+    factors[1][:, j] = 0.0
+    kept = np.delete(np.arange(5), j)
+    params = {"method": "am" if method == "pc" else method, "max_iter": 25}
+    params["noise_variance"] = info.noise_variance
+    if method == "pc":
+        params["block"] = [0.8, None, 0.8]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = KroneckerSBL(**params).fit(factors, y)
+        reduced = KroneckerSBL(**params).fit([factors[0], factors[1][:, kept], factors[2]], y)
+    expected = np.zeros((6, 5, 6), dtype=complex)
+    expected[:, kept, :] = reduced.coef_.reshape(6, 4, 6)
+    assert j not in full.support_factors_[1]
+    assert rel(full.coef_, expected.ravel()) < 1e-10
+    assert full.n_iter_ == reduced.n_iter_
+    if method == "svd":  # classical SBL (one factor) as well
+        A = dense_kron(factors)
+        keep = np.flatnonzero(np.linalg.norm(A, axis=0) > 0)
+        sbl = SparseBayesianLearning(noise_variance=info.noise_variance).fit(A, y)
+        sbl_red = SparseBayesianLearning(noise_variance=info.noise_variance).fit(A[:, keep], y)
+        assert rel(sbl.coef_[keep], sbl_red.coef_) < 1e-10
+        assert np.all(sbl.coef_[np.setdiff1d(np.arange(A.shape[1]), keep)] == 0)
 
 
 def test_everything_pruned_warns_and_returns_zeros():

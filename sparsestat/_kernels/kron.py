@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _TINY = 1e-300
+_NULL_COLUMN = 1e-12  # factor columns with norm <= this times the largest are dropped
 
 
 # --------------------------------------------------------------------------- mode products
@@ -495,6 +496,24 @@ def sbl_em(
         gam.append(ones if coupled[i] is None else coupled[i] @ ones)
     any_coupled = any(c is not None for c in coupled)
 
+    def _keep_only(i: int, loc: np.ndarray) -> None:
+        """Drop, for good, every entry of factor ``i`` not in ``loc`` (local indices)."""
+        idx = xp.asarray(loc, device=dev)
+        keep[i] = keep[i][loc]
+        active[i] = xp.take(active[i], idx, axis=1)
+        gam[i] = xp.take(gam[i], idx, axis=0)
+        if coupled[i] is not None:
+            coupled[i] = _restrict(coupled[i], loc)
+
+    # A numerically zero factor column (e.g. pilots orthogonal to one angle) makes its slice
+    # of x unidentifiable: the likelihood does not depend on its variance, which the
+    # Kronecker coupling then lets drift until the true entries are pruned. Drop it first.
+    for i, a in enumerate(factors):
+        norms = np.asarray(to_numpy(xp.linalg.vector_norm(a, axis=0)), dtype=float)
+        top = float(norms.max()) if norms.size else 0.0
+        if top > 0 and bool(np.any(norms <= _NULL_COLUMN * top)):
+            _keep_only(i, np.flatnonzero(norms > _NULL_COLUMN * top))
+
     def _estep(act: list[Any], g: list[Any], s2: float) -> Posterior:
         if use_dense:
             return dense_estep(act[0], g[0], s2, Y)
@@ -512,13 +531,7 @@ def sbl_em(
             thr = max(rel[i] * float(xp.max(gi)), prune_abs) if gi.shape[0] else 0.0
             mask = to_numpy(gi) >= thr if thr > 0 else np.ones(gi.shape[0], dtype=bool)
             if not mask.all():
-                loc = np.flatnonzero(mask)
-                idx = xp.asarray(loc, device=dev)
-                keep[i] = keep[i][loc]
-                active[i] = xp.take(active[i], idx, axis=1)
-                gam[i] = xp.take(gi, idx, axis=0)
-                if coupled[i] is not None:
-                    coupled[i] = _restrict(coupled[i], loc)
+                _keep_only(i, np.flatnonzero(mask))
         if any(k.size == 0 for k in keep):
             all_pruned = True
             break

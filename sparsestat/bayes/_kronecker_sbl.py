@@ -166,7 +166,12 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
     a non-negative least-squares problem with the tridiagonal coupling matrix for coupled
     factors. A Hermitian eigensolver is used where the authors' code used a general one
     (which is wrong for repeated eigenvalues). [inferred]: the noise update for several
-    columns, the AM sweep cap, the noise floor ``1e-12 mean|y|^2``. Cost per iteration:
+    columns, the AM sweep cap, the noise floor ``1e-12 mean|y|^2``, and dropping factor columns
+    that are numerically zero (norm at most ``1e-12`` times the largest) before the first
+    iteration: their slice of ``x`` does not affect ``y``, so its variance is unidentifiable,
+    and through the Kronecker coupling it can drift until the true entries of the other
+    slices are pruned (seen in the IRS setup when the pilots are orthogonal to one MS angle;
+    the authors' code keeps such columns). Cost per iteration:
     ``O(sum M_i^3 + (M + N) L sum M_i)`` for the E-step, ``O(N)`` memory beyond the factors.
     Inputs may be NumPy, CuPy or torch arrays (factors and ``y`` of one library); the fit
     then runs on their device and the fitted arrays are of that library.

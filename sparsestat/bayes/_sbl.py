@@ -93,9 +93,11 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
     time and ``O(M N)`` memory per iteration; the ``N x N`` posterior covariance is never
     formed. Noise update (Wipf-Rao EM): ``sigma^2 <- (||y - X mu||^2 + sigma^2 sum_n
     (1 - Sigma_nn / gamma_n)) / M``; for several columns the residual is averaged over them
-    [inferred]. No intercept is fitted: centre the data first. Computations run in float64 /
-    complex128. Complex input is accepted, so scikit-learn's ``check_complex_data`` (which
-    expects complex input to be rejected) does not apply.
+    [inferred]. Columns of ``X`` that are numerically zero (norm at most ``1e-12`` times the
+    largest) are dropped before the first iteration (their coefficients are 0, their
+    variances unidentifiable) [inferred]. No intercept is fitted: centre the data first.
+    Computations run in float64 / complex128. Complex input is accepted, so scikit-learn's
+    ``check_complex_data`` (which expects complex input to be rejected) does not apply.
 
     References
     ----------
