@@ -422,7 +422,7 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
     m.partial_fit(X[:1000], y[:1000])
     before = (m.sum_xx_.copy(), m.sum_xy_.copy(), m.n_users_seen_)
     calls = []
-    real = nldp_module.gaussian_report_sums
+    real = nldp_module.keyed_gaussian_report_sums  # the fused path of contiguous user ids
 
     def flaky(*args):
         calls.append(1)
@@ -430,10 +430,10 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
             raise OverflowError("simulated failure mid-batch")
         return real(*args)
 
-    monkeypatch.setattr(nldp_module, "gaussian_report_sums", flaky)
+    monkeypatch.setattr(nldp_module, "keyed_gaussian_report_sums", flaky)
     with pytest.raises(OverflowError):
         m.partial_fit(X[1000:], y[1000:])
-    monkeypatch.setattr(nldp_module, "gaussian_report_sums", real)
+    monkeypatch.setattr(nldp_module, "keyed_gaussian_report_sums", real)
     m.partial_fit(X[1000:1001], y[1000:1001])
     assert m.n_users_seen_ == before[2] + 1
     ref = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
