@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
-from sparsestat._kernels.sfc64 import assembled_entropy, seed_state, standard_normal
+from sparsestat._kernels.sfc64 import assembled_entropy, fill_normals, seed_state
 
 __all__ = [
     "GRID_BITS",
@@ -443,6 +443,7 @@ def _keyed_sums_impl(
     n = X.shape[0]
     m = hi.shape[1]
     t = np.empty(m)
+    z = np.empty(m)
     inv_unit = 1.0 / unit
     limb = float(1 << 31)
     inv_limb = 1.0 / limb
@@ -452,14 +453,14 @@ def _keyed_sums_impl(
         block = user // block_size
         stop = min(n, (block + 1) * block_size - first_id)
         a, b, c, w = seed_state(prefix, block)
-        for _ in range((user - block * block_size) * m):  # earlier users of the block
-            _, a, b, c, w = standard_normal(a, b, c, w)
+        for _ in range(user - block * block_size):  # earlier users of the block
+            a, b, c, w = fill_normals(z, a, b, c, w)
         for r in range(i, stop):
             factor = _clip_factor(X, r, outer, t, bound)
             f = (first_id + r) % n_folds
+            a, b, c, w = fill_normals(z, a, b, c, w)
             for p in range(m):
-                z, a, b, c, w = standard_normal(a, b, c, w)
-                q = np.rint((t[p] * factor + scale * z) * inv_unit)
+                q = np.rint((t[p] * factor + scale * z[p]) * inv_unit)
                 h = np.floor(q * inv_limb)
                 hi[f, p] += h
                 lo[f, p] += q - h * limb
