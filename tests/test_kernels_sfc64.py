@@ -9,7 +9,7 @@ from sparsestat._kernels.sfc64 import (
     assembled_entropy,
     fill_normals,
     fill_standard_normal,
-    seed_state,
+    seed_states,
 )
 
 # the Ziggurat's tail starts at r: only the tail branch produces |x| > r
@@ -34,8 +34,17 @@ def _numpy_generator(seed, key):
 )
 def test_seed_state_equals_numpy(seed, key):
     expected = np.random.SFC64(np.random.SeedSequence(seed, spawn_key=key)).state["state"]
-    state = seed_state(assembled_entropy(seed, key[:-1]), key[-1])
-    np.testing.assert_array_equal(np.array(state, dtype=np.uint64), expected["state"])
+    state = seed_states(seed, key[:-1], [key[-1]])
+    np.testing.assert_array_equal(state[0], expected["state"])
+
+
+def test_seed_states_vectorised_over_blocks_of_one_and_two_words():
+    blocks = [0, 1, 2**32 - 1, 2**32, 5, 2**40 + 9, 77]
+    states = seed_states(12, (3,), blocks)
+    for b, st in zip(blocks, states):
+        ref = np.random.SFC64(np.random.SeedSequence(12, spawn_key=(3, b))).state["state"]
+        np.testing.assert_array_equal(st, ref["state"])
+    assert seed_states(12, (3,), []).shape == (0, 4)
 
 
 def test_normals_equal_numpy_including_tail_and_wedge():
@@ -52,7 +61,7 @@ def test_many_keys_and_state_continuation():
         z = fill_standard_normal(99, (1, block), 50)
         np.testing.assert_array_equal(z, _numpy_generator(99, (1, block)).standard_normal(50))
     # the returned state continues the stream exactly
-    state = [np.uint64(s) for s in seed_state(assembled_entropy(8, (2,)), 6)]
+    state = seed_states(8, (2,), [6])[0]
     first, second = np.empty(333), np.empty(1000)
     state = [np.uint64(s) for s in fill_normals(first, *state)]
     fill_normals(second, *state)

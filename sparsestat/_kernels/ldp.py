@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
-from sparsestat._kernels.sfc64 import assembled_entropy, fill_normals, seed_state
+from sparsestat._kernels.sfc64 import fill_normals, seed_states
 
 __all__ = [
     "GRID_BITS",
@@ -423,7 +423,7 @@ def _keyed_sums_impl(
     X: Any,
     first_id: int,
     block_size: int,
-    prefix: Any,
+    states: Any,
     n_folds: int,
     bound: float,
     scale: float,
@@ -436,9 +436,10 @@ def _keyed_sums_impl(
     """:func:`_sums_numba_impl` with the noise drawn here, from the users' keyed streams.
 
     Row ``i`` is user ``first_id + i``; its numbers are row ``(first_id + i) % block_size``
-    of the draw of block ``(first_id + i) // block_size`` (:func:`~sparsestat._kernels.sfc64.
-    seed_state` with ``prefix``), so the first block is advanced past the users before
-    ``first_id``. The fold of a user is its id modulo ``n_folds``.
+    of the draw of its block, whose generator starts in ``states[j]`` for the ``j``-th
+    block from the first row's (:func:`~sparsestat._kernels.sfc64.seed_states`); the first
+    block is advanced past the users before ``first_id``. The fold of a user is its id
+    modulo ``n_folds``.
     """
     n = X.shape[0]
     m = hi.shape[1]
@@ -447,12 +448,14 @@ def _keyed_sums_impl(
     inv_unit = 1.0 / unit
     limb = float(1 << 31)
     inv_limb = 1.0 / limb
+    first_block = first_id // block_size
     i = 0
     while i < n:
         user = first_id + i
         block = user // block_size
         stop = min(n, (block + 1) * block_size - first_id)
-        a, b, c, w = seed_state(prefix, block)
+        j = block - first_block
+        a, b, c, w = states[j, 0], states[j, 1], states[j, 2], states[j, 3]
         for _ in range(user - block * block_size):  # earlier users of the block
             a, b, c, w = fill_normals(z, a, b, c, w)
         for r in range(i, stop):
@@ -577,12 +580,16 @@ def _keyed_sums_numba(
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, d = X.shape
     m = d * (d + 1) // 2 if outer else d
-    prefix = assembled_entropy(seed, (int(stream),))
     hi = np.zeros((n_folds, m), np.int64)
     lo = np.zeros((n_folds, m), np.int64)
     if n == 0:
         return hi, lo
-    args = (int(block_size), prefix, int(n_folds), float(bound), float(scale), float(unit))
+    first_block = first_id // block_size
+    states = seed_states(
+        seed, (int(stream),), np.arange(first_block, (first_id + n - 1) // block_size + 1)
+    )
+    block_size, n_folds = int(block_size), int(n_folds)
+    params = (float(bound), float(scale), float(unit), bool(outer))
     ranges = []
     for start in range(0, n, _SUM_ROWS):  # exact float limbs: at most 2**21 users per call
         stop = min(n, start + _SUM_ROWS)
@@ -594,7 +601,8 @@ def _keyed_sums_numba(
 
     def work(j: int) -> None:
         a, b = ranges[j]
-        _keyed_sums_impl(X[a:b], first_id + a, *args, bool(outer), *acc[j])
+        st = states[(first_id + a) // block_size - first_block :]
+        _keyed_sums_impl(X[a:b], first_id + a, block_size, st, n_folds, *params, *acc[j])
 
     if n_threads > 1 and len(ranges) > 1:
         with ThreadPoolExecutor(max_workers=min(n_threads, len(ranges))) as pool:

@@ -4,7 +4,7 @@
 is reproduced here exactly, so that a compiled kernel can draw the noise of a stream where
 it uses it, without materialising it, and still produce NumPy's own numbers:
 
-* :func:`seed_state` hashes the assembled entropy with NumPy's ``SeedSequence`` algorithm
+* :func:`seed_states` hashes the assembled entropy with NumPy's ``SeedSequence`` algorithm
   (pool of four uint32 words, ``hashmix`` / ``mix``, then ``generate_state(3, uint64)``) and
   seeds SFC64 as NumPy does (the three words, counter 1, twelve discarded outputs);
 * the SFC64 step (Chris Doty-Humphrey's) is NumPy's ``sfc64_next`` of ``sfc64.h``;
@@ -41,7 +41,7 @@ __all__ = [
     "assembled_entropy",
     "fill_normals",
     "fill_standard_normal",
-    "seed_state",
+    "seed_states",
 ]
 
 _KI = np.ascontiguousarray(ki_double, dtype=np.uint64)
@@ -103,64 +103,86 @@ def assembled_entropy(seed: Any, key_prefix: tuple[int, ...]) -> np.ndarray:
     return np.array(run + _words(tuple(key_prefix)), dtype=np.uint32)
 
 
-@njit(cache=True, nogil=True)
-def seed_state(prefix: Any, block: int) -> tuple[Any, Any, Any, Any]:  # pragma: no cover
-    """SFC64 state of ``SFC64(SeedSequence(seed, spawn_key=(..., block)))``.
+def seed_states(seed: Any, key_prefix: tuple[int, ...], blocks: Any) -> np.ndarray:
+    """SFC64 states of ``SFC64(SeedSequence(seed, spawn_key=key_prefix + (b,)))`` for many b.
 
-    ``prefix`` is :func:`assembled_entropy` (uint32 words); ``block`` (>= 0) is appended as
-    NumPy appends an int key (one word below 2**32, two below 2**64). SeedSequence's uint32
-    arithmetic runs in int64 with the low 32 bits kept (wrapping products keep them right).
+    Parameters
+    ----------
+    seed : int or sequence of int
+        The run entropy (non-negative).
+    key_prefix : tuple of int
+        The spawn key without its last element.
+    blocks : array-like of int, shape (n,)
+        The last key element of each state (non-negative, below 2**64).
+
+    Returns
+    -------
+    states : ndarray of shape (n, 4), uint64
+        ``(a, b, c, counter)`` of each generator after NumPy's seeding, for
+        :func:`fill_normals`.
+
+    Notes
+    -----
+    NumPy's SeedSequence (pool of four uint32 words; ``hashmix`` of each entropy word, each
+    pool word mixed into every other one, then the remaining entropy words into every pool
+    word; ``generate_state(3, uint64)``) and ``sfc64_set_seed`` (three words, counter 1,
+    twelve discarded outputs), vectorised over the blocks in uint64 arithmetic: products of
+    32-bit words are exact and masked to 32 bits, and the wrapping subtraction keeps the low
+    32 bits right. O(n (len(entropy) + 12)).
     """
-    n_block = 1 if block < 4294967296 else 2
-    n = prefix.shape[0] + n_block
-    ent = np.zeros(max(n, _POOL), np.int64)
-    for i in range(prefix.shape[0]):
-        ent[i] = np.int64(prefix[i])
-    ent[prefix.shape[0]] = block & _M32
-    if n_block == 2:
-        ent[n - 1] = block >> 32
-    pool = np.zeros(_POOL, np.int64)
+    blocks = np.asarray(blocks, dtype=np.uint64).reshape(-1)
+    prefix = [int(v) for v in assembled_entropy(seed, tuple(key_prefix))]
+    states = np.empty((blocks.size, 4), np.uint64)
+    wide = blocks >= np.uint64(1 << 32)  # such keys take two words, as in NumPy
+    for rows in (np.flatnonzero(~wide), np.flatnonzero(wide)):
+        if rows.size:
+            states[rows] = _seed_group(prefix, blocks[rows])
+    return states
+
+
+def _seed_group(prefix: list[int], blocks: np.ndarray) -> np.ndarray:
+    m32 = np.uint64(_M32)
+    ent = [np.full(blocks.size, v, np.uint64) for v in prefix] + [blocks & m32]
+    if blocks.size and int(blocks[0]) >> 32:
+        ent.append(blocks >> np.uint64(32))
     h = _INIT_A
-    # hashmix each word: the pool words (entropy, zero-padded), then each pool word into
-    # every other one, then each remaining entropy word into every pool word
-    n_steps = _POOL + _POOL * (_POOL - 1) + _POOL * max(0, n - _POOL)
-    for step in range(n_steps):
-        if step < _POOL:
-            src, dst = ent[step], -1
-        elif step < _POOL * _POOL:
-            k = step - _POOL
-            i_src, j = k // (_POOL - 1), k % (_POOL - 1)
-            src, dst = pool[i_src], j + (j >= i_src)
-        else:
-            k = step - _POOL * _POOL
-            src, dst = ent[_POOL + k // _POOL], k % _POOL
-        v = (src ^ h) & _M32
+
+    def hashmix(value: np.ndarray) -> np.ndarray:
+        nonlocal h
+        value = (value ^ np.uint64(h)) & m32
         h = (h * _MULT_A) & _M32
-        v = (v * h) & _M32
-        v ^= v >> 16
-        if dst < 0:
-            pool[step] = v
-        else:
-            mixed = (_MIX_MULT_L * pool[dst] - _MIX_MULT_R * v) & _M32
-            pool[dst] = mixed ^ (mixed >> 16)
-    h = _INIT_B
-    words = np.empty(6, np.uint64)
-    for i in range(6):  # generate_state(3, uint64): six uint32 words, little-endian pairs
-        v = (pool[i % _POOL] ^ h) & _M32
-        h = (h * _MULT_B) & _M32
-        v = (v * h) & _M32
-        words[i] = uint64(v ^ (v >> 16))
-    a = words[0] | (words[1] << uint64(32))
-    b = words[2] | (words[3] << uint64(32))
-    c = words[4] | (words[5] << uint64(32))
-    w = uint64(1)
-    for _ in range(12):  # NumPy's sfc64_set_seed discards twelve outputs
+        value = (value * np.uint64(h)) & m32
+        return value ^ (value >> np.uint64(16))
+
+    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        r = (np.uint64(_MIX_MULT_L) * x - np.uint64(_MIX_MULT_R) * y) & m32
+        return r ^ (r >> np.uint64(16))
+
+    pool = [hashmix(ent[i]) for i in range(_POOL)]  # the entropy has at least _POOL words
+    for i_src in range(_POOL):
+        for i_dst in range(_POOL):
+            if i_src != i_dst:
+                pool[i_dst] = mix(pool[i_dst], hashmix(pool[i_src]))
+    for i_src in range(_POOL, len(ent)):
+        for i_dst in range(_POOL):
+            pool[i_dst] = mix(pool[i_dst], hashmix(ent[i_src]))
+    hb = _INIT_B
+    words = []
+    for i in range(6):
+        v = (pool[i % _POOL] ^ np.uint64(hb)) & m32
+        hb = (hb * _MULT_B) & _M32
+        v = (v * np.uint64(hb)) & m32
+        words.append(v ^ (v >> np.uint64(16)))
+    s32 = np.uint64(32)
+    a, b, c = (words[2 * j] | (words[2 * j + 1] << s32) for j in range(3))
+    w = np.ones(blocks.size, np.uint64)
+    for _ in range(12):  # sfc64_set_seed discards twelve outputs
         out = a + b + w
-        w += uint64(1)
-        a = b ^ (b >> uint64(11))
-        b = c + (c << uint64(3))
-        c = ((c << uint64(24)) | (c >> uint64(40))) + out
-    return a, b, c, w
+        w = w + np.uint64(1)
+        a = b ^ (b >> np.uint64(11))
+        b = c + (c << np.uint64(3))
+        c = ((c << np.uint64(24)) | (c >> np.uint64(40))) + out
+    return np.stack([a, b, c, w], axis=1)
 
 
 @njit(cache=True, nogil=True)
@@ -222,12 +244,6 @@ def fill_normals(out: Any, a: Any, b: Any, c: Any, w: Any) -> tuple[Any, Any, An
     return a, b, c, w
 
 
-@njit(cache=True, nogil=True)
-def _fill_impl(prefix: Any, block: int, out: Any) -> None:  # pragma: no cover - compiled
-    a, b, c, w = seed_state(prefix, block)
-    fill_normals(out, a, b, c, w)
-
-
 def fill_standard_normal(seed: Any, key: tuple[int, ...], size: int) -> np.ndarray:
     """``Generator(SFC64(SeedSequence(seed, spawn_key=key))).standard_normal(size)``, compiled.
 
@@ -248,5 +264,5 @@ def fill_standard_normal(seed: Any, key: tuple[int, ...], size: int) -> np.ndarr
     if not key:
         raise ValueError("key must have at least one element")
     out = np.empty(int(size))
-    _fill_impl(assembled_entropy(seed, tuple(key[:-1])), int(key[-1]), out)
+    fill_normals(out, *seed_states(seed, tuple(key[:-1]), [key[-1]])[0])
     return out

@@ -623,8 +623,8 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     ) -> None:
         """Users ``first, first + 1, ...`` with NumPy noise drawn inside the fused kernel.
 
-        Each statistic runs over the batch in chunks of whole noise-stream blocks (memory
-        O(chunk d), independent of n); the kernel draws every user's keyed noise (the
+        Each statistic runs over the batch in chunks of whole noise-stream blocks (two
+        arrays of 4 MiB at most, independent of n); the kernel draws every user's keyed noise (the
         numbers of :class:`UserStreams`, bit for bit), so the integers are those of the
         mechanism pipeline, whatever the chunking and the thread count. Without a seed, the
         streams are keyed by fresh operating-system entropy.
@@ -638,7 +638,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
             stats.insert(0, (0, self._mech_xx, True, self._unit_xx, "xx"))
         for stream, mech, outer, unit, name in stats:
             block = UserStreams.block_size(_n_upper(de) if outer else de)
-            chunk = max(block, (_CHUNK_ENTRIES // de) // block * block)
+            chunk = max(block, (_CHUNK_ENTRIES // 2 // de) // block * block)  # 4 MiB of X
             pos = 0
             while pos < n:
                 stop = min(n, ((first + pos) // chunk + 1) * chunk - first)
