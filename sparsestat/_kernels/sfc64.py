@@ -50,6 +50,7 @@ _FI = np.ascontiguousarray(fi_double, dtype=np.float64)
 _SWI = np.concatenate([_WI, -_WI])  # layer width indexed by sign bit * 256 + layer
 _NOR_R = float(ziggurat_nor_r)
 _NOR_INV_R = float(ziggurat_nor_inv_r)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 # SeedSequence constants (numpy/random/bit_generator.pyx)
 _POOL = 4
@@ -186,44 +187,15 @@ def _seed_group(prefix: list[int], blocks: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _rejected(
-    r: Any, x: float, a: Any, b: Any, c: Any, w: Any
-) -> tuple[bool, float, Any, Any, Any, Any]:  # pragma: no cover - compiled
-    """The rare branches of the Ziggurat (0.7% of the draws): the tail and the wedge.
-
-    ``r`` is the output that missed the rectangle test, ``x`` its candidate value. Returns
-    ``(accepted, value, a, b, c, w)``; when not accepted the caller draws again. Uniforms
-    are NumPy's ``next_double`` (the top 53 bits of an output, times 2**-53).
-    """
-    idx = np.intp(r & uint64(0xFF))
-    rabs = (r >> uint64(9)) & uint64(0x000FFFFFFFFFFFFF)
-    u = np.empty(2)
-    while True:
-        for j in range(1 if idx else 2):  # one uniform for the wedge, two for the tail
-            out = a + b + w
-            w += uint64(1)
-            a = b ^ (b >> uint64(11))
-            b = c + (c << uint64(3))
-            c = ((c << uint64(24)) | (c >> uint64(40))) + out
-            u[j] = float(np.int64(out >> uint64(11))) * (1.0 / 9007199254740992.0)
-        if idx:  # the wedge
-            accept = (_FI[idx - 1] - _FI[idx]) * u[0] + _FI[idx] < np.exp(-0.5 * x * x)
-            return accept, x, a, b, c, w
-        xx = -_NOR_INV_R * np.log1p(-u[0])  # the tail beyond r
-        yy = -np.log1p(-u[1])
-        if yy + yy > xx * xx:
-            if (rabs >> uint64(8)) & uint64(1):  # NumPy's choice of the tail's sign
-                return True, -(_NOR_R + xx), a, b, c, w
-            return True, _NOR_R + xx, a, b, c, w
-
-
-@njit(cache=True, nogil=True)
 def fill_normals(out: Any, a: Any, b: Any, c: Any, w: Any) -> tuple[Any, Any, Any, Any]:
     """Fill ``out`` with standard normal draws (NumPy's Ziggurat) and return the next state.
 
-    The SFC64 step and the Ziggurat's rectangle test (99.3% of the draws) are written out in
-    the loop; the sign bit (bit 8) selects ``+wi`` or ``-wi`` in a table, and ``rabs * (-wi)``
-    is ``-(rabs * wi)`` bit for bit; ``rabs < 2**52``, so its conversion to float is exact.
+    The SFC64 step is written out where an output is needed. Rectangle test (99.3% of the
+    draws): bits 0-7 pick the layer, bit 8 the sign (a table holds ``+wi`` then ``-wi``,
+    and ``rabs * (-wi)`` is ``-(rabs * wi)`` bit for bit), bits 9-60 give ``rabs < 2**52``
+    (so its conversion to float is exact). Otherwise NumPy's tail (layer 0, two uniforms per
+    try, until one is accepted) or wedge test (one uniform; on rejection a new output).
+    Uniforms are NumPy's ``next_double``: the top 53 bits of an output times 2**-53.
     """  # pragma: no cover - compiled
     for i in range(out.shape[0]):
         while True:
@@ -232,15 +204,39 @@ def fill_normals(out: Any, a: Any, b: Any, c: Any, w: Any) -> tuple[Any, Any, An
             a = b ^ (b >> uint64(11))
             b = c + (c << uint64(3))
             c = ((c << uint64(24)) | (c >> uint64(40))) + r
+            idx = np.intp(r & uint64(0xFF))
             rabs = (r >> uint64(9)) & uint64(0x000FFFFFFFFFFFFF)
             x = float(np.int64(rabs)) * _SWI[np.intp(r & uint64(0x1FF))]
-            if rabs < _KI[np.intp(r & uint64(0xFF))]:
-                out[i] = x
+            if rabs < _KI[idx]:
                 break
-            ok, x, a, b, c, w = _rejected(r, x, a, b, c, w)
-            if ok:
-                out[i] = x
+            if idx == 0:  # the tail beyond r
+                while True:
+                    u1 = a + b + w
+                    w += uint64(1)
+                    a = b ^ (b >> uint64(11))
+                    b = c + (c << uint64(3))
+                    c = ((c << uint64(24)) | (c >> uint64(40))) + u1
+                    u2 = a + b + w
+                    w += uint64(1)
+                    a = b ^ (b >> uint64(11))
+                    b = c + (c << uint64(3))
+                    c = ((c << uint64(24)) | (c >> uint64(40))) + u2
+                    xx = -_NOR_INV_R * np.log1p(-float(np.int64(u1 >> uint64(11))) * _TO_UNIT)
+                    yy = -np.log1p(-float(np.int64(u2 >> uint64(11))) * _TO_UNIT)
+                    if yy + yy > xx * xx:
+                        break
+                # NumPy takes the tail's sign from bit 8 of rabs
+                x = -(_NOR_R + xx) if (rabs >> uint64(8)) & uint64(1) else _NOR_R + xx
                 break
+            u = a + b + w  # the wedge
+            w += uint64(1)
+            a = b ^ (b >> uint64(11))
+            b = c + (c << uint64(3))
+            c = ((c << uint64(24)) | (c >> uint64(40))) + u
+            fu = float(np.int64(u >> uint64(11))) * _TO_UNIT
+            if (_FI[idx - 1] - _FI[idx]) * fu + _FI[idx] < np.exp(-0.5 * x * x):
+                break
+        out[i] = x
     return a, b, c, w
 
 
