@@ -129,7 +129,7 @@ def main():
         f" {', '.join(f'{v:.2f}' for v in os.getloadavg())}\n"
     )
     # d: (users per-user, users privatize, users simulate_aggregate, users OpenDP)
-    sizes = {20: (200_000, 20_000, 2_000_000, 20), 100: (10_000, 1_000, 200_000, 2)}
+    sizes = {20: (400_000, 20_000, 2_000_000, 20), 100: (10_000, 1_000, 200_000, 2)}
     if QUICK:
         sizes = {20: (10_000, 2_000, 100_000, 5), 100: (500, 100, 20_000, 1)}
     rows = []

@@ -1,10 +1,13 @@
 """Kernels for local differential privacy: per-user statistics, exact aggregation, samplers' cores.
 
 Everything here is vectorised over users (the first axis) and written against the array API,
-so it runs on NumPy, CuPy and PyTorch alike. No kernel draws random numbers: the privacy
-mechanisms in :mod:`sparsestat.privacy.mechanisms` draw them and pass them in, which keeps
-the maps from randomness to output deterministic and auditable (the privacy tests enumerate
-them exhaustively for small dimensions).
+so it runs on NumPy, CuPy and PyTorch alike. The kernels take their random numbers as
+inputs (the privacy mechanisms in :mod:`sparsestat.privacy.mechanisms` draw them and pass
+them in), which keeps the maps from randomness to output deterministic and auditable (the
+privacy tests enumerate them exhaustively for small dimensions). The one exception,
+:func:`keyed_gaussian_report_sums`, takes the *keys* of the users' NumPy noise streams
+instead and draws exactly those numbers itself (:mod:`sparsestat._kernels.sfc64`), so that
+the noise of millions of users is never stored; its generic version draws them with NumPy.
 
 Exact aggregation
 -----------------
