@@ -521,6 +521,13 @@ def test_user_reports_depend_on_the_user_id_only_not_on_chunks_or_threads(monkey
     for other in (many, small, server):
         np.testing.assert_array_equal(other.sum_xx_, one.sum_xx_)
         np.testing.assert_array_equal(other.sum_xy_, one.sum_xy_)
+    # the public-X variant (users send v only) sums the same v reports
+    pub = {**params, "public_X": X[:50]}
+    client = LDPSparseLinearRegression(**pub)
+    M_none, v_pub = client.privatize(X, y)
+    assert M_none is None
+    fitted = LDPSparseLinearRegression(**pub).fit(X, y)
+    np.testing.assert_array_equal(client.add_reports(None, v_pub).sum_xy_, fitted.sum_xy_)
     # a single user's fit is exactly that user's own report, wherever the user sits
     for u in (0, 700, 1023, 1024, n - 1):
         alone = LDPSparseLinearRegression(**params).partial_fit(
