@@ -187,15 +187,29 @@ def _seed_group(prefix: list[int], blocks: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def _uniform(a: Any, b: Any, c: Any, w: Any) -> tuple[float, Any, Any, Any, Any]:
+    """One SFC64 step as NumPy's ``next_double``: top 53 bits of the output times 2**-53.
+
+    Only the Ziggurat's rare branches call it; the common one has the step written out.
+    """  # pragma: no cover - compiled
+    out = a + b + w
+    w += uint64(1)
+    a = b ^ (b >> uint64(11))
+    b = c + (c << uint64(3))
+    c = ((c << uint64(24)) | (c >> uint64(40))) + out
+    return float(np.int64(out >> uint64(11))) * _TO_UNIT, a, b, c, w
+
+
+@njit(cache=True, nogil=True)
 def fill_normals(out: Any, a: Any, b: Any, c: Any, w: Any) -> tuple[Any, Any, Any, Any]:
     """Fill ``out`` with standard normal draws (NumPy's Ziggurat) and return the next state.
 
-    The SFC64 step is written out where an output is needed. Rectangle test (99.3% of the
-    draws): bits 0-7 pick the layer, bit 8 the sign (a table holds ``+wi`` then ``-wi``,
-    and ``rabs * (-wi)`` is ``-(rabs * wi)`` bit for bit), bits 9-60 give ``rabs < 2**52``
-    (so its conversion to float is exact). Otherwise NumPy's tail (layer 0, two uniforms per
-    try, until one is accepted) or wedge test (one uniform; on rejection a new output).
-    Uniforms are NumPy's ``next_double``: the top 53 bits of an output times 2**-53.
+    The SFC64 step (NumPy's ``sfc64_next``) is written out in the loop. Rectangle test
+    (99.3% of the draws): bits 0-7 pick the layer, bit 8 the sign (a table holds ``+wi``
+    then ``-wi``, and ``rabs * (-wi)`` is ``-(rabs * wi)`` bit for bit), bits 9-60 give
+    ``rabs < 2**52`` (so its conversion to float is exact). Otherwise NumPy's tail (layer 0,
+    two uniforms per try until one is accepted) or wedge test (one uniform; on rejection a
+    new output).
     """  # pragma: no cover - compiled
     for i in range(out.shape[0]):
         while True:
@@ -211,30 +225,17 @@ def fill_normals(out: Any, a: Any, b: Any, c: Any, w: Any) -> tuple[Any, Any, An
                 break
             if idx == 0:  # the tail beyond r
                 while True:
-                    u1 = a + b + w
-                    w += uint64(1)
-                    a = b ^ (b >> uint64(11))
-                    b = c + (c << uint64(3))
-                    c = ((c << uint64(24)) | (c >> uint64(40))) + u1
-                    u2 = a + b + w
-                    w += uint64(1)
-                    a = b ^ (b >> uint64(11))
-                    b = c + (c << uint64(3))
-                    c = ((c << uint64(24)) | (c >> uint64(40))) + u2
-                    xx = -_NOR_INV_R * np.log1p(-float(np.int64(u1 >> uint64(11))) * _TO_UNIT)
-                    yy = -np.log1p(-float(np.int64(u2 >> uint64(11))) * _TO_UNIT)
+                    u1, a, b, c, w = _uniform(a, b, c, w)
+                    u2, a, b, c, w = _uniform(a, b, c, w)
+                    xx = -_NOR_INV_R * np.log1p(-u1)
+                    yy = -np.log1p(-u2)
                     if yy + yy > xx * xx:
                         break
                 # NumPy takes the tail's sign from bit 8 of rabs
                 x = -(_NOR_R + xx) if (rabs >> uint64(8)) & uint64(1) else _NOR_R + xx
                 break
-            u = a + b + w  # the wedge
-            w += uint64(1)
-            a = b ^ (b >> uint64(11))
-            b = c + (c << uint64(3))
-            c = ((c << uint64(24)) | (c >> uint64(40))) + u
-            fu = float(np.int64(u >> uint64(11))) * _TO_UNIT
-            if (_FI[idx - 1] - _FI[idx]) * fu + _FI[idx] < np.exp(-0.5 * x * x):
+            u, a, b, c, w = _uniform(a, b, c, w)  # the wedge
+            if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < np.exp(-0.5 * x * x):
                 break
         out[i] = x
     return a, b, c, w
