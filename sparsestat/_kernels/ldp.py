@@ -325,6 +325,8 @@ def _gaussian_report_sums_generic(
 _BALL_MARGIN = 2.0**-20
 #: Users per call of the fused sums: keeps every float partial sum below 2**53 (exact).
 _SUM_ROWS = 1 << 21
+#: Bound on |z| of NumPy's Ziggurat: its tail returns r + xx with xx <= 53 ln(2) / r.
+_Z_MAX = 14.0
 
 
 @njit(cache=True, nogil=True)
@@ -434,7 +436,6 @@ def _keyed_sums_impl(
     outer: bool,
     hi: Any,
     lo: Any,
-    habs: Any,
 ) -> None:  # pragma: no cover - compiled
     """:func:`_sums_numba_impl` with the noise drawn here, from the users' keyed streams.
 
@@ -442,7 +443,8 @@ def _keyed_sums_impl(
     of the draw of its block, whose generator starts in ``states[j]`` for the ``j``-th
     block from the first row's (:func:`~sparsestat._kernels.sfc64.seed_states`); the first
     block is advanced past the users before ``first_id``. The fold of a user is its id
-    modulo ``n_folds``.
+    modulo ``n_folds``. The float limbs stay exact by the caller's a-priori bound (no
+    per-entry bookkeeping).
     """
     n = X.shape[0]
     m = hi.shape[1]
@@ -465,12 +467,12 @@ def _keyed_sums_impl(
             factor = _clip_factor(X, r, outer, t, bound)
             f = (first_id + r) % n_folds
             a, b, c, w = fill_normals(z, a, b, c, w)
+            hi_f, lo_f = hi[f], lo[f]
             for p in range(m):
                 q = np.rint((t[p] * factor + scale * z[p]) * inv_unit)
                 h = np.floor(q * inv_limb)
-                hi[f, p] += h
-                lo[f, p] += q - h * limb
-                habs[p] += abs(h)
+                hi_f[p] += h
+                lo_f[p] += q - h * limb
         i = stop
 
 
@@ -600,7 +602,16 @@ def _keyed_sums_numba(
             (start + a, start + b)
             for a, b in _split_at_blocks(first_id + start, stop - start, block_size, n_threads)
         ]
-    acc = [(np.zeros((n_folds, m)), np.zeros((n_folds, m)), np.zeros(m)) for _ in ranges]
+    # A priori bound of every rounded entry |q|: the statistic lies in the l2 ball of radius
+    # ``bound`` (2 bound covers the rounding of the clip factor) and every Ziggurat output
+    # is below 14 in absolute value (the tail's largest value is r - ln(2**-53) / r, about
+    # 13.7); the float limbs are exact while each call's sum of |h| stays below 2**52.
+    q_max = (2.0 * abs(bound) + _Z_MAX * abs(scale)) / unit + 1.0
+    if not (math.isfinite(q_max) and _SUM_ROWS * (q_max / float(_LIMB) + 1.0) < 2.0**52):
+        return _keyed_sums_generic(
+            X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer
+        )
+    acc = [(np.zeros((n_folds, m)), np.zeros((n_folds, m))) for _ in ranges]
 
     def work(j: int) -> None:
         a, b = ranges[j]
@@ -613,8 +624,8 @@ def _keyed_sums_numba(
     else:
         for j in range(len(ranges)):
             work(j)
-    for hi_f, lo_f, habs in acc:
-        if not np.all(habs < 2.0**52):  # huge (or non-finite) entries: the generic path decides
+    for hi_f, lo_f in acc:
+        if not (np.all(np.isfinite(hi_f)) and np.all(np.isfinite(lo_f))):  # the generic path
             return _keyed_sums_generic(
                 X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer
             )
