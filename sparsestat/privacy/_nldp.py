@@ -629,10 +629,10 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         """Users ``first, first + 1, ...`` with NumPy noise drawn inside the fused kernel.
 
         Each statistic runs over the batch in chunks of whole noise-stream blocks (two
-        arrays of 4 MiB at most, independent of n); the kernel draws every user's keyed noise (the
-        numbers of :class:`UserStreams`, bit for bit), so the integers are those of the
-        mechanism pipeline, whatever the chunking and the thread count. Without a seed, the
-        streams are keyed by fresh operating-system entropy.
+        arrays of 4 MiB at most, independent of n); the kernel draws every user's keyed
+        noise (the numbers of :class:`UserStreams`, bit for bit), so the integers are those
+        of the mechanism pipeline, whatever the chunking and the thread count. Without a
+        seed, the streams are keyed by fresh operating-system entropy.
         """
         n = X.shape[0]
         k = int(self.cv)
