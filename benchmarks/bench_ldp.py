@@ -1,15 +1,18 @@
 """Benchmark: user reports per second of LDP sparse regression (privatise + aggregate).
 
-Rows: per-user privatisation with NumPy noise (each user's report drawn from their own
-keyed stream, clipped, noised, rounded and summed exactly by one fused kernel in ``fit``),
-the client-side ``privatize`` returning the (n, d, d) reports followed by ``add_reports``,
-the Gaussian draws alone (d(d+1)/2 + d per user from the same keyed streams: the bound of
-per-user privatisation with NumPy noise), the ``simulate_aggregate`` mode (one aggregated
-noise draw, for experiments), and the OpenDP exact samplers (the deployment backend; the
+Rows: per-user privatisation with NumPy noise in ``fit`` (one fused Numba kernel draws each
+user's keyed noise -- NumPy's SeedSequence/SFC64/Ziggurat stream, bit for bit -- clips,
+forms the outer product, adds the noise, rounds and sums exactly), on 1 and on 2 threads
+(``numba.set_num_threads``); the Gaussian draws alone, d(d+1)/2 + d per user, both as
+NumPy's ``Generator.standard_normal`` makes them (the previous bound) and as the compiled
+kernel makes them (the same numbers); the client-side ``privatize`` returning the (n, d, d)
+reports followed by ``add_reports``; the ``simulate_aggregate`` mode (one aggregated noise
+draw, for experiments); LDP-IHT; and the OpenDP exact samplers (the deployment backend; the
 peer here), at d = 20 and d = 100. Rates are given per wall-clock second and per second of
-this process's CPU time (the machine may be shared). A second table shows that the peak
-memory of ``fit`` does not grow with the number of users (reports are privatised and summed
-in chunks).
+this process's CPU time (all threads; the machine may be shared, and then only the CPU rate
+is comparable between runs). A second table shows that the peak memory of ``fit`` does not
+grow with the number of users, and a third the first ``fit`` in a fresh process, with an
+empty Numba cache (cold compile, once per installation) and with a warm one (DESIGN: 2 s).
 
 Run: ``python benchmarks/bench_ldp.py`` (``SPARSESTAT_QUICK=1`` for a tiny run).
 """
@@ -18,15 +21,19 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
+import numba
 import numpy as np
 from _harness import bench_header, limit_threads, markdown_table, peak_memory, time_call
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from sparsestat._kernels.sfc64 import fill_normals, seed_states
 from sparsestat.privacy import (
     LDPIHTRegressor,
     LDPSparseLinearRegression,
@@ -35,6 +42,7 @@ from sparsestat.privacy import (
 )
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
 def data(n, d, seed=0):
@@ -74,6 +82,38 @@ def draws_only(n, d, seed=0):
         streams.draw(ids[start : start + chunk], d, 1)
 
 
+def compiled_draws_only(n, d, seed=0):
+    """The same keyed draws made by the compiled sampler (one thread, one buffer per block)."""
+    for stream, m in ((0, d * (d + 1) // 2), (1, d)):
+        block = UserStreams.block_size(m)
+        buf = np.empty(block * m)
+        states = seed_states(seed, (stream,), np.arange(-(-n // block)))
+        for b, state in enumerate(states):
+            fill_normals(buf[: min(block, n - b * block) * m], *state)
+
+
+FIRST_FIT = """
+import time, warnings
+t0 = time.perf_counter()
+import numpy as np
+from sparsestat.privacy import LDPSparseLinearRegression
+t1 = time.perf_counter()
+X = np.random.default_rng(0).uniform(-1, 1, (2000, 5))
+c0, t2 = time.process_time(), time.perf_counter()
+LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0).fit(X, X[:, 0])
+print(t1 - t0, time.perf_counter() - t2, time.process_time() - c0)
+"""
+
+
+def first_fit(cache_dir):
+    """Import time, and wall and CPU time of the first fit, in a fresh process."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_FIT], env=env, capture_output=True, text=True, check=True
+    )
+    return [float(v) for v in out.stdout.split()]
+
+
 def privatize_then_add(X, y):
     client = nldp(random_state=0)
     M, v = client.privatize(X, y)
@@ -81,9 +121,15 @@ def privatize_then_add(X, y):
 
 
 def main():
-    print(bench_header("LDP sparse regression: user reports per second"))
+    max_threads = numba.get_num_threads()
+    print(bench_header("LDP sparse regression: user reports per second", threads=max_threads))
+    print(
+        f"Kernel threads: 1 and {max_threads} (numba.set_num_threads; whole noise blocks per"
+        f" thread, nogil); load average before the run:"
+        f" {', '.join(f'{v:.2f}' for v in os.getloadavg())}\n"
+    )
     # d: (users per-user, users privatize, users simulate_aggregate, users OpenDP)
-    sizes = {20: (200_000, 20_000, 2_000_000, 20), 100: (10_000, 1_000, 200_000, 2)}
+    sizes = {20: (400_000, 20_000, 2_000_000, 20), 100: (10_000, 1_000, 200_000, 2)}
     if QUICK:
         sizes = {20: (10_000, 2_000, 100_000, 5), 100: (500, 100, 20_000, 1)}
     rows = []
@@ -92,10 +138,16 @@ def main():
         for d, (n_user, n_priv, n_sim, n_odp) in sizes.items():
             start = len(rows)
             X, y = data(n_user, d)
-            t, r, rc = rate(n_user, lambda X=X, y=y: nldp(random_state=0).fit(X, y), 3)
-            rows.append([d, "NLDP per-user fit, NumPy noise (fused kernel)", n_user, t, r, rc])
+            for threads in (1, max_threads):
+                numba.set_num_threads(threads)
+                t, r, rc = rate(n_user, lambda X=X, y=y: nldp(random_state=0).fit(X, y), 3)
+                mode = f"NLDP per-user fit, NumPy noise (fused kernel), {threads} thread(s)"
+                rows.append([d, mode, n_user, t, r, rc])
+            numba.set_num_threads(max_threads)
             t, r, rc = rate(n_user, lambda n=n_user, d=d: draws_only(n, d), 3)
-            rows.append([d, "  Gaussian draws alone (bound)", n_user, t, r, rc])
+            rows.append([d, "  Gaussian draws alone, NumPy Generator (1 thread)", n_user, t, r, rc])
+            t, r, rc = rate(n_user, lambda n=n_user, d=d: compiled_draws_only(n, d), 3)
+            rows.append([d, "  same draws, compiled sampler (1 thread)", n_user, t, r, rc])
             Xp, yp = X[:n_priv], y[:n_priv]
             t, r, rc = rate(n_priv, lambda X=Xp, y=yp: privatize_then_add(X, y), 3)
             rows.append([d, "NLDP privatize -> (M, v), add_reports", n_priv, t, r, rc])
@@ -163,6 +215,19 @@ def main():
             mib, _ = peak_memory(lambda X=X, y=y: nldp(random_state=0).fit(X, y))
             mem_rows.append([n, X.nbytes / 2**20, mib])
     print(markdown_table(mem_rows, ["users", "input X (MiB)", "peak extra memory (MiB)"]))
+
+    print()
+    print("First fit (n = 2000, d = 5) in a fresh process, seconds:")
+    with tempfile.TemporaryDirectory() as cache:
+        cold = first_fit(cache)
+        warm = first_fit(cache)
+    print(
+        markdown_table(
+            [["empty Numba cache (cold compile)", *cold], ["warm Numba cache", *warm]],
+            ["first call", "import (wall)", "first fit (wall)", "first fit (CPU)"],
+        )
+    )
+    print(f"load average after the run: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

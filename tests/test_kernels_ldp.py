@@ -18,6 +18,7 @@ from sparsestat._kernels.ldp import (
     gaussian_report_sums,
     gaussian_reports,
     grid_unit,
+    keyed_gaussian_report_sums,
     mirror_upper,
     normalise_limbs,
     outer_upper,
@@ -213,3 +214,58 @@ def test_gaussian_report_kernels_run_on_torch_cpu():
     )
     np.testing.assert_array_equal(ht.numpy(), hi)
     np.testing.assert_array_equal(lt.numpy(), lo)
+
+
+# ----------------------------------------------------------------------------- keyed sums
+def _numpy_keyed_noise(seed, stream, ids, m, block):
+    """Row u: row u % block of NumPy's draw for block u // block (brute force, per user)."""
+    z = np.empty((ids.size, m))
+    for r, u in enumerate(ids):
+        seq = np.random.SeedSequence(seed, spawn_key=(stream, int(u) // block))
+        gen = np.random.Generator(np.random.SFC64(seq))
+        z[r] = gen.standard_normal((int(u) % block + 1, m))[-1]
+    return z
+
+
+@pytest.mark.parametrize("outer", [True, False])
+@pytest.mark.parametrize("first_id", [0, 5, 48])
+def test_keyed_sums_equal_numpy_noise_whatever_the_threads(outer, first_id):
+    d, k, block, seed = 4, 3, 16, 2024
+    X, _ = _report_inputs(first_id, 203, d, outer)
+    m = d * (d + 1) // 2 if outer else d
+    bound, scale, unit = _bound(d, outer), 2.5, grid_unit(30.0)
+    ids = np.arange(first_id, first_id + 203)
+    # oracle: NumPy's own generators, user by user, then the generic sums
+    z = _numpy_keyed_noise(seed, 1, ids, m, block)
+    with force_backend("generic"):
+        hi_ref, lo_ref = gaussian_report_sums(X, z, ids % k, k, bound, scale, unit, outer)
+    args = (seed, 1, block, k, bound, scale, unit, outer)
+    for threads in (1, 2, 3, 64):
+        hi, lo = keyed_gaussian_report_sums(X, first_id, *args, n_threads=threads)
+        np.testing.assert_array_equal(hi, hi_ref)
+        np.testing.assert_array_equal(lo, lo_ref)
+    with force_backend("generic"):
+        hi_g, lo_g = keyed_gaussian_report_sums(X, first_id, *args)
+    np.testing.assert_array_equal(hi_g, hi_ref)
+    np.testing.assert_array_equal(lo_g, lo_ref)
+    # any split of the users into consecutive batches adds up to the same integers
+    parts = [(0, 1), (1, 40), (40, 41), (41, 203)]
+    sums = [keyed_gaussian_report_sums(X[a:b], first_id + a, *args) for a, b in parts]
+    hi_p, lo_p = normalise_limbs(sum(h for h, _ in sums), sum(l for _, l in sums))
+    np.testing.assert_array_equal(hi_p, hi_ref)
+    np.testing.assert_array_equal(lo_p, lo_ref)
+
+
+def test_keyed_sums_fall_back_and_refuse_like_the_generic_path():
+    X = np.array([[1.0, 2.0], [0.5, -1.0], [1.0, 1.0]]) * 1e30  # q ~ 2**150 with no clipping
+    args = (0, 7, 0, 4, 1, 1e31, 1.0, grid_unit(1.0), False)
+    with pytest.raises(OverflowError):
+        keyed_gaussian_report_sums(X, *args)
+    X_big = np.array([[1.0, 2.0], [0.5, -1.0], [1.0, 1.0]]) * 2.0**35  # q ~ 2**85: fallback
+    fast = keyed_gaussian_report_sums(X_big, *args)
+    with force_backend("generic"):
+        slow = keyed_gaussian_report_sums(X_big, *args)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    hi, lo = keyed_gaussian_report_sums(np.zeros((0, 2)), *args)
+    assert hi.shape == (1, 2) and not hi.any() and not lo.any()

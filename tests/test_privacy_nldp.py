@@ -422,7 +422,7 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
     m.partial_fit(X[:1000], y[:1000])
     before = (m.sum_xx_.copy(), m.sum_xy_.copy(), m.n_users_seen_)
     calls = []
-    real = nldp_module.gaussian_report_sums
+    real = nldp_module.keyed_gaussian_report_sums  # the fused path of contiguous user ids
 
     def flaky(*args):
         calls.append(1)
@@ -430,10 +430,10 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
             raise OverflowError("simulated failure mid-batch")
         return real(*args)
 
-    monkeypatch.setattr(nldp_module, "gaussian_report_sums", flaky)
+    monkeypatch.setattr(nldp_module, "keyed_gaussian_report_sums", flaky)
     with pytest.raises(OverflowError):
         m.partial_fit(X[1000:], y[1000:])
-    monkeypatch.setattr(nldp_module, "gaussian_report_sums", real)
+    monkeypatch.setattr(nldp_module, "keyed_gaussian_report_sums", real)
     m.partial_fit(X[1000:1001], y[1000:1001])
     assert m.n_users_seen_ == before[2] + 1
     ref = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
@@ -492,3 +492,60 @@ def test_fit_with_a_generator_draws_the_mechanism_noise_in_order():
     xt = np.clip(X, -1, 1)
     resid = (fresh[0] - xt.T @ xt)[np.triu_indices(3)] / (a.noise_scale_[0] * math.sqrt(1500))
     assert 0.1 < np.std(resid) < 3.0
+
+
+def test_user_reports_depend_on_the_user_id_only_not_on_chunks_or_threads(monkeypatch):
+    """fit's kernel draws each user's keyed noise itself: threads and chunks change nothing."""
+    import numba
+
+    import sparsestat.privacy._nldp as nldp_module
+
+    n, d = 2500, 5
+    X, y, _ = _data(n, d, law="gaussian")
+    params = {"epsilon": 0.7, "bounds_X": 1.5, "bounds_y": 2.0, "cv": 3, "random_state": 5}
+    client = LDPSparseLinearRegression(**params)
+    M, v = client.privatize(X, y)  # NumPy's own generators, user by user
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = LDPSparseLinearRegression(**params).fit(X, y)
+        numba.set_num_threads(threads)
+        many = LDPSparseLinearRegression(**params).fit(X, y)
+        monkeypatch.setattr(nldp_module, "_CHUNK_ENTRIES", 1)  # one noise block per chunk
+        small = LDPSparseLinearRegression(**params)
+        for a, b in [(0, 1), (1, 999), (999, 1030), (1030, n)]:  # batches start mid-block
+            small.partial_fit(X[a:b], y[a:b])
+    finally:
+        numba.set_num_threads(threads)
+    server = client.add_reports(M, v)
+    for other in (many, small, server):
+        np.testing.assert_array_equal(other.sum_xx_, one.sum_xx_)
+        np.testing.assert_array_equal(other.sum_xy_, one.sum_xy_)
+    # the public-X variant (users send v only) sums the same v reports
+    pub = {**params, "public_X": X[:50]}
+    client = LDPSparseLinearRegression(**pub)
+    M_none, v_pub = client.privatize(X, y)
+    assert M_none is None
+    fitted = LDPSparseLinearRegression(**pub).fit(X, y)
+    np.testing.assert_array_equal(client.add_reports(None, v_pub).sum_xy_, fitted.sum_xy_)
+    # a single user's fit is exactly that user's own report, wherever the user sits
+    for u in (0, 700, 1023, 1024, n - 1):
+        alone = LDPSparseLinearRegression(**params).partial_fit(
+            X[u : u + 1], y[u : u + 1], user_ids=[u]
+        )
+        np.testing.assert_array_equal(alone.sum_xx_, M[u])
+        np.testing.assert_array_equal(alone.sum_xy_, v[u])
+
+
+def test_noise_of_the_fused_kernel_has_the_per_user_law():
+    """Users with x = 0: the summed reports are pure noise, N(0, n s^2) for every entry."""
+    n, d = 3000, 20
+    m = LDPSparseLinearRegression(1.0, 1e-5, bounds_X=1.0, bounds_y=1.0, cv=2, random_state=17).fit(
+        np.zeros((n, d)), np.zeros(n)
+    )
+    s1, s2 = m.noise_scale_
+    tri = m.sum_xx_[np.triu_indices(d)] / (s1 * math.sqrt(n))  # 210 independent entries
+    assert stats.kstest(tri, "norm").pvalue > 1e-3
+    assert np.var(tri) == pytest.approx(1.0, abs=0.3)
+    both = np.concatenate([tri, m.sum_xy_ / (s2 * math.sqrt(n))])
+    assert stats.kstest(both, "norm").pvalue > 1e-3

@@ -1,10 +1,13 @@
 """Kernels for local differential privacy: per-user statistics, exact aggregation, samplers' cores.
 
 Everything here is vectorised over users (the first axis) and written against the array API,
-so it runs on NumPy, CuPy and PyTorch alike. No kernel draws random numbers: the privacy
-mechanisms in :mod:`sparsestat.privacy.mechanisms` draw them and pass them in, which keeps
-the maps from randomness to output deterministic and auditable (the privacy tests enumerate
-them exhaustively for small dimensions).
+so it runs on NumPy, CuPy and PyTorch alike. The kernels take their random numbers as
+inputs (the privacy mechanisms in :mod:`sparsestat.privacy.mechanisms` draw them and pass
+them in), which keeps the maps from randomness to output deterministic and auditable (the
+privacy tests enumerate them exhaustively for small dimensions). The one exception,
+:func:`keyed_gaussian_report_sums`, takes the *keys* of the users' NumPy noise streams
+instead and draws exactly those numbers itself (:mod:`sparsestat._kernels.sfc64`), so that
+the noise of millions of users is never stored; its generic version draws them with NumPy.
 
 Exact aggregation
 -----------------
@@ -19,12 +22,15 @@ machines or dask chunks.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit
 
 from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
+from sparsestat._kernels.sfc64 import fill_normals, seed_states
 
 __all__ = [
     "GRID_BITS",
@@ -37,6 +43,7 @@ __all__ = [
     "gaussian_report_sums",
     "gaussian_reports",
     "grid_unit",
+    "keyed_gaussian_report_sums",
     "mirror_upper",
     "outer_upper",
     "triu_indices",
@@ -318,6 +325,8 @@ def _gaussian_report_sums_generic(
 _BALL_MARGIN = 2.0**-20
 #: Users per call of the fused sums: keeps every float partial sum below 2**53 (exact).
 _SUM_ROWS = 1 << 21
+#: Bound on |z| of NumPy's Ziggurat: its tail returns r + xx with xx <= 53 ln(2) / r.
+_Z_MAX = 14.0
 
 
 @njit(cache=True, nogil=True)
@@ -414,6 +423,59 @@ def _sums_numba_impl(
             habs[p] += abs(h)
 
 
+@njit(cache=True, nogil=True)
+def _keyed_sums_impl(
+    X: Any,
+    first_id: int,
+    block_size: int,
+    states: Any,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+    hi: Any,
+    lo: Any,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_sums_numba_impl` with the noise drawn here, from the users' keyed streams.
+
+    Row ``i`` is user ``first_id + i``; its numbers are row ``(first_id + i) % block_size``
+    of the draw of its block, whose generator starts in ``states[j]`` for the ``j``-th
+    block from the first row's (:func:`~sparsestat._kernels.sfc64.seed_states`); the first
+    block is advanced past the users before ``first_id``. The fold of a user is its id
+    modulo ``n_folds``. The float limbs stay exact by the caller's a-priori bound (no
+    per-entry bookkeeping).
+    """
+    n = X.shape[0]
+    m = hi.shape[1]
+    t = np.empty(m)
+    z = np.empty(m)
+    inv_unit = 1.0 / unit
+    limb = float(1 << 31)
+    inv_limb = 1.0 / limb
+    first_block = first_id // block_size
+    i = 0
+    while i < n:
+        user = first_id + i
+        block = user // block_size
+        stop = min(n, (block + 1) * block_size - first_id)
+        j = block - first_block
+        a, b, c, w = states[j, 0], states[j, 1], states[j, 2], states[j, 3]
+        for _ in range(user - block * block_size):  # earlier users of the block
+            a, b, c, w = fill_normals(z, a, b, c, w)
+        for r in range(i, stop):
+            factor = _clip_factor(X, r, outer, t, bound)
+            f = (first_id + r) % n_folds
+            a, b, c, w = fill_normals(z, a, b, c, w)
+            hi_f, lo_f = hi[f], lo[f]
+            for p in range(m):
+                q = np.rint((t[p] * factor + scale * z[p]) * inv_unit)
+                h = np.floor(q * inv_limb)
+                hi_f[p] += h
+                lo_f[p] += q - h * limb
+        i = stop
+
+
 @register("gaussian_reports", "numba")
 def _gaussian_reports_numba(
     X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool
@@ -454,6 +516,182 @@ def _gaussian_report_sums_numba(
             return _gaussian_report_sums_generic(X, z, folds, n_folds, bound, scale, unit, outer)
         hi, lo = normalise_limbs(hi + hi_f.astype(np.int64), lo + lo_f.astype(np.int64))
     return hi, lo
+
+
+def _keyed_normals(seed: Any, stream: int, first_id: int, n: int, m: int, block_size: int) -> Any:
+    """Rows ``first_id .. first_id + n - 1`` of the keyed streams, drawn by NumPy itself."""
+    z = np.empty((n, m))
+    pos = 0
+    while pos < n:
+        block, r = divmod(first_id + pos, block_size)
+        take = min(block_size - r, n - pos)
+        seq = np.random.SeedSequence(seed, spawn_key=(stream, block))
+        draw = np.random.Generator(np.random.SFC64(seq)).standard_normal((r + take, m))
+        z[pos : pos + take] = draw[r:]
+        pos += take
+    return z
+
+
+@register("keyed_gaussian_report_sums", "generic")
+def _keyed_sums_generic(
+    X: Any,
+    first_id: int,
+    seed: Any,
+    stream: int,
+    block_size: int,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+    n_threads: int | None = None,
+) -> tuple[Any, Any]:
+    xp = get_namespace(X)
+    n, d = int(X.shape[0]), int(X.shape[1])
+    m = d * (d + 1) // 2 if outer else d
+    z = xp.asarray(_keyed_normals(seed, stream, first_id, n, m, block_size))
+    folds = xp.asarray(np.arange(first_id, first_id + n, dtype=np.int64) % n_folds)
+    return _gaussian_report_sums_generic(X, z, folds, n_folds, bound, scale, unit, outer)
+
+
+def _split_at_blocks(first_id: int, n: int, block_size: int, parts: int) -> list[tuple[int, int]]:
+    """Contiguous row ranges, cut at block boundaries, of about equal numbers of blocks."""
+    first_block = first_id // block_size
+    last_block = (first_id + n - 1) // block_size
+    n_blocks = last_block - first_block + 1
+    parts = max(1, min(parts, n_blocks))
+    cuts = [0]
+    for j in range(1, parts):
+        cuts.append((first_block + (n_blocks * j) // parts) * block_size - first_id)
+    cuts.append(n)
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+@register("keyed_gaussian_report_sums", "numba")
+def _keyed_sums_numba(
+    X: Any,
+    first_id: int,
+    seed: Any,
+    stream: int,
+    block_size: int,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+    n_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    n_threads = numba.get_num_threads() if n_threads is None else int(n_threads)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    n, d = X.shape
+    m = d * (d + 1) // 2 if outer else d
+    hi = np.zeros((n_folds, m), np.int64)
+    lo = np.zeros((n_folds, m), np.int64)
+    if n == 0:
+        return hi, lo
+    first_block = first_id // block_size
+    states = seed_states(
+        seed, (int(stream),), np.arange(first_block, (first_id + n - 1) // block_size + 1)
+    )
+    block_size, n_folds = int(block_size), int(n_folds)
+    params = (float(bound), float(scale), float(unit), bool(outer))
+    ranges = []
+    for start in range(0, n, _SUM_ROWS):  # exact float limbs: at most 2**21 users per call
+        stop = min(n, start + _SUM_ROWS)
+        ranges += [
+            (start + a, start + b)
+            for a, b in _split_at_blocks(first_id + start, stop - start, block_size, n_threads)
+        ]
+    # A priori bound of every rounded entry |q|: the statistic lies in the l2 ball of radius
+    # ``bound`` (2 bound covers the rounding of the clip factor) and every Ziggurat output
+    # is below 14 in absolute value (the tail's largest value is r - ln(2**-53) / r, about
+    # 13.7); the float limbs are exact while each call's sum of |h| stays below 2**52.
+    q_max = (2.0 * abs(bound) + _Z_MAX * abs(scale)) / unit + 1.0
+    if not (math.isfinite(q_max) and _SUM_ROWS * (q_max / float(_LIMB) + 1.0) < 2.0**52):
+        return _keyed_sums_generic(
+            X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer
+        )
+    acc = [(np.zeros((n_folds, m)), np.zeros((n_folds, m))) for _ in ranges]
+
+    def work(j: int) -> None:
+        a, b = ranges[j]
+        st = states[(first_id + a) // block_size - first_block :]
+        _keyed_sums_impl(X[a:b], first_id + a, block_size, st, n_folds, *params, *acc[j])
+
+    if n_threads > 1 and len(ranges) > 1:
+        with ThreadPoolExecutor(max_workers=min(n_threads, len(ranges))) as pool:
+            list(pool.map(work, range(len(ranges))))
+    else:
+        for j in range(len(ranges)):
+            work(j)
+    for hi_f, lo_f in acc:
+        if not (np.all(np.isfinite(hi_f)) and np.all(np.isfinite(lo_f))):  # the generic path
+            return _keyed_sums_generic(
+                X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer
+            )
+        hi, lo = normalise_limbs(hi + hi_f.astype(np.int64), lo + lo_f.astype(np.int64))
+    return hi, lo
+
+
+def keyed_gaussian_report_sums(
+    X: Any,
+    first_id: int,
+    seed: Any,
+    stream: int,
+    block_size: int,
+    n_folds: int,
+    bound: float,
+    scale: float,
+    unit: float,
+    outer: bool,
+    n_threads: int | None = None,
+) -> tuple[Any, Any]:
+    """Per-fold exact sums of Gaussian reports of consecutive users, noise drawn in the kernel.
+
+    The users are ``first_id, first_id + 1, ...`` (one row of ``X`` each); user ``u`` gets
+    row ``u % block_size`` of ``Generator(SFC64(SeedSequence(seed, spawn_key=(stream,
+    u // block_size)))).standard_normal((block_size, m))`` as its noise, and fold
+    ``u % n_folds``. The result is the integers of :func:`gaussian_report_sums` with that
+    noise passed in, whatever the thread count.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        One (already coordinatewise-clipped) row per user.
+    first_id : int
+        Id of the first row's user (>= 0).
+    seed : int or sequence of int
+        Entropy of the streams.
+    stream : int
+        Stream tag (first element of the spawn key).
+    block_size : int
+        Users per stream block.
+    n_folds : int
+        Number of folds.
+    bound, scale, unit, outer
+        As in :func:`gaussian_reports` (``scale > 0``).
+    n_threads : int or None, default=None
+        Threads of the Numba version (None: ``numba.get_num_threads()``, which follows
+        ``NUMBA_NUM_THREADS`` and ``numba.set_num_threads``). Each thread runs a contiguous
+        range of whole blocks with its own accumulators, and the integer sums are added at
+        the end (exact, so the result does not depend on the split).
+
+    Returns
+    -------
+    hi, lo : int64 arrays of shape (n_folds, m)
+        Normalised limbs of each fold's sum.
+
+    Notes
+    -----
+    The Numba version reproduces NumPy's SeedSequence, SFC64 and Ziggurat bit for bit
+    (:mod:`sparsestat._kernels.sfc64`) and never stores the noise: O(n m) time, O(n_folds m)
+    memory per thread. A range starting inside a block first draws the earlier users'
+    numbers of that block. The generic version draws the blocks with NumPy and calls the
+    generic :func:`gaussian_report_sums` (O(n m) memory).
+    """
+    return get_kernel("keyed_gaussian_report_sums", X)(
+        X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer, n_threads
+    )
 
 
 def gaussian_reports(X: Any, z: Any, bound: float, scale: float, unit: float, outer: bool) -> Any:

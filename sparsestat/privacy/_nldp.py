@@ -22,6 +22,7 @@ from sparsestat._kernels.ldp import (
     gaussian_report_sums,
     gaussian_reports,
     grid_unit,
+    keyed_gaussian_report_sums,
     mirror_upper,
     normalise_limbs,
     outer_upper,
@@ -80,6 +81,15 @@ def _id_runs(ids: np.ndarray) -> list[tuple[int, int]]:
     starts = s[np.concatenate(([0], breaks))] if s.size else s
     stops = s[np.concatenate((breaks - 1, [s.size - 1]))] + 1 if s.size else s
     return [(int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def _contiguous_start(ids: Any) -> int | None:
+    """First id of a batch of consecutive ids (a ``range`` or an array), else None."""
+    if isinstance(ids, range):
+        return ids.start if len(ids) else None
+    if ids.size and bool(np.all(np.diff(ids) == 1)):
+        return int(ids[0])
+    return None
 
 
 def _union_runs(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -214,10 +224,15 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
 
     Complexity: O(d^2) time and communication per user (warning above d = 2000), O(cv d^2)
     server memory independent of n, O(d^3) per estimate. With NumPy noise, ``fit`` and
-    ``partial_fit`` on raw data draw each user's keyed noise for a chunk of users (8 MiB)
-    and clip, form the outer product, add the noise, round and sum in one fused kernel,
-    without storing per-user reports; the integers are those of ``privatize`` followed by
-    ``add_reports``. The d(d+1)/2 + d Gaussian draws per user bound the speed.
+    ``partial_fit`` of consecutive user ids clip, form the outer product, draw the user's
+    keyed noise, add it, round and sum in one fused Numba kernel, without storing noise or
+    reports (chunks of 4 MiB of clipped data). The kernel draws NumPy's own numbers (a
+    compiled copy of SeedSequence, SFC64 and the Ziggurat, equal bit for bit), so the
+    integers are those of ``privatize`` followed by ``add_reports``, whatever the chunking;
+    whole noise blocks run on ``numba.get_num_threads()`` threads (set it with
+    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``), with the same result for any
+    count. Without a seed, the streams are keyed by fresh operating-system entropy. The
+    d(d+1)/2 + d Gaussian draws per user bound the speed.
 
     References
     ----------
@@ -581,11 +596,15 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         if self.simulate_aggregate:
             self._aggregate_simulated(X, y, ids, counts)
             return counts
+        numpy_noise = self.noise_backend == "numpy"
+        first = _contiguous_start(ids)
+        if numpy_noise and first is not None and self._mech_xy.scale > 0:
+            self._aggregate_keyed(X, y, first, counts)
+            return counts
         # whole noise-stream blocks per chunk: memory O(chunk d^2), independent of n
         n_tri = de * (de + 1) // 2
         block = UserStreams.block_size(n_tri)
         chunk = max(block, (_CHUNK_ENTRIES // (n_tri + de)) // block * block)
-        numpy_noise = self.noise_backend == "numpy"
         source = _source(self._streams(), "numpy") if numpy_noise else None
         for start in range(0, X.shape[0], chunk):
             sl = slice(start, start + chunk)
@@ -603,6 +622,45 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
                 if v[rows].shape[0]:
                     self._add_limbs(f, None if tri is None else tri[rows], v[rows])
         return counts
+
+    def _aggregate_keyed(
+        self, X: np.ndarray, y: np.ndarray, first: int, counts: np.ndarray
+    ) -> None:
+        """Users ``first, first + 1, ...`` with NumPy noise drawn inside the fused kernel.
+
+        Each statistic runs over the batch in chunks of whole noise-stream blocks (two
+        arrays of 4 MiB at most, independent of n); the kernel draws every user's keyed
+        noise (the numbers of :class:`UserStreams`, bit for bit), so the integers are those
+        of the mechanism pipeline, whatever the chunking and the thread count. Without a
+        seed, the streams are keyed by fresh operating-system entropy.
+        """
+        n = X.shape[0]
+        k = int(self.cv)
+        seed = self._entropy if self._entropy is not None else np.random.SeedSequence().entropy
+        de = X.shape[1] + int(self.fit_intercept)
+        stats = [(1, self._mech_xy, False, self._unit_xy, "xy")]
+        if self._mech_xx is not None:
+            stats.insert(0, (0, self._mech_xx, True, self._unit_xx, "xx"))
+        for stream, mech, outer, unit, name in stats:
+            block = UserStreams.block_size(_n_upper(de) if outer else de)
+            chunk = max(block, (_CHUNK_ENTRIES // 2 // de) // block * block)  # 4 MiB of X
+            pos = 0
+            while pos < n:
+                stop = min(n, ((first + pos) // chunk + 1) * chunk - first)
+                xt = self._clip_X(X[pos:stop])
+                if not outer:
+                    xt *= np.clip(y[pos:stop], -self.bounds_y_, self.bounds_y_)[:, None]
+                hi, lo = keyed_gaussian_report_sums(
+                    xt, first + pos, seed, stream, block, k, mech.l2_bound, mech.scale, unit, outer
+                )
+                hi_all, lo_all = getattr(self, f"_hi_{name}"), getattr(self, f"_lo_{name}")
+                hi_all, lo_all = normalise_limbs(hi_all + hi, lo_all + lo)
+                setattr(self, f"_hi_{name}", hi_all)
+                setattr(self, f"_lo_{name}", lo_all)
+                pos = stop
+        # fold f holds the ids congruent to f modulo k in [first, first + n)
+        f = np.arange(k)
+        counts += (first + n - 1 - f) // k - (first - 1 - f) // k
 
     def _aggregate_simulated(
         self, X: np.ndarray, y: np.ndarray, ids: Any, counts: np.ndarray
