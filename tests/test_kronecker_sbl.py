@@ -728,3 +728,17 @@ def test_verbose_progress_bar_and_noiseless_data(capsys):
     est = KroneckerSBL(verbose=1, noise_variance="auto").fit(factors, y)
     assert rel(est.coef_, coef) < 1e-3
     assert est.noise_variance_ > 0
+
+
+@pytest.mark.parametrize("cls", [SparseBayesianLearning, KroneckerSBL])
+def test_tiny_noise_next_to_large_columns_stays_finite(cls):
+    # y almost constant (noise estimate at its floor) against columns of size 1e3 made the
+    # first E-step's covariance numerically singular: NaN coefficients before the fix.
+    X = np.full((6, 2), 1.11253693e-308)
+    X[[0, 3, 4], 1] = [-1e3, 0.5, 1e3]
+    y = X[:, 0] + 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = cls().fit(X, y)
+    assert np.all(np.isfinite(est.coef_))
+    assert np.all(np.isfinite(est.predict(X)))

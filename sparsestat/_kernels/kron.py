@@ -44,6 +44,7 @@ __all__ = [
 
 _TINY = 1e-300
 _NULL_COLUMN = 1e-12  # factor columns with norm <= this times the largest are dropped
+_COND_FLOOR = 1e-13  # E-step noise variance >= this times the largest signal variance of C
 
 
 # --------------------------------------------------------------------------- mode products
@@ -515,6 +516,14 @@ def sbl_em(
             _keep_only(i, np.flatnonzero(norms > _NULL_COLUMN * top))
 
     def _estep(act: list[Any], g: list[Any], s2: float) -> Posterior:
+        # Keep C = A Gamma A^H + s2 I numerically positive definite when the noise variance is
+        # tiny next to the signal part (e.g. an almost constant y with large columns): s2 is at
+        # least _COND_FLOOR times C's largest signal diagonal, the product of the factors'.
+        top = 1.0
+        for a, gi in zip(act, g):
+            aa = xp.abs(a)
+            top *= float(xp.max((aa * aa) @ xp.astype(gi, aa.dtype)))
+        s2 = max(s2, _COND_FLOOR * top)
         if use_dense:
             return dense_estep(act[0], g[0], s2, Y)
         return kron_estep(act, g, s2, Y)

@@ -171,7 +171,9 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
     iteration: their slice of ``x`` does not affect ``y``, so its variance is unidentifiable,
     and through the Kronecker coupling it can drift until the true entries of the other
     slices are pruned (seen in the IRS setup when the pilots are orthogonal to one MS angle;
-    the authors' code keeps such columns). Cost per iteration:
+    the authors' code keeps such columns), and an E-step noise variance of at least
+    ``1e-13`` times the largest diagonal entry of ``A Gamma A^H`` (keeps the covariance
+    positive definite when ``y`` is almost noiseless next to large columns). Cost per iteration:
     ``O(sum M_i^3 + (M + N) L sum M_i)`` for the E-step, ``O(N)`` memory beyond the factors.
     Inputs may be NumPy, CuPy or torch arrays (factors and ``y`` of one library); the fit
     then runs on their device and the fitted arrays are of that library.

@@ -95,9 +95,12 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
     (1 - Sigma_nn / gamma_n)) / M``; for several columns the residual is averaged over them
     [inferred]. Columns of ``X`` that are numerically zero (norm at most ``1e-12`` times the
     largest) are dropped before the first iteration (their coefficients are 0, their
-    variances unidentifiable) [inferred]. No intercept is fitted: centre the data first.
-    Computations run in float64 / complex128. Complex input is accepted, so scikit-learn's
-    ``check_complex_data`` (which expects complex input to be rejected) does not apply.
+    variances unidentifiable) [inferred]; the E-step uses a noise variance of at least
+    ``1e-13`` times the largest diagonal entry of ``X Gamma X^H``, so the covariance stays
+    positive definite for almost noiseless ``y`` [inferred]. No intercept is fitted: centre
+    the data first. Computations run in float64 / complex128. Complex input is accepted, so
+    scikit-learn's ``check_complex_data`` (which expects complex input to be rejected) does
+    not apply.
 
     References
     ----------
