@@ -10,12 +10,13 @@ Usage in a ``bench_*.py`` script::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -33,10 +34,22 @@ __all__ = [
 DEFAULT_THREADS = int(os.environ.get("SPARSESTAT_BENCH_THREADS", "1"))
 
 
-def limit_threads(n: int = DEFAULT_THREADS) -> threadpool_limits:
-    """Context manager limiting BLAS/OpenMP threads (Numba threads are set by env)."""
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(n))
-    return threadpool_limits(limits=n)
+@contextlib.contextmanager
+def limit_threads(n: int = DEFAULT_THREADS) -> Iterator[None]:
+    """Context manager limiting BLAS/OpenMP threads and Numba's thread pool to ``n``.
+
+    Numba reads ``NUMBA_NUM_THREADS`` only when it is first imported, so the pool is resized
+    with ``numba.set_num_threads`` (capped at the pool size) and restored on exit.
+    """
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def bench_header(title: str, threads: int = DEFAULT_THREADS) -> str:
