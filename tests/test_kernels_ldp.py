@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+import sparsestat._kernels.ldp as ldp_module
 from sparsestat._kernels._dispatch import force_backend
 from sparsestat._kernels.ldp import (
     LIMB_BITS,
@@ -229,7 +230,8 @@ def _numpy_keyed_noise(seed, stream, ids, m, block):
 
 @pytest.mark.parametrize("outer", [True, False])
 @pytest.mark.parametrize("first_id", [0, 5, 48])
-def test_keyed_sums_equal_numpy_noise_whatever_the_threads(outer, first_id):
+def test_keyed_sums_equal_numpy_noise_whatever_the_threads(outer, first_id, monkeypatch):
+    monkeypatch.setattr(ldp_module, "_MIN_TASK_USERS", 1)  # many small tasks per thread
     d, k, block, seed = 4, 3, 16, 2024
     X, _ = _report_inputs(first_id, 203, d, outer)
     m = d * (d + 1) // 2 if outer else d
@@ -254,6 +256,37 @@ def test_keyed_sums_equal_numpy_noise_whatever_the_threads(outer, first_id):
     hi_p, lo_p = normalise_limbs(sum(h for h, _ in sums), sum(l for _, l in sums))
     np.testing.assert_array_equal(hi_p, hi_ref)
     np.testing.assert_array_equal(lo_p, lo_ref)
+
+
+@pytest.mark.parametrize("outer", [True, False])
+@pytest.mark.parametrize("intercept", [None, 0.75])
+def test_keyed_sums_prepare_rows_like_numpy(outer, intercept, monkeypatch):
+    """Clipping X and y, the intercept column and the product by y happen in the kernel."""
+    monkeypatch.setattr(ldp_module, "_MIN_TASK_USERS", 1)
+    rng = np.random.default_rng(3)
+    n, d, k, block, first_id = 150, 3, 2, 16, 7
+    X = 2.0 * rng.standard_normal((n, d))
+    y = 3.0 * rng.standard_normal(n)
+    # oracle: the rows prepared with NumPy, then the kernel without any preparation
+    xt = np.clip(X, -1.25, 1.25)
+    if intercept is not None:
+        xt = np.hstack([xt, np.full((n, 1), intercept)])
+    if not outer:
+        xt = xt * np.clip(y, -2.0, 2.0)[:, None]
+    de = xt.shape[1]
+    args = (11, 0, block, k, _bound(de, outer, tau=1.2), 0.9, grid_unit(10.0), outer)  # ball active
+    ref = keyed_gaussian_report_sums(xt, first_id, *args)
+    opts = {"clip_X": 1.25, "intercept": intercept}
+    if not outer:
+        opts.update(y=y, clip_y=2.0)
+    for threads in (1, 2):
+        got = keyed_gaussian_report_sums(X, first_id, *args, n_threads=threads, **opts)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+    with force_backend("generic"):
+        gen = keyed_gaussian_report_sums(X, first_id, *args, **opts)
+    np.testing.assert_array_equal(gen[0], ref[0])
+    np.testing.assert_array_equal(gen[1], ref[1])
 
 
 def test_keyed_sums_fall_back_and_refuse_like_the_generic_path():

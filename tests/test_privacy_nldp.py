@@ -424,11 +424,11 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
     calls = []
     real = nldp_module.keyed_gaussian_report_sums  # the fused path of contiguous user ids
 
-    def flaky(*args):
+    def flaky(*args, **kwargs):
         calls.append(1)
         if len(calls) > 1:  # the M sums are added, the v sums fail
             raise OverflowError("simulated failure mid-batch")
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(nldp_module, "keyed_gaussian_report_sums", flaky)
     with pytest.raises(OverflowError):
@@ -515,10 +515,12 @@ def test_user_reports_depend_on_the_user_id_only_not_on_chunks_or_threads(monkey
         small = LDPSparseLinearRegression(**params)
         for a, b in [(0, 1), (1, 999), (999, 1030), (1030, n)]:  # batches start mid-block
             small.partial_fit(X[a:b], y[a:b])
+        # a non-contiguous X is copied chunk by chunk (here one noise block per chunk)
+        strided = LDPSparseLinearRegression(**params).fit(np.asfortranarray(X), y)
     finally:
         numba.set_num_threads(threads)
     server = client.add_reports(M, v)
-    for other in (many, small, server):
+    for other in (many, small, strided, server):
         np.testing.assert_array_equal(other.sum_xx_, one.sum_xx_)
         np.testing.assert_array_equal(other.sum_xy_, one.sum_xy_)
     # the public-X variant (users send v only) sums the same v reports

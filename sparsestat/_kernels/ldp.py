@@ -329,7 +329,7 @@ _SUM_ROWS = 1 << 21
 _Z_MAX = 14.0
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True, inline="always")
 def _clip_factor(X: Any, i: int, outer: bool, t: Any, bound: float) -> float:  # pragma: no cover
     """Write user ``i``'s statistic into ``t``; return ``bound / max(||t||, bound)``.
 
@@ -426,10 +426,12 @@ def _sums_numba_impl(
 @njit(cache=True, nogil=True)
 def _keyed_sums_impl(
     X: Any,
+    y: Any,
     first_id: int,
     block_size: int,
     states: Any,
     n_folds: int,
+    clip: Any,
     bound: float,
     scale: float,
     unit: float,
@@ -437,17 +439,22 @@ def _keyed_sums_impl(
     hi: Any,
     lo: Any,
 ) -> None:  # pragma: no cover - compiled
-    """:func:`_sums_numba_impl` with the noise drawn here, from the users' keyed streams.
+    """:func:`_sums_numba_impl` with the rows prepared and the noise drawn here.
 
-    Row ``i`` is user ``first_id + i``; its numbers are row ``(first_id + i) % block_size``
-    of the draw of its block, whose generator starts in ``states[j]`` for the ``j``-th
-    block from the first row's (:func:`~sparsestat._kernels.sfc64.seed_states`); the first
-    block is advanced past the users before ``first_id``. The fold of a user is its id
-    modulo ``n_folds``. The float limbs stay exact by the caller's a-priori bound (no
-    per-entry bookkeeping).
+    Row ``i`` is user ``first_id + i``. Its statistic's input is ``X[i]`` clipped to
+    ``[-clip[0], clip[0]]``, followed by ``clip[2]`` when ``clip[3] != 0`` (an intercept
+    column), all times ``y[i]`` clipped to ``[-clip[1], clip[1]]`` when ``y`` has a row per
+    user (``y.size == X.shape[0]``). Its numbers are row ``(first_id + i) % block_size`` of
+    the draw of its block, whose generator starts in ``states[j]`` for the ``j``-th block
+    from the first row's (:func:`~sparsestat._kernels.sfc64.seed_states`); the first block
+    is advanced past the users before ``first_id``. The fold of a user is its id modulo
+    ``n_folds``. The float limbs stay exact by the caller's a-priori bound.
     """
-    n = X.shape[0]
-    m = hi.shape[1]
+    n, d = X.shape
+    de = d + (1 if clip[3] != 0.0 else 0)
+    m = de * (de + 1) // 2 if outer else de  # hi and lo may have padding columns
+    with_y = y.shape[0] == n and n > 0
+    row = np.empty((1, de))
     t = np.empty(m)
     z = np.empty(m)
     inv_unit = 1.0 / unit
@@ -464,7 +471,15 @@ def _keyed_sums_impl(
         for _ in range(user - block * block_size):  # earlier users of the block
             a, b, c, w = fill_normals(z, a, b, c, w)
         for r in range(i, stop):
-            factor = _clip_factor(X, r, outer, t, bound)
+            for k in range(d):
+                row[0, k] = min(max(X[r, k], -clip[0]), clip[0])
+            if de > d:
+                row[0, d] = clip[2]
+            if with_y:
+                yr = min(max(y[r], -clip[1]), clip[1])
+                for k in range(de):
+                    row[0, k] *= yr
+            factor = _clip_factor(row, 0, outer, t, bound)
             f = (first_id + r) % n_folds
             a, b, c, w = fill_normals(z, a, b, c, w)
             hi_f, lo_f = hi[f], lo[f]
@@ -532,6 +547,19 @@ def _keyed_normals(seed: Any, stream: int, first_id: int, n: int, m: int, block_
     return z
 
 
+def _prepared_rows(X: Any, y: Any, clip_X: float, clip_y: float, intercept: Any) -> Any:
+    """The statistic's input rows: clipped X, the intercept column, times clipped y."""
+    xp = get_namespace(X)
+    xt = xp.clip(X, -clip_X, clip_X) if math.isfinite(clip_X) else X
+    if intercept is not None:
+        col = xp.full((int(X.shape[0]), 1), float(intercept), dtype=X.dtype)
+        xt = xp.concat([xt, col], axis=1)
+    if y is not None:
+        yt = xp.clip(y, -clip_y, clip_y) if math.isfinite(clip_y) else y
+        xt = xt * yt[:, None]
+    return xt
+
+
 @register("keyed_gaussian_report_sums", "generic")
 def _keyed_sums_generic(
     X: Any,
@@ -545,10 +573,15 @@ def _keyed_sums_generic(
     unit: float,
     outer: bool,
     n_threads: int | None = None,
+    y: Any = None,
+    clip_X: float = math.inf,
+    clip_y: float = math.inf,
+    intercept: float | None = None,
 ) -> tuple[Any, Any]:
     xp = get_namespace(X)
-    n, d = int(X.shape[0]), int(X.shape[1])
-    m = d * (d + 1) // 2 if outer else d
+    X = _prepared_rows(X, y, clip_X, clip_y, intercept)
+    n, de = int(X.shape[0]), int(X.shape[1])
+    m = de * (de + 1) // 2 if outer else de
     z = xp.asarray(_keyed_normals(seed, stream, first_id, n, m, block_size))
     folds = xp.asarray(np.arange(first_id, first_id + n, dtype=np.int64) % n_folds)
     return _gaussian_report_sums_generic(X, z, folds, n_folds, bound, scale, unit, outer)
@@ -567,6 +600,13 @@ def _split_at_blocks(first_id: int, n: int, block_size: int, parts: int) -> list
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
+#: Tasks per thread of the keyed sums (dynamic scheduling: a thread slowed down by other
+#: processes takes fewer of them).
+_TASKS_PER_THREAD = 8
+#: Fewest users per task (thread start-up and accumulators cost about as much as 2000 users).
+_MIN_TASK_USERS = 1 << 13
+
+
 @register("keyed_gaussian_report_sums", "numba")
 def _keyed_sums_numba(
     X: Any,
@@ -580,43 +620,59 @@ def _keyed_sums_numba(
     unit: float,
     outer: bool,
     n_threads: int | None = None,
+    y: Any = None,
+    clip_X: float = math.inf,
+    clip_y: float = math.inf,
+    intercept: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     n_threads = numba.get_num_threads() if n_threads is None else int(n_threads)
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, d = X.shape
-    m = d * (d + 1) // 2 if outer else d
+    de = d + int(intercept is not None)
+    m = de * (de + 1) // 2 if outer else de
     hi = np.zeros((n_folds, m), np.int64)
     lo = np.zeros((n_folds, m), np.int64)
     if n == 0:
         return hi, lo
+    generic = (X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer)
+    options = {"y": y, "clip_X": clip_X, "clip_y": clip_y, "intercept": intercept}
+    # A priori bound of every rounded entry |q|: the statistic lies in the l2 ball of radius
+    # ``bound`` (2 bound covers the rounding of the clip factor) and every Ziggurat output
+    # is below 14 in absolute value (the tail's largest value is r - ln(2**-53) / r, about
+    # 13.7); the float limbs are exact while each task's sum of |h| stays below 2**52.
+    q_max = (2.0 * abs(bound) + _Z_MAX * abs(scale)) / unit + 1.0
+    if not (math.isfinite(q_max) and _SUM_ROWS * (q_max / float(_LIMB) + 1.0) < 2.0**52):
+        return _keyed_sums_generic(*generic, **options)
+    y_arr = np.zeros(0) if y is None else np.ascontiguousarray(y, dtype=np.float64)
+    clip = np.array(
+        [clip_X, clip_y, 0.0 if intercept is None else intercept, float(intercept is not None)]
+    )
     first_block = first_id // block_size
     states = seed_states(
         seed, (int(stream),), np.arange(first_block, (first_id + n - 1) // block_size + 1)
     )
     block_size, n_folds = int(block_size), int(n_folds)
     params = (float(bound), float(scale), float(unit), bool(outer))
+    parts = 1 if n_threads <= 1 else n_threads * _TASKS_PER_THREAD
     ranges = []
-    for start in range(0, n, _SUM_ROWS):  # exact float limbs: at most 2**21 users per call
+    for start in range(0, n, _SUM_ROWS):  # exact float limbs: at most 2**21 users per task
         stop = min(n, start + _SUM_ROWS)
+        parts_here = max(1, min(parts, (stop - start) // _MIN_TASK_USERS))
         ranges += [
             (start + a, start + b)
-            for a, b in _split_at_blocks(first_id + start, stop - start, block_size, n_threads)
+            for a, b in _split_at_blocks(first_id + start, stop - start, block_size, parts_here)
         ]
-    # A priori bound of every rounded entry |q|: the statistic lies in the l2 ball of radius
-    # ``bound`` (2 bound covers the rounding of the clip factor) and every Ziggurat output
-    # is below 14 in absolute value (the tail's largest value is r - ln(2**-53) / r, about
-    # 13.7); the float limbs are exact while each call's sum of |h| stays below 2**52.
-    q_max = (2.0 * abs(bound) + _Z_MAX * abs(scale)) / unit + 1.0
-    if not (math.isfinite(q_max) and _SUM_ROWS * (q_max / float(_LIMB) + 1.0) < 2.0**52):
-        return _keyed_sums_generic(
-            X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer
-        )
-    acc = [(np.zeros((n_folds, m)), np.zeros((n_folds, m))) for _ in ranges]
+    # one padded array per task: no two threads write into the same cache line
+    width = -(-m // 8) * 8 + 8
+    acc = [np.zeros((2, n_folds, width)) for _ in ranges]
 
     def work(j: int) -> None:
         a, b = ranges[j]
         st = states[(first_id + a) // block_size - first_block :]
-        _keyed_sums_impl(X[a:b], first_id + a, block_size, st, n_folds, *params, *acc[j])
+        rows_y = y_arr[a:b] if y_arr.size else y_arr
+        _keyed_sums_impl(
+            X[a:b], rows_y, first_id + a, block_size, st, n_folds, clip, *params, *acc[j]
+        )
 
     if n_threads > 1 and len(ranges) > 1:
         with ThreadPoolExecutor(max_workers=min(n_threads, len(ranges))) as pool:
@@ -624,12 +680,11 @@ def _keyed_sums_numba(
     else:
         for j in range(len(ranges)):
             work(j)
-    for hi_f, lo_f in acc:
-        if not (np.all(np.isfinite(hi_f)) and np.all(np.isfinite(lo_f))):  # the generic path
-            return _keyed_sums_generic(
-                X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer
-            )
-        hi, lo = normalise_limbs(hi + hi_f.astype(np.int64), lo + lo_f.astype(np.int64))
+    for task in acc:
+        if not np.all(np.isfinite(task)):  # the generic path decides
+            return _keyed_sums_generic(*generic, **options)
+        limbs = task[:, :, :m].astype(np.int64)  # integers below 2**52: exact
+        hi, lo = normalise_limbs(hi + limbs[0], lo + limbs[1])
     return hi, lo
 
 
@@ -645,6 +700,11 @@ def keyed_gaussian_report_sums(
     unit: float,
     outer: bool,
     n_threads: int | None = None,
+    *,
+    y: Any = None,
+    clip_X: float = math.inf,
+    clip_y: float = math.inf,
+    intercept: float | None = None,
 ) -> tuple[Any, Any]:
     """Per-fold exact sums of Gaussian reports of consecutive users, noise drawn in the kernel.
 
@@ -657,7 +717,7 @@ def keyed_gaussian_report_sums(
     Parameters
     ----------
     X : array of shape (n, d)
-        One (already coordinatewise-clipped) row per user.
+        One row per user (raw: the clipping below happens in the kernel).
     first_id : int
         Id of the first row's user (>= 0).
     seed : int or sequence of int
@@ -672,25 +732,49 @@ def keyed_gaussian_report_sums(
         As in :func:`gaussian_reports` (``scale > 0``).
     n_threads : int or None, default=None
         Threads of the Numba version (None: ``numba.get_num_threads()``, which follows
-        ``NUMBA_NUM_THREADS`` and ``numba.set_num_threads``). Each thread runs a contiguous
-        range of whole blocks with its own accumulators, and the integer sums are added at
-        the end (exact, so the result does not depend on the split).
+        ``NUMBA_NUM_THREADS`` and ``numba.set_num_threads``). The users are cut at block
+        boundaries into up to ``8 n_threads`` tasks (of at least 8192 users), taken by the
+        threads as they become free, each with its own accumulators; the integer sums are
+        added at the end (exact, so the result does not depend on the split).
+    y : array of shape (n,) or None, default=None
+        When given, each input row (intercept column included) is multiplied by the user's
+        ``y`` clipped to ``[-clip_y, clip_y]`` (the statistic ``x y``).
+    clip_X, clip_y : float, default=inf
+        Coordinatewise clipping bounds of ``X`` and ``y``, applied first.
+    intercept : float or None, default=None
+        When given, a constant column of this value is appended to the clipped ``X``.
 
     Returns
     -------
     hi, lo : int64 arrays of shape (n_folds, m)
-        Normalised limbs of each fold's sum.
+        Normalised limbs of each fold's sum, ``m`` from the prepared rows' width ``d'``
+        (``d' (d' + 1) / 2`` with ``outer``, else ``d'``).
 
     Notes
     -----
     The Numba version reproduces NumPy's SeedSequence, SFC64 and Ziggurat bit for bit
-    (:mod:`sparsestat._kernels.sfc64`) and never stores the noise: O(n m) time, O(n_folds m)
-    memory per thread. A range starting inside a block first draws the earlier users'
-    numbers of that block. The generic version draws the blocks with NumPy and calls the
-    generic :func:`gaussian_report_sums` (O(n m) memory).
+    (:mod:`sparsestat._kernels.sfc64`), prepares each row in place and never stores the
+    noise: O(n m) time, O(n_folds m) memory per task, no copy of ``X`` when it is a
+    C-contiguous float64 array. A task starting inside a block first draws the earlier
+    users' numbers of that block. The generic version draws the blocks with NumPy and calls
+    the generic :func:`gaussian_report_sums` (O(n m) memory).
     """
     return get_kernel("keyed_gaussian_report_sums", X)(
-        X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer, n_threads
+        X,
+        first_id,
+        seed,
+        stream,
+        block_size,
+        n_folds,
+        bound,
+        scale,
+        unit,
+        outer,
+        n_threads,
+        y,
+        clip_X,
+        clip_y,
+        intercept,
     )
 
 

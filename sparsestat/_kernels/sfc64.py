@@ -186,7 +186,7 @@ def _seed_group(prefix: list[int], blocks: np.ndarray) -> np.ndarray:
     return np.stack([a, b, c, w], axis=1)
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True, inline="always")
 def _uniform(a: Any, b: Any, c: Any, w: Any) -> tuple[float, Any, Any, Any, Any]:
     """One SFC64 step as NumPy's ``next_double``: top 53 bits of the output times 2**-53.
 

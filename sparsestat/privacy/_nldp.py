@@ -628,30 +628,48 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     ) -> None:
         """Users ``first, first + 1, ...`` with NumPy noise drawn inside the fused kernel.
 
-        Each statistic runs over the batch in chunks of whole noise-stream blocks (two
-        arrays of 4 MiB at most, independent of n); the kernel draws every user's keyed
-        noise (the numbers of :class:`UserStreams`, bit for bit), so the integers are those
-        of the mechanism pipeline, whatever the chunking and the thread count. Without a
-        seed, the streams are keyed by fresh operating-system entropy.
+        The kernel clips each user's row (and ``y``), appends the intercept column, draws the
+        user's keyed noise (the numbers of :class:`UserStreams`, bit for bit) and sums the
+        rounded reports exactly, so the integers are those of the mechanism pipeline,
+        whatever the chunking and the thread count. A C-contiguous float64 ``X`` goes in
+        whole (no copy); other inputs in chunks of 4 MiB (memory independent of n). Without
+        a seed, the streams are keyed by fresh operating-system entropy.
         """
         n = X.shape[0]
         k = int(self.cv)
         seed = self._entropy if self._entropy is not None else np.random.SeedSequence().entropy
         de = X.shape[1] + int(self.fit_intercept)
+        clip = {
+            "clip_X": float(self.bounds_X_),
+            "intercept": min(1.0, self.bounds_X_) if self.fit_intercept else None,
+        }
         stats = [(1, self._mech_xy, False, self._unit_xy, "xy")]
         if self._mech_xx is not None:
             stats.insert(0, (0, self._mech_xx, True, self._unit_xx, "xx"))
+        whole = X.dtype == np.float64 and X.flags.c_contiguous
+        y = np.ascontiguousarray(y, dtype=np.float64)
         for stream, mech, outer, unit, name in stats:
             block = UserStreams.block_size(_n_upper(de) if outer else de)
-            chunk = max(block, (_CHUNK_ENTRIES // 2 // de) // block * block)  # 4 MiB of X
+            # otherwise whole noise-stream blocks of 4 MiB of X per copy, aligned on the ids
+            chunk = max(block, (_CHUNK_ENTRIES // 2 // de) // block * block)
+            opts = dict(clip) if outer else {**clip, "clip_y": float(self.bounds_y_)}
             pos = 0
             while pos < n:
-                stop = min(n, ((first + pos) // chunk + 1) * chunk - first)
-                xt = self._clip_X(X[pos:stop])
+                stop = n if whole else min(n, ((first + pos) // chunk + 1) * chunk - first)
                 if not outer:
-                    xt *= np.clip(y[pos:stop], -self.bounds_y_, self.bounds_y_)[:, None]
+                    opts["y"] = y[pos:stop]
                 hi, lo = keyed_gaussian_report_sums(
-                    xt, first + pos, seed, stream, block, k, mech.l2_bound, mech.scale, unit, outer
+                    X[pos:stop],
+                    first + pos,
+                    seed,
+                    stream,
+                    block,
+                    k,
+                    mech.l2_bound,
+                    mech.scale,
+                    unit,
+                    outer,
+                    **opts,
                 )
                 hi_all, lo_all = getattr(self, f"_hi_{name}"), getattr(self, f"_lo_{name}")
                 hi_all, lo_all = normalise_limbs(hi_all + hi, lo_all + lo)
