@@ -231,6 +231,7 @@ def _numpy_keyed_noise(seed, stream, ids, m, block):
 @pytest.mark.parametrize("outer", [True, False])
 @pytest.mark.parametrize("first_id", [0, 5, 48])
 def test_keyed_sums_equal_numpy_noise_whatever_the_threads(outer, first_id, monkeypatch):
+    monkeypatch.setattr(ldp_module, "_COMPILED_MIN_DRAWS", 0)  # the compiled kernel
     monkeypatch.setattr(ldp_module, "_MIN_TASK_USERS", 1)  # many small tasks per thread
     d, k, block, seed = 4, 3, 16, 2024
     X, _ = _report_inputs(first_id, 203, d, outer)
@@ -262,6 +263,7 @@ def test_keyed_sums_equal_numpy_noise_whatever_the_threads(outer, first_id, monk
 @pytest.mark.parametrize("intercept", [None, 0.75])
 def test_keyed_sums_prepare_rows_like_numpy(outer, intercept, monkeypatch):
     """Clipping X and y, the intercept column and the product by y happen in the kernel."""
+    monkeypatch.setattr(ldp_module, "_COMPILED_MIN_DRAWS", 0)
     monkeypatch.setattr(ldp_module, "_MIN_TASK_USERS", 1)
     rng = np.random.default_rng(3)
     n, d, k, block, first_id = 150, 3, 2, 16, 7
@@ -289,7 +291,8 @@ def test_keyed_sums_prepare_rows_like_numpy(outer, intercept, monkeypatch):
     np.testing.assert_array_equal(gen[1], ref[1])
 
 
-def test_keyed_sums_fall_back_and_refuse_like_the_generic_path():
+def test_keyed_sums_fall_back_and_refuse_like_the_generic_path(monkeypatch):
+    monkeypatch.setattr(ldp_module, "_COMPILED_MIN_DRAWS", 0)
     X = np.array([[1.0, 2.0], [0.5, -1.0], [1.0, 1.0]]) * 1e30  # q ~ 2**150 with no clipping
     args = (0, 7, 0, 4, 1, 1e31, 1.0, grid_unit(1.0), False)
     with pytest.raises(OverflowError):
@@ -302,3 +305,20 @@ def test_keyed_sums_fall_back_and_refuse_like_the_generic_path():
     np.testing.assert_array_equal(fast[1], slow[1])
     hi, lo = keyed_gaussian_report_sums(np.zeros((0, 2)), *args)
     assert hi.shape == (1, 2) and not hi.any() and not lo.any()
+
+
+def test_small_batches_take_the_generic_path(monkeypatch):
+    """Below the threshold nothing is compiled; above it the compiled kernel gives the same."""
+    calls = []
+    monkeypatch.setattr(ldp_module, "_keyed_sums_impl", lambda *a: calls.append(a))
+    X = np.random.default_rng(0).uniform(-1, 1, (40, 3))
+    args = (0, 3, 0, 16, 2, 3.0, 1.0, grid_unit(1.0), True)
+    small = keyed_gaussian_report_sums(X, *args)
+    assert not calls
+    with force_backend("generic"):
+        ref = keyed_gaussian_report_sums(X, *args)
+    np.testing.assert_array_equal(small[0], ref[0])
+    np.testing.assert_array_equal(small[1], ref[1])
+    monkeypatch.setattr(ldp_module, "_COMPILED_MIN_DRAWS", 40 * 6)
+    keyed_gaussian_report_sums(X, *args)
+    assert calls

@@ -330,8 +330,8 @@ _Z_MAX = 14.0
 
 
 @njit(nogil=True, inline="always")
-def _clip_factor(X: Any, i: int, outer: bool, t: Any, bound: float) -> float:  # pragma: no cover
-    """Write user ``i``'s statistic into ``t``; return ``bound / max(||t||, bound)``.
+def _clip_factor(x: Any, outer: bool, t: Any, bound: float) -> float:  # pragma: no cover
+    """Write the statistic of row ``x`` into ``t``; return ``bound / max(||t||, bound)``.
 
     The norm is summed left to right over ``t``, as in the generic kernel. For the outer
     product, ``||t||^2 = (||x||^4 + sum x^4) / 2`` is computed first in O(d): when it is
@@ -339,28 +339,29 @@ def _clip_factor(X: Any, i: int, outer: bool, t: Any, bound: float) -> float:  #
     computation), the left-to-right norm is certainly <= bound and the factor is exactly 1,
     so the O(d^2) sequential sum is skipped.
     """
-    d = X.shape[1]
+    d = x.shape[0]
     if outer:
         s2 = 0.0
         s4 = 0.0
         p = 0
         for a in range(d):
-            xa = X[i, a]
+            xa = x[a]
             sq = xa * xa
             s2 += sq
             s4 += sq * sq
             for b in range(a, d):
-                t[p] = xa * X[i, b]
+                t[p] = xa * x[b]
                 p += 1
         if (s2 * s2 + s4) * 0.5 * (1.0 + _BALL_MARGIN) < bound * bound:
             return 1.0
     else:
         for a in range(d):
-            t[a] = X[i, a]
+            t[a] = x[a]
     ss = 0.0
-    for p in range(t.shape[0]):
+    for p in range(d * (d + 1) // 2 if outer else d):
         ss += t[p] * t[p]
-    return bound / max(math.sqrt(ss), bound)
+    norm = math.sqrt(ss)
+    return bound / (norm if norm > bound else bound)  # no call to the max overload
 
 
 @njit(cache=True, nogil=True)
@@ -373,7 +374,7 @@ def _reports_numba_impl(
     t = np.empty(m)
     inv_unit = 1.0 / unit
     for i in range(n):
-        factor = _clip_factor(X, i, outer, t, bound)
+        factor = _clip_factor(X[i], outer, t, bound)
         for p in range(m):
             val = t[p] * factor
             if scale != 0.0:
@@ -407,7 +408,7 @@ def _sums_numba_impl(
     limb = float(1 << 31)
     inv_limb = 1.0 / limb
     for i in range(n):
-        factor = _clip_factor(X, i, outer, t, bound)
+        factor = _clip_factor(X[i], outer, t, bound)
         f = folds[i]
         if scale != 0.0:
             for p in range(m):
@@ -438,6 +439,7 @@ def _keyed_sums_impl(
     outer: bool,
     hi: Any,
     lo: Any,
+    buf: Any,
 ) -> None:  # pragma: no cover - compiled
     """:func:`_sums_numba_impl` with the rows prepared and the noise drawn here.
 
@@ -448,15 +450,15 @@ def _keyed_sums_impl(
     the draw of its block, whose generator starts in ``states[j]`` for the ``j``-th block
     from the first row's (:func:`~sparsestat._kernels.sfc64.seed_states`); the first block
     is advanced past the users before ``first_id``. The fold of a user is its id modulo
-    ``n_folds``. The float limbs stay exact by the caller's a-priori bound.
+    ``n_folds``. The float limbs stay exact by the caller's a-priori bound. ``buf`` is
+    scratch space of at least ``d' + 2 m`` numbers (the caller allocates it, so that no
+    allocation routine is compiled here).
     """
     n, d = X.shape
     de = d + (1 if clip[3] != 0.0 else 0)
     m = de * (de + 1) // 2 if outer else de  # hi and lo may have padding columns
     with_y = y.shape[0] == n and n > 0
-    row = np.empty((1, de))
-    t = np.empty(m)
-    z = np.empty(m)
+    row, t, z = buf[:de], buf[de : de + m], buf[de + m : de + 2 * m]
     inv_unit = 1.0 / unit
     limb = float(1 << 31)
     inv_limb = 1.0 / limb
@@ -465,23 +467,27 @@ def _keyed_sums_impl(
     while i < n:
         user = first_id + i
         block = user // block_size
-        stop = min(n, (block + 1) * block_size - first_id)
+        stop = (block + 1) * block_size - first_id
+        stop = n if stop > n else stop
         j = block - first_block
         a, b, c, w = states[j, 0], states[j, 1], states[j, 2], states[j, 3]
-        for _ in range(user - block * block_size):  # earlier users of the block
+        for r in range(i - (user - block * block_size), stop):  # from the block's first user
             a, b, c, w = fill_normals(z, a, b, c, w)
-        for r in range(i, stop):
+            if r < i:  # a user before first_id: its numbers are skipped
+                continue
+            # np.clip of finite values, written out (no min / max overloads to compile)
             for k in range(d):
-                row[0, k] = min(max(X[r, k], -clip[0]), clip[0])
+                v = X[r, k]
+                row[k] = -clip[0] if v < -clip[0] else (clip[0] if v > clip[0] else v)
             if de > d:
-                row[0, d] = clip[2]
+                row[d] = clip[2]
             if with_y:
-                yr = min(max(y[r], -clip[1]), clip[1])
+                v = y[r]
+                v = -clip[1] if v < -clip[1] else (clip[1] if v > clip[1] else v)
                 for k in range(de):
-                    row[0, k] *= yr
-            factor = _clip_factor(row, 0, outer, t, bound)
+                    row[k] *= v
+            factor = _clip_factor(row, outer, t, bound)
             f = (first_id + r) % n_folds
-            a, b, c, w = fill_normals(z, a, b, c, w)
             hi_f, lo_f = hi[f], lo[f]
             for p in range(m):
                 q = np.rint((t[p] * factor + scale * z[p]) * inv_unit)
@@ -605,6 +611,11 @@ def _split_at_blocks(first_id: int, n: int, block_size: int, parts: int) -> list
 _TASKS_PER_THREAD = 8
 #: Fewest users per task (thread start-up and accumulators cost about as much as 2000 users).
 _MIN_TASK_USERS = 1 << 13
+#: Fewest noise draws (users x numbers per user) for which the compiled kernel runs; smaller
+#: batches take the generic version (the same integers, NumPy's own generators), so that a
+#: small problem compiles nothing (the kernel's compilation, once per installation, costs
+#: about as much as drawing 1e8 numbers).
+_COMPILED_MIN_DRAWS = 1 << 20
 
 
 @register("keyed_gaussian_report_sums", "numba")
@@ -636,6 +647,8 @@ def _keyed_sums_numba(
         return hi, lo
     generic = (X, first_id, seed, stream, block_size, n_folds, bound, scale, unit, outer)
     options = {"y": y, "clip_X": clip_X, "clip_y": clip_y, "intercept": intercept}
+    if n * m < _COMPILED_MIN_DRAWS:
+        return _keyed_sums_generic(*generic, **options)
     # A priori bound of every rounded entry |q|: the statistic lies in the l2 ball of radius
     # ``bound`` (2 bound covers the rounding of the clip factor) and every Ziggurat output
     # is below 14 in absolute value (the tail's largest value is r - ln(2**-53) / r, about
@@ -665,13 +678,14 @@ def _keyed_sums_numba(
     # one padded array per task: no two threads write into the same cache line
     width = -(-m // 8) * 8 + 8
     acc = [np.zeros((2, n_folds, width)) for _ in ranges]
+    bufs = [np.empty(de + 2 * m + 8) for _ in ranges]
 
     def work(j: int) -> None:
         a, b = ranges[j]
         st = states[(first_id + a) // block_size - first_block :]
         rows_y = y_arr[a:b] if y_arr.size else y_arr
         _keyed_sums_impl(
-            X[a:b], rows_y, first_id + a, block_size, st, n_folds, clip, *params, *acc[j]
+            X[a:b], rows_y, first_id + a, block_size, st, n_folds, clip, *params, *acc[j], bufs[j]
         )
 
     if n_threads > 1 and len(ranges) > 1:
@@ -755,7 +769,8 @@ def keyed_gaussian_report_sums(
     The Numba version reproduces NumPy's SeedSequence, SFC64 and Ziggurat bit for bit
     (:mod:`sparsestat._kernels.sfc64`), prepares each row in place and never stores the
     noise: O(n m) time, O(n_folds m) memory per task, no copy of ``X`` when it is a
-    C-contiguous float64 array. A task starting inside a block first draws the earlier
+    C-contiguous float64 array. Batches of fewer than ``2**20`` draws (``n m``) take the
+    generic version instead (the same integers; nothing is compiled for small problems). A task starting inside a block first draws the earlier
     users' numbers of that block. The generic version draws the blocks with NumPy and calls
     the generic :func:`gaussian_report_sums` (O(n m) memory).
     """

@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
+from sparsestat._kernels._dispatch import force_backend
 from sparsestat._kernels.ldp import (
     exact_accumulate,
     exact_to_float,
@@ -914,7 +915,8 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
     def _threshold(self, theta_bar: np.ndarray, alpha: float) -> np.ndarray:
         d_pen = theta_bar.shape[0] - int(self.fit_intercept)
         theta = theta_bar.copy()
-        theta[:d_pen] = prox_l1(theta_bar[:d_pen], alpha)
+        with force_backend("generic"):  # d numbers: nothing to compile
+            theta[:d_pen] = prox_l1(theta_bar[:d_pen], alpha)
         return theta
 
     def _estimate(self) -> None:
