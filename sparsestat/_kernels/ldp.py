@@ -770,9 +770,10 @@ def keyed_gaussian_report_sums(
     (:mod:`sparsestat._kernels.sfc64`), prepares each row in place and never stores the
     noise: O(n m) time, O(n_folds m) memory per task, no copy of ``X`` when it is a
     C-contiguous float64 array. Batches of fewer than ``2**20`` draws (``n m``) take the
-    generic version instead (the same integers; nothing is compiled for small problems). A task starting inside a block first draws the earlier
-    users' numbers of that block. The generic version draws the blocks with NumPy and calls
-    the generic :func:`gaussian_report_sums` (O(n m) memory).
+    generic version instead (the same integers; nothing is compiled for small problems). A
+    task starting inside a block first draws the earlier users' numbers of that block. The
+    generic version draws the blocks with NumPy and calls the generic
+    :func:`gaussian_report_sums` (O(n m) memory).
     """
     return get_kernel("keyed_gaussian_report_sums", X)(
         X,
