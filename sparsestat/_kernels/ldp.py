@@ -684,8 +684,19 @@ def _keyed_sums_numba(
         a, b = ranges[j]
         st = states[(first_id + a) // block_size - first_block :]
         rows_y = y_arr[a:b] if y_arr.size else y_arr
+        hi_j, lo_j = acc[j][0], acc[j][1]
         _keyed_sums_impl(
-            X[a:b], rows_y, first_id + a, block_size, st, n_folds, clip, *params, *acc[j], bufs[j]
+            X[a:b],
+            rows_y,
+            first_id + a,
+            block_size,
+            st,
+            n_folds,
+            clip,
+            *params,
+            hi_j,
+            lo_j,
+            bufs[j],
         )
 
     if n_threads > 1 and len(ranges) > 1:
