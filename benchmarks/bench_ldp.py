@@ -1,18 +1,22 @@
 """Benchmark: user reports per second of LDP sparse regression (privatise + aggregate).
 
-Rows: per-user privatisation with NumPy noise in ``fit`` (one fused Numba kernel draws each
-user's keyed noise -- NumPy's SeedSequence/SFC64/Ziggurat stream, bit for bit -- clips,
-forms the outer product, adds the noise, rounds and sums exactly), on 1 and on 2 threads
-(``numba.set_num_threads``); the Gaussian draws alone, d(d+1)/2 + d per user, both as
-NumPy's ``Generator.standard_normal`` makes them (the previous bound) and as the compiled
-kernel makes them (the same numbers); the client-side ``privatize`` returning the (n, d, d)
-reports followed by ``add_reports``; the ``simulate_aggregate`` mode (one aggregated noise
-draw, for experiments); LDP-IHT; and the OpenDP exact samplers (the deployment backend; the
-peer here), at d = 20 and d = 100. Rates are given per wall-clock second and per second of
-this process's CPU time (all threads; the machine may be shared, and then only the CPU rate
-is comparable between runs). A second table shows that the peak memory of ``fit`` does not
-grow with the number of users, and a third the first ``fit`` in a fresh process, with an
-empty Numba cache (cold compile, once per installation) and with a warm one (DESIGN: 2 s).
+Rows: per-user privatisation with NumPy noise in ``fit`` (one fused Numba kernel clips each
+user's row, draws the user's keyed noise -- NumPy's SeedSequence/SFC64/Ziggurat stream, bit
+for bit --, forms the outer product, adds the noise, rounds and sums exactly), on 1 and on 2
+threads (``numba.set_num_threads``; block-aligned tasks taken by the threads as they become
+free); the Gaussian draws alone, d(d+1)/2 + d per user, both as NumPy's
+``Generator.standard_normal`` makes them and as the compiled kernel makes them (the same
+numbers); the client-side ``privatize`` returning the (n, d, d) reports followed by
+``add_reports``; the ``simulate_aggregate`` mode (one aggregated noise draw, for
+experiments); LDP-IHT; and the OpenDP exact samplers (the deployment backend; the peer
+here), at d = 20 and d = 100. Rates are given per wall-clock second and per second of this
+process's CPU time (all threads; on a shared machine only the CPU rate is comparable between
+runs, and the 2-thread wall rate needs two idle cores). A second table shows that the peak
+memory of ``fit`` does not grow with the number of users, and a third the first ``fit`` in a
+fresh process, with an empty Numba cache (a temporary ``NUMBA_CACHE_DIR``: cold compile,
+once per installation) and with a warm one, for a small problem (DESIGN budget: 2 s; fewer
+than 2**18 draws take the generic path and compile nothing) and for a large one (the
+compiled kernel).
 
 Run: ``python benchmarks/bench_ldp.py`` (``SPARSESTAT_QUICK=1`` for a tiny run).
 """
@@ -93,23 +97,28 @@ def compiled_draws_only(n, d, seed=0):
 
 
 FIRST_FIT = """
-import time, warnings
+import sys, time, warnings
 t0 = time.perf_counter()
 import numpy as np
 from sparsestat.privacy import LDPSparseLinearRegression
 t1 = time.perf_counter()
-X = np.random.default_rng(0).uniform(-1, 1, (2000, 5))
+n, d = int(sys.argv[1]), int(sys.argv[2])
+X = np.random.default_rng(0).uniform(-1, 1, (n, d))
 c0, t2 = time.process_time(), time.perf_counter()
 LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0).fit(X, X[:, 0])
 print(t1 - t0, time.perf_counter() - t2, time.process_time() - c0)
 """
 
 
-def first_fit(cache_dir):
+def first_fit(cache_dir, n, d):
     """Import time, and wall and CPU time of the first fit, in a fresh process."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=ROOT)
     out = subprocess.run(
-        [sys.executable, "-c", FIRST_FIT], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", FIRST_FIT, str(n), str(d)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [float(v) for v in out.stdout.split()]
 
@@ -133,6 +142,7 @@ def main():
     if QUICK:
         sizes = {20: (10_000, 2_000, 100_000, 5), 100: (500, 100, 20_000, 1)}
     rows = []
+    scaling = {}
     with limit_threads(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for d, (n_user, n_priv, n_sim, n_odp) in sizes.items():
@@ -140,9 +150,10 @@ def main():
             X, y = data(n_user, d)
             for threads in (1, max_threads):
                 numba.set_num_threads(threads)
-                t, r, rc = rate(n_user, lambda X=X, y=y: nldp(random_state=0).fit(X, y), 3)
+                t, r, rc = rate(n_user, lambda X=X, y=y: nldp(random_state=0).fit(X, y), 5)
                 mode = f"NLDP per-user fit, NumPy noise (fused kernel), {threads} thread(s)"
                 rows.append([d, mode, n_user, t, r, rc])
+                scaling.setdefault(d, []).append(r)
             numba.set_num_threads(max_threads)
             t, r, rc = rate(n_user, lambda n=n_user, d=d: draws_only(n, d), 3)
             rows.append([d, "  Gaussian draws alone, NumPy Generator (1 thread)", n_user, t, r, rc])
@@ -204,6 +215,8 @@ def main():
         )
     )
 
+    for d, (one, many) in scaling.items():
+        print(f"d = {d}: {max_threads} threads / 1 thread, wall: {many / one:.2f}x")
     print()
     print("Peak traced memory of fit (per-user mode, d = 20), excluding the input arrays:")
     mem_rows = []
@@ -217,14 +230,19 @@ def main():
     print(markdown_table(mem_rows, ["users", "input X (MiB)", "peak extra memory (MiB)"]))
 
     print()
-    print("First fit (n = 2000, d = 5) in a fresh process, seconds:")
-    with tempfile.TemporaryDirectory() as cache:
-        cold = first_fit(cache)
-        warm = first_fit(cache)
+    print("First fit in a fresh process (one thread per core), seconds:")
+    fit_rows = []
+    problems = [(2000, 5, "small"), (100_000 if not QUICK else 20_000, 20, "large")]
+    for n, d, label in problems:
+        with tempfile.TemporaryDirectory() as cache:
+            cold = first_fit(cache, n, d)
+            warm = first_fit(cache, n, d)
+        fit_rows.append([f"{label}: n = {n}, d = {d}", "empty (cold compile)", *cold])
+        fit_rows.append([f"{label}: n = {n}, d = {d}", "warm", *warm])
     print(
         markdown_table(
-            [["empty Numba cache (cold compile)", *cold], ["warm Numba cache", *warm]],
-            ["first call", "import (wall)", "first fit (wall)", "first fit (CPU)"],
+            fit_rows,
+            ["problem", "Numba cache", "import (wall)", "first fit (wall)", "first fit (CPU)"],
         )
     )
     print(f"load average after the run: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -612,10 +612,10 @@ _TASKS_PER_THREAD = 8
 #: Fewest users per task (thread start-up and accumulators cost about as much as 2000 users).
 _MIN_TASK_USERS = 1 << 13
 #: Fewest noise draws (users x numbers per user) for which the compiled kernel runs; smaller
-#: batches take the generic version (the same integers, NumPy's own generators), so that a
-#: small problem compiles nothing (the kernel's compilation, once per installation, costs
-#: about as much as drawing 1e8 numbers).
-_COMPILED_MIN_DRAWS = 1 << 20
+#: batches take the generic version (the same integers, NumPy's own generators; at most a
+#: few MiB of temporaries), so that a small problem compiles nothing (the kernel's
+#: compilation, once per installation, takes seconds).
+_COMPILED_MIN_DRAWS = 1 << 18
 
 
 @register("keyed_gaussian_report_sums", "numba")
@@ -780,7 +780,7 @@ def keyed_gaussian_report_sums(
     The Numba version reproduces NumPy's SeedSequence, SFC64 and Ziggurat bit for bit
     (:mod:`sparsestat._kernels.sfc64`), prepares each row in place and never stores the
     noise: O(n m) time, O(n_folds m) memory per task, no copy of ``X`` when it is a
-    C-contiguous float64 array. Batches of fewer than ``2**20`` draws (``n m``) take the
+    C-contiguous float64 array. Batches of fewer than ``2**18`` draws (``n m``) take the
     generic version instead (the same integers; nothing is compiled for small problems). A
     task starting inside a block first draws the earlier users' numbers of that block. The
     generic version draws the blocks with NumPy and calls the generic
