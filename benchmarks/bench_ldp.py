@@ -133,8 +133,8 @@ def main():
     max_threads = numba.get_num_threads()
     print(bench_header("LDP sparse regression: user reports per second", threads=max_threads))
     print(
-        f"Kernel threads: 1 and {max_threads} (numba.set_num_threads; whole noise blocks per"
-        f" thread, nogil); load average before the run:"
+        f"Kernel threads: 1 and {max_threads} (numba.set_num_threads; block-aligned tasks taken"
+        f" by free threads, nogil); load average before the run:"
         f" {', '.join(f'{v:.2f}' for v in os.getloadavg())}\n"
     )
     # d: (users per-user, users privatize, users simulate_aggregate, users OpenDP)

@@ -225,15 +225,18 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
 
     Complexity: O(d^2) time and communication per user (warning above d = 2000), O(cv d^2)
     server memory independent of n, O(d^3) per estimate. With NumPy noise, ``fit`` and
-    ``partial_fit`` of consecutive user ids clip, form the outer product, draw the user's
-    keyed noise, add it, round and sum in one fused Numba kernel, without storing noise or
-    reports (chunks of 4 MiB of clipped data). The kernel draws NumPy's own numbers (a
-    compiled copy of SeedSequence, SFC64 and the Ziggurat, equal bit for bit), so the
-    integers are those of ``privatize`` followed by ``add_reports``, whatever the chunking;
-    whole noise blocks run on ``numba.get_num_threads()`` threads (set it with
+    ``partial_fit`` of consecutive user ids clip each user's row, form the outer product,
+    draw the user's keyed noise, add it, round and sum in one fused Numba kernel, without
+    storing noise, reports or a clipped copy of ``X`` (a C-contiguous float64 ``X`` is read
+    in place; other layouts are copied 4 MiB at a time). The kernel draws NumPy's own
+    numbers (a compiled copy of SeedSequence, SFC64 and the Ziggurat, equal bit for bit),
+    so the integers are those of ``privatize`` followed by ``add_reports``, whatever the
+    chunking; block-aligned tasks run on ``numba.get_num_threads()`` threads (set it with
     ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``), with the same result for any
-    count. Without a seed, the streams are keyed by fresh operating-system entropy. The
-    d(d+1)/2 + d Gaussian draws per user bound the speed.
+    count. Batches of fewer than 2**18 noise draws take NumPy's generators directly (the
+    same integers), so a small problem compiles nothing. Without a seed, the streams are
+    keyed by fresh operating-system entropy. The d(d+1)/2 + d Gaussian draws per user
+    bound the speed.
 
     References
     ----------
