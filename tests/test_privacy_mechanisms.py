@@ -138,6 +138,21 @@ def test_user_streams_do_not_depend_on_batching():
         s.draw(np.array([-1]), 2, stream=0)
 
 
+def test_user_streams_of_different_users_are_uncorrelated():
+    """Neighbouring users (inside a block and across block boundaries) and the same row of
+    different blocks (different SeedSequence keys) get uncorrelated numbers."""
+    m = 3
+    size = UserStreams.block_size(m)
+    z = UserStreams(7).draw(np.arange(6 * size), m, stream=0)
+    n_pairs = z.shape[0] - 1
+    lag1 = np.corrcoef(z[:-1].ravel(), z[1:].ravel())[0, 1]
+    same_row = np.corrcoef(z[:-size].ravel(), z[size:].ravel())[0, 1]
+    bound = 5.0 / np.sqrt(n_pairs * m)  # five standard errors under independence
+    assert abs(lag1) < bound and abs(same_row) < bound
+    # each user's m numbers are uncorrelated with each other too
+    assert np.max(np.abs(np.corrcoef(z.T) - np.eye(m))) < 5.0 / np.sqrt(z.shape[0])
+
+
 # ----------------------------------------------------------------------------- l_inf / RR
 
 
