@@ -20,6 +20,8 @@ from torch import nn
 from sparsestat.neural._base import BaseTorchEstimator, TorchClassifierMixin, TorchRegressorMixin
 from sparsestat.neural._layers_mlp import get_activation
 from sparsestat.neural._layers_ssvi import (
+    DEFAULT_PRIOR_STD,
+    DEFAULT_SIGMA_INIT,
     SSVI_CRITERIA,
     SparseBayesConv2d,
     SparseBayesLinear,
@@ -467,8 +469,8 @@ class SSVIClassifier(TorchClassifierMixin, ClassifierMixin, _SSVIBase):
         t_end_fraction=0.75,
         kl_weight=0.01,
         kl_warmup_fraction=0.5,
-        prior_std=1.0,
-        sigma_init=1e-3,
+        prior_std=DEFAULT_PRIOR_STD,
+        sigma_init=DEFAULT_SIGMA_INIT,
         lr_sigma=0.03,
         lr_schedule="cosine",
         n_mc_samples=32,
@@ -641,8 +643,8 @@ class MeanFieldVIClassifier(SSVIClassifier):
         activation="relu",
         kl_weight=0.01,
         kl_warmup_fraction=0.5,
-        prior_std=1.0,
-        sigma_init=1e-3,
+        prior_std=DEFAULT_PRIOR_STD,
+        sigma_init=DEFAULT_SIGMA_INIT,
         lr_sigma=0.03,
         lr_schedule="cosine",
         n_mc_samples=32,
