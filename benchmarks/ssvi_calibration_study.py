@@ -86,8 +86,9 @@ def _ssvi(config, seed, dense=False):
     from sparsestat.neural import MeanFieldVIClassifier, SSVIClassifier
 
     kw = {"hidden_layer_sizes": HIDDEN, "device": "cpu", "random_state": seed, **config}
-    if dense:
-        return MeanFieldVIClassifier(**kw)
+    if dense:  # the same configuration without the mask-update parameters
+        sparse_only = ("update_interval", "drop_alpha", "t_end_fraction", "criterion")
+        return MeanFieldVIClassifier(**{k: v for k, v in kw.items() if k not in sparse_only})
     return SSVIClassifier(sparsity=0.9, **kw)
 
 
