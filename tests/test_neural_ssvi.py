@@ -271,9 +271,10 @@ def test_digits_calibration_against_dense_vi_and_deterministic_mlp(digits):
 
     SSVI at 90% sparsity: accuracy within 2 points of dense VI; not under-confident (the mean
     confidence matches the accuracy: with the former prior N(0, 0.1^2) it fell 1-3 points
-    short); ECE not worse than a deterministic MLP of the same architecture trained to
-    convergence by more than 0.005. "Better calibrated than the MLP" is not asserted: it does
-    not hold measurably (five seeds, 60 epochs: ECE 0.0149 +- 0.0032 vs 0.0138 +- 0.0018).
+    short); the paired ECE difference to a deterministic MLP of the same architecture
+    trained to convergence stays below 0.005. "Better calibrated than the MLP" is not
+    asserted: it does not hold (benchmarks/ssvi_calibration_study.py, tuned on validation
+    splits, twelve test splits: paired ECE difference SSVI - MLP +0.0014 +- 0.0014 s.e.).
     """
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier
