@@ -29,8 +29,8 @@ Deterministic MLP baselines (fixed before any test result was seen; not tuned ag
 Usage: ``python benchmarks/ssvi_calibration_study.py tune --out tune.jsonl`` then
 ``python benchmarks/ssvi_calibration_study.py evaluate --config '{"kl_weight": 0.1}'``.
 Single-threaded (``torch.set_num_threads(1)``); ``--jobs`` runs seeds in parallel processes.
-The records of the run reported in the user guide are in ``benchmarks/results/ssvi_calibration``
-(``summary-tune --out <file>`` / ``summary-eval --out <file>`` print their tables).
+``summary-tune --out <file>`` / ``summary-eval --out <file>`` print the tables of saved records
+(``benchmarks/results/`` is git-ignored: keep records there).
 """
 
 from __future__ import annotations
