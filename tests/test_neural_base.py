@@ -237,6 +237,67 @@ def test_pickle_round_trip_keeps_predictions_and_continues(iris):
     assert state and int(state[0]["step"]) == 3 * 5 + 5
 
 
+def _pickled_tensors(obj):
+    """Every tensor and storage the pickler meets while pickling ``obj`` (torch payloads
+    nested as bytes are opened and walked too)."""
+    import io
+
+    seen = []
+
+    class Walker(pickle.Pickler):
+        def reducer_override(self, o):
+            if isinstance(o, (torch.Tensor, torch.UntypedStorage, torch.TypedStorage)):
+                seen.append(o)
+            return NotImplemented
+
+    Walker(io.BytesIO()).dump(obj)
+    return seen
+
+
+def test_pickle_payload_holds_only_cpu_tensors_and_estimator_is_unchanged(iris):
+    X, y = iris
+    clf = TinyClassifier(random_state=0, max_epochs=2, optimizer="adam").fit(X, y)
+    clf.extra_tensor_ = torch.ones(3)  # any tensor attribute goes into the torch payload
+    state = clf.__getstate__()
+    assert "module_" not in state and "optimizer_" not in state
+    assert "extra_tensor_" not in state and isinstance(state["_torch_payload"], bytes)
+    loaded = torch.load(
+        __import__("io").BytesIO(state["_torch_payload"]), map_location="meta", weights_only=False
+    )
+    # nothing but bytes and plain Python objects outside the payload
+    assert not _pickled_tensors({k: v for k, v in state.items() if k != "_torch_payload"})
+    assert set(loaded) == {"module_", "_optimizer_state", "extra_tensor_"}
+    # pickling leaves the fitted estimator as it was (its optimizer is still there)
+    assert clf.optimizer_ is not None and clf.module_.linears[0].weight.device.type == "cpu"
+    again = pickle.loads(pickle.dumps(clf))
+    torch.testing.assert_close(again.extra_tensor_, torch.ones(3))
+
+
+def test_cuda_written_payload_unpickles_on_cpu_only_machine(iris, monkeypatch):
+    """Simulates a model pickled on a GPU: every storage is tagged 'cuda:0' in the payload.
+
+    Loading such storages without ``map_location`` fails on a CPU-only machine (checked
+    first on a bare tensor, so the simulation is known to bite); the estimator loads.
+    """
+    import torch.serialization as ser
+
+    X, y = iris
+    clf = TinyClassifier(random_state=0, max_epochs=2, optimizer="adam").fit(X, y)
+    expected = clf.predict_proba(X)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with monkeypatch.context() as m:
+        m.setattr(ser, "location_tag", lambda storage: "cuda:0")
+        bare = pickle.dumps(torch.ones(2))
+        payload = pickle.dumps(clf)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        pickle.loads(bare)
+    again = pickle.loads(payload)
+    assert all(p.device.type == "cpu" for p in again.module_.parameters())
+    np.testing.assert_array_equal(again.predict_proba(X), expected)
+    again.set_params(warm_start=True).partial_fit(X, y)  # the optimizer state came back too
+    assert int(again.optimizer_.state_dict()["state"][0]["step"]) == 2 * 5 + 5
+
+
 def test_regressor_targets_2d_and_units():
     X, y = make_regression(n_samples=120, n_features=5, n_targets=2, noise=0.1, random_state=0)
     y = y * 100 + 1000

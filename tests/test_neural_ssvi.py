@@ -154,6 +154,38 @@ def test_oracle4_criteria():
     np.testing.assert_allclose(got, e1 / np.sqrt(e2 - e1**2), rtol=0.01)
 
 
+def test_layer_defaults_match_the_estimator_defaults(digits):
+    """The layers' prior / initial scale defaults are the estimators' (and are what a fit
+    builds): no silent 0.1-vs-1.0 prior mismatch between the two entry points."""
+    import inspect
+
+    from sparsestat.neural.layers import SparseBayesConv2d
+
+    def default(obj, name):
+        return inspect.signature(obj).parameters[name].default
+
+    for name in ("prior_std", "sigma_init"):
+        values = {
+            cls.__name__: default(cls, name)
+            for cls in (
+                SparseBayesLinear,
+                SparseBayesConv2d,
+                SSVIClassifier,
+                SSVIRegressor,
+                MeanFieldVIClassifier,
+            )
+        }
+        assert len(set(values.values())) == 1, (name, values)
+    X, y = digits
+    clf = SSVIClassifier(hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(X[:64], y[:64])
+    layer = SparseBayesLinear(3, 2)
+    assert (
+        clf.module_.linears[0].prior_std == layer.prior_std == default(SSVIClassifier, "prior_std")
+    )
+    sigma = torch.nn.functional.softplus(layer.rho).detach()
+    torch.testing.assert_close(sigma, torch.full_like(sigma, default(SSVIClassifier, "sigma_init")))
+
+
 def test_oracle5_kl_over_active_entries_only():
     layer = SparseBayesLinear(6, 4, density=0.5, prior_std=0.3)
     with torch.no_grad():
@@ -239,9 +271,10 @@ def test_digits_calibration_against_dense_vi_and_deterministic_mlp(digits):
 
     SSVI at 90% sparsity: accuracy within 2 points of dense VI; not under-confident (the mean
     confidence matches the accuracy: with the former prior N(0, 0.1^2) it fell 1-3 points
-    short); ECE not worse than a deterministic MLP of the same architecture trained to
-    convergence by more than 0.005. "Better calibrated than the MLP" is not asserted: it does
-    not hold measurably (five seeds, 60 epochs: ECE 0.0149 +- 0.0032 vs 0.0138 +- 0.0018).
+    short); the paired ECE difference to a deterministic MLP of the same architecture
+    trained to convergence stays below 0.005. "Better calibrated than the MLP" is not
+    asserted: it does not hold (benchmarks/ssvi_calibration_study.py, tuned on validation
+    splits, twelve test splits: paired ECE difference SSVI - MLP +0.0014 +- 0.0014 s.e.).
     """
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier

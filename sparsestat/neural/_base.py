@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import math
 import numbers
 import warnings
@@ -643,21 +644,30 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state = dict(state)
-        module = state.get("module_")
-        if module is not None:
-            cpu = copy.deepcopy(module).to("cpu")
-            state["module_"] = cpu
+        """Pickle state: every torch object goes, moved to the CPU, into one ``torch.save``
+        payload (the module, the optimizer's ``state_dict``, any other tensor attribute)."""
+        state = dict(super().__getstate__())
         opt = state.pop("optimizer_", None)
         if opt is not None:
-            state["_optimizer_state"] = _to_cpu(opt.state_dict())
+            state["_optimizer_state"] = opt.state_dict()
         if "device_" in state:
             state["device_"] = None
+        torch_state = {k: v for k, v in state.items() if _holds_torch(v)}
+        if torch_state:
+            for key in torch_state:
+                del state[key]
+            buffer = io.BytesIO()
+            torch.save(_to_cpu(torch_state), buffer)
+            state[_TORCH_PAYLOAD] = buffer.getvalue()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
+        payload = state.pop(_TORCH_PAYLOAD, None)
+        if payload is not None:
+            # map_location: a payload written on a GPU machine loads on a CPU-only one
+            loaded = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+            state.update(loaded)
         state.setdefault("optimizer_", None)
         super().__setstate__(state)
 
@@ -683,7 +693,24 @@ def _module_dtype(module: Any, dtype: Any) -> Iterator[None]:
         module.to(torch.float32)
 
 
+_TORCH_PAYLOAD = "_torch_payload"
+
+
+def _holds_torch(obj: Any, depth: int = 0) -> bool:
+    """Whether ``obj`` is, or (in a dict / list / tuple) contains, a torch object."""
+    if isinstance(obj, (torch.Tensor, torch.nn.Module, torch.Generator)):
+        return True
+    if depth < 4 and isinstance(obj, dict):
+        return any(_holds_torch(v, depth + 1) for v in obj.values())
+    if depth < 4 and isinstance(obj, (list, tuple)):
+        return any(_holds_torch(v, depth + 1) for v in obj)
+    return False
+
+
 def _to_cpu(obj: Any) -> Any:
+    """A copy of ``obj`` with its tensors and modules on the CPU (the input is not changed)."""
+    if isinstance(obj, torch.nn.Module):
+        return copy.deepcopy(obj).to("cpu")
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
     if isinstance(obj, dict):
