@@ -21,7 +21,8 @@ row says why it was skipped. Run::
 
     PYTHONPATH=.:benchmarks python benchmarks/bench_sae.py
 
-Set ``SPARSESTAT_QUICK=1`` for a tiny configuration.
+Set ``SPARSESTAT_QUICK=1`` for a tiny configuration and ``SAE_BENCH_ONLY=B1,digits`` to run
+only the problems whose names contain one of these substrings.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from sparsestat.metrics import fvu, mmcs
 from sparsestat.neural import SparseAutoencoder
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
+#: comma-separated substrings of problem names to run (all when empty)
+ONLY = os.environ.get("SAE_BENCH_ONLY", "")
 
 try:  # optional peer
     import sae_lens
@@ -195,7 +198,7 @@ def problems():
         yield name, None, reason, None, None
         return
     X = minilm_token_activations()
-    n_tr = 4000 if QUICK else min(16384, X.shape[0] - 4000)
+    n_tr = 4000 if QUICK else X.shape[0] - 4000
     Xtr, Xte = _prescale(X[:n_tr], X[-4000:])
     cfg = {"F": 3072, "k": 32, "batch": 1024, "epochs": 1 if QUICK else 2, "activation": "topk"}
     yield f"B5 MiniLM layer-3 tokens n={n_tr} F=3072 k=32 (topk)", Xtr, Xte, None, cfg
@@ -222,6 +225,8 @@ def main():
         for runner in RUNNERS.values():
             runner(warm[1][:1024], warm[2][:256], None, dict(warm[4], epochs=1, lr=1e-3))
         for name, Xtr, Xte, atoms, cfg in problems():
+            if ONLY and not any(part in name for part in ONLY.split(",")):
+                continue
             if Xtr is None:
                 rows.append([name, "all", f"skipped: {Xte}"] + [""] * 9)
                 continue
