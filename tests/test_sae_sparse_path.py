@@ -315,3 +315,17 @@ def test_manual_step_equals_autograd_step_float64(activation, dead):
     np.testing.assert_array_equal(b0[1].numpy(), b1[1].numpy())
     for key in s0:
         np.testing.assert_allclose(s0[key].numpy(), s1[key].numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flat_topk_fast_matches_generic_with_ties(dtype):
+    rng = np.random.default_rng(2)
+    v = np.maximum(rng.standard_normal(3000), 0).astype(dtype)  # many tied zeros
+    for k in (1, 64, 1500, 2000, 3000):  # 2000 and 3000 reach into the zeros
+        fast = get_kernel("sae_flat_topk", v)(v, k)
+        with force_backend("generic"):
+            generic = get_kernel("sae_flat_topk", v)(v, k)
+        np.testing.assert_array_equal(fast, generic)
+        assert np.all(np.diff(fast) > 0)
+        np.testing.assert_array_equal(np.sort(v[fast]), np.sort(v)[-k:])
+    np.testing.assert_array_equal(K.flat_topk(torch.from_numpy(v), 64).numpy(), K.flat_topk(v, 64))

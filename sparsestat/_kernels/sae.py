@@ -16,7 +16,13 @@ from numba import njit
 
 from sparsestat._kernels._dispatch import get_namespace, register
 
-__all__ = ["row_topk", "sparse_decode_backward", "sparse_encode_backward", "sparse_step_grads"]
+__all__ = [
+    "flat_topk",
+    "row_topk",
+    "sparse_decode_backward",
+    "sparse_encode_backward",
+    "sparse_step_grads",
+]
 
 
 # --------------------------------------------------------------------------- row top-k
@@ -97,6 +103,72 @@ def _row_topk_numba(rank: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
 @register("sae_row_topk", "numba")
 def _row_topk(rank: np.ndarray, k: int) -> np.ndarray:
     return _row_topk_numba(np.ascontiguousarray(rank), int(k))
+
+
+@register("sae_flat_topk", "generic")
+def flat_topk(values: Any, k: int) -> Any:
+    """Positions of the ``k`` largest entries of a 1-D array, in increasing order.
+
+    Parameters
+    ----------
+    values : array of shape (n,)
+        Scores (a flattened (B, F) block for BatchTopK); any array-API library.
+    k : int
+        Number of entries, ``1 <= k <= n``.
+
+    Returns
+    -------
+    positions : integer array of shape (k,)
+        Sorted ascending, so that row-major positions come grouped by row.
+
+    Notes
+    -----
+    Generic version: a stable descending argsort, O(n log n). The fast version finds the
+    k-th largest value with NumPy's ``np.partition`` (introselect, O(n)) and collects the
+    positions in one compiled ordered scan (ties at the threshold: the first positions), so
+    no sort is needed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flat_topk(np.array([0.5, 3.0, -1.0, 2.0, 2.5]), 3).tolist()
+    [1, 3, 4]
+    """
+    xp = get_namespace(values)
+    order = xp.argsort(values, descending=True, stable=True)[: int(k)]
+    return xp.sort(order)
+
+
+@njit(cache=True)
+def _flat_topk_scan(values: np.ndarray, thr: float, k: int) -> np.ndarray:  # pragma: no cover
+    n = values.shape[0]
+    above = 0
+    for i in range(n):
+        if values[i] > thr:
+            above += 1
+    ties = k - above  # entries equal to the threshold to keep (the first ones)
+    out = np.empty(k, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        v = values[i]
+        if v > thr:
+            out[m] = i
+            m += 1
+        elif v == thr and ties > 0:
+            out[m] = i
+            m += 1
+            ties -= 1
+    return out
+
+
+@register("sae_flat_topk", "numba")
+def _flat_topk(values: np.ndarray, k: int) -> np.ndarray:
+    # NumPy's introselect (C) finds the threshold several times faster than Numba's
+    # np.partition; the ordered scan is compiled
+    values = np.ascontiguousarray(values)
+    n, k = values.shape[0], int(k)
+    thr = np.partition(values, n - k)[n - k]
+    return _flat_topk_scan(values, thr, k)
 
 
 # --------------------------------------------------------------------------- backward passes
@@ -395,6 +467,10 @@ def _step_grads_numba(
             loss += float(resid[r, t]) * float(resid[r, t])
     loss *= weight
     two_w = dt.type(2.0 * weight)
+    g_out = np.empty((B, d), dtype=dt)
+    for r in range(B):
+        for t in range(d):
+            g_out[r, t] = two_w * resid[r, t]
     g_x = np.zeros((B, d), dtype=dt)
     g_w = np.zeros((F, d), dtype=dt)
     g_b = np.zeros(F, dtype=dt)
@@ -403,16 +479,18 @@ def _step_grads_numba(
         r = rows[i]
         c = cols[i]
         v = vals[i]
-        s = dt.type(0.0)
-        for t in range(d):
-            go = two_w * resid[r, t]
-            s += go * dec_w[c, t]
-            g_dec[c, t] += v * go
+        if v != 0:  # separate loops: the updates vectorise, the dot product does not
+            for t in range(d):
+                g_dec[c, t] += v * g_out[r, t]
         if relu and not v > 0:
             continue
+        s = dt.type(0.0)
+        for t in range(d):
+            s += g_out[r, t] * dec_w[c, t]
         g_b[c] += s
         for t in range(d):
             g_x[r, t] += s * enc_w[c, t]
+        for t in range(d):
             g_w[c, t] += s * xc[r, t]
     return loss, resid, g_w, g_b, g_dec, g_x
 

@@ -122,10 +122,12 @@ def row_topk_indices(rank: torch.Tensor, k: int) -> torch.Tensor:
     k = min(int(k), rank.shape[-1])
     with torch.no_grad():
         cpu = rank.device.type == "cpu" and rank.dtype in (torch.float32, torch.float64)
-        if cpu and rank.dim() == 2 and k > 0:
-            out = _cpu_kernel("sae_row_topk", rank.contiguous(), torch.tensor(k))
-            if out is not None:
-                return out
+        if cpu and _USE_NUMBA and rank.dim() == 2 and k > 0:
+            arr = rank.contiguous().numpy()
+            fn = _NUMBA.get("sae_row_topk")
+            if fn is None:  # resolved once: the registry lookup costs ~0.1 ms per call
+                fn = _NUMBA["sae_row_topk"] = get_kernel("sae_row_topk", arr)
+            return torch.from_numpy(fn(arr, k))
         return rank.topk(k, dim=-1, sorted=False).indices
 
 
@@ -752,10 +754,16 @@ def select_sparse(
     with torch.no_grad():
         B, F = pre.shape
         rank = scores if scores is not None else (pre.abs() if signed else torch.relu(pre))
-        if mask is not None:
-            rank = rank.masked_fill(~mask.to(pre.device)[None, :], -math.inf)
-            F = int(mask.sum())
         dev = pre.device
+        if mask is not None and scope == "row":  # rank only the masked columns
+            keep = torch.nonzero(mask.to(dev)).reshape(-1)
+            kk = min(int(k), keep.shape[0])
+            cols = keep[row_topk_indices(rank[:, keep], kk)].reshape(-1)
+            rows = torch.arange(B, device=dev).repeat_interleave(kk)
+            return rows, cols, torch.arange(0, B * kk, kk, device=dev)
+        if mask is not None:
+            rank = rank.masked_fill(~mask.to(dev)[None, :], -math.inf)
+            F = int(mask.sum())
         if scope == "row":
             kk = min(int(k), F)
             cols = row_topk_indices(rank, kk).reshape(-1)
@@ -763,7 +771,15 @@ def select_sparse(
             offsets = torch.arange(0, B * kk, kk, device=dev)
             return rows, cols, offsets
         n_keep = min(int(k) * B, B * F)
-        flat = row_topk_indices(rank.reshape(1, -1), n_keep)[0].sort().values
+        flat_rank = rank.reshape(-1)
+        if _USE_NUMBA and dev.type == "cpu" and flat_rank.dtype in (torch.float32, torch.float64):
+            arr = flat_rank.contiguous().numpy()
+            fn = _NUMBA.get("sae_flat_topk")
+            if fn is None:
+                fn = _NUMBA["sae_flat_topk"] = get_kernel("sae_flat_topk", arr)
+            flat = torch.from_numpy(fn(arr, n_keep))
+        else:
+            flat = row_topk_indices(flat_rank[None, :], n_keep)[0].sort().values
         rows = flat // pre.shape[1]
         cols = flat - rows * pre.shape[1]
         counts = torch.bincount(rows, minlength=B)
