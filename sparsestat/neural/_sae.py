@@ -238,7 +238,16 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
     do not depend on the chunking) and returns the input's float dtype. Sparse (CSR) input
     stays sparse: training densifies one mini-batch at a time and ``transform`` one chunk at
     a time. Cost per step O(B F d) for the pre-activations; with the sparse path the rest
-    costs O(B k d) (the dense path: about five more O(B F d) products).
+    costs O(B k d) (the dense path: about five more O(B F d) products). On the CPU with the
+    Numba kernels the sparse path skips autograd altogether: one fused kernel
+    (``sae_step_grads``) computes the loss and every gradient (AuxK included), equal to the
+    autograd step to float rounding (tested to 1e-10 in float64).
+    The global gradient clip bounds the gradient of the unnormalised error
+    ``mean ||x - x_hat||^2`` at 1 (our loss is divided by ``var0``, so its gradient is
+    clipped at ``1 / var0``), which is what the clip at 1.0 of SAELens and
+    dictionary_learning does on their unnormalised MSE: the spec's "clip to 1.0" taken on
+    the peers' loss scale. On MiniLM tokens (16,384 rows, 2 epochs) this lowered the test
+    FVU from 0.291 to 0.274; clipping the normalised loss at 1.0 almost never acts.
 
     References
     ----------
