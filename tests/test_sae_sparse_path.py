@@ -245,3 +245,87 @@ def test_sparse_input_trains_per_minibatch_like_dense_input():
     np.testing.assert_array_equal(dense.transform(X), csr.transform(sp.csr_matrix(X)))
     csr.partial_fit(sp.csr_matrix(X[:50]))  # partial_fit on sparse chunks
     assert csr.n_iter_ == 3
+
+
+# --------------------------------------------------------------------------- manual step
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("scope", ["row", "batch"])
+def test_step_grads_kernel_matches_autograd(relu, scope):
+    rng = np.random.default_rng(5)
+    B, F, d, k = 14, 23, 6, 4
+    xc, target = rng.standard_normal((B, d)), rng.standard_normal((B, d))
+    W, D, b = rng.standard_normal((F, d)), rng.standard_normal((F, d)), rng.standard_normal(F)
+    pre = xc @ W.T + b
+    rows, cols, _ = select_sparse(torch.from_numpy(pre), k, scope=scope, signed=not relu)
+    rows, cols = rows.numpy(), cols.numpy()
+    # autograd oracle on dense tensors
+    t = {n: torch.tensor(a, requires_grad=True) for n, a in zip("xWDb", (xc, W, D, b))}
+    v = (t["x"] @ t["W"].T + t["b"])[torch.from_numpy(rows), torch.from_numpy(cols)]
+    v = torch.relu(v) if relu else v
+    z = torch.zeros(B, F, dtype=torch.float64).index_put(
+        (torch.from_numpy(rows), torch.from_numpy(cols)), v
+    )
+    resid = z @ t["D"] - torch.from_numpy(target)
+    loss = 0.7 * resid.square().sum()
+    loss.backward()
+    want = [loss.item(), resid.detach()] + [t[n].grad for n in "WbDx"]
+    for backend in ("numba", "generic"):
+        with force_backend(backend):
+            got = get_kernel("sae_step_grads", xc)(xc, target, pre, rows, cols, W, D, 0.7, relu)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-12)
+    # the generic kernel on torch tensors
+    args = [torch.from_numpy(np.asarray(a)) for a in (xc, target, pre, rows, cols, W, D)]
+    got = K.sparse_step_grads(*args, 0.7, relu)
+    for g, w in zip(got[1:], want[1:]):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["topk", "batchtopk", "abstopk", "mutual_choice"])
+@pytest.mark.parametrize("dead", [False, True])
+def test_manual_step_equals_autograd_step_float64(activation, dead):
+    """The autograd-free training step: same loss, gradients (after projection and
+    clipping), threshold and firing counts as the autograd sparse path, to 1e-10."""
+    X = _data()
+    est = SparseAutoencoder(48, activation=activation, k=3, max_epochs=1, random_state=0)
+    est.fit(X)
+    est.module_.double().train()
+    xb = torch.from_numpy(X[:128].astype(np.float64))
+    if dead:  # some latents dead: the AuxK term is active
+        est._since_fired[::3] = est._dead_after
+    results = []
+    for manual in (True, False):
+        m = est.module_
+        state = {k: v.clone() for k, v in m.state_dict().items()}
+        est._use_manual_step = lambda manual=manual: manual
+        for p in m.parameters():
+            p.grad = None
+        loss = est._batch_loss(xb, None, X.shape[0])
+        if not manual:
+            loss.backward()
+        est.on_grad_computed(xb, None)
+        grads = [p.grad.clone() for p in m.parameters()]
+        results.append((float(loss.detach()), grads, est._last_batch, m.state_dict()))
+        m.load_state_dict(state)
+    (l0, g0, b0, s0), (l1, g1, b1, s1) = results
+    assert l0 == pytest.approx(l1, rel=1e-10)
+    for a, b in zip(g0, g1):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b0[0].numpy(), b1[0].numpy(), rtol=1e-10)
+    np.testing.assert_array_equal(b0[1].numpy(), b1[1].numpy())
+    for key in s0:
+        np.testing.assert_allclose(s0[key].numpy(), s1[key].numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flat_topk_fast_matches_generic_with_ties(dtype):
+    rng = np.random.default_rng(2)
+    v = np.maximum(rng.standard_normal(3000), 0).astype(dtype)  # many tied zeros
+    for k in (1, 64, 1500, 2000, 3000):  # 2000 and 3000 reach into the zeros
+        fast = get_kernel("sae_flat_topk", v)(v, k)
+        with force_backend("generic"):
+            generic = get_kernel("sae_flat_topk", v)(v, k)
+        np.testing.assert_array_equal(fast, generic)
+        assert np.all(np.diff(fast) > 0)
+        np.testing.assert_array_equal(np.sort(v[fast]), np.sort(v)[-k:])
+    np.testing.assert_array_equal(K.flat_topk(torch.from_numpy(v), 64).numpy(), K.flat_topk(v, 64))

@@ -16,7 +16,13 @@ from numba import njit
 
 from sparsestat._kernels._dispatch import get_namespace, register
 
-__all__ = ["row_topk", "sparse_decode_backward", "sparse_encode_backward"]
+__all__ = [
+    "flat_topk",
+    "row_topk",
+    "sparse_decode_backward",
+    "sparse_encode_backward",
+    "sparse_step_grads",
+]
 
 
 # --------------------------------------------------------------------------- row top-k
@@ -97,6 +103,72 @@ def _row_topk_numba(rank: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
 @register("sae_row_topk", "numba")
 def _row_topk(rank: np.ndarray, k: int) -> np.ndarray:
     return _row_topk_numba(np.ascontiguousarray(rank), int(k))
+
+
+@register("sae_flat_topk", "generic")
+def flat_topk(values: Any, k: int) -> Any:
+    """Positions of the ``k`` largest entries of a 1-D array, in increasing order.
+
+    Parameters
+    ----------
+    values : array of shape (n,)
+        Scores (a flattened (B, F) block for BatchTopK); any array-API library.
+    k : int
+        Number of entries, ``1 <= k <= n``.
+
+    Returns
+    -------
+    positions : integer array of shape (k,)
+        Sorted ascending, so that row-major positions come grouped by row.
+
+    Notes
+    -----
+    Generic version: a stable descending argsort, O(n log n). The fast version finds the
+    k-th largest value with NumPy's ``np.partition`` (introselect, O(n)) and collects the
+    positions in one compiled ordered scan (ties at the threshold: the first positions), so
+    no sort is needed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flat_topk(np.array([0.5, 3.0, -1.0, 2.0, 2.5]), 3).tolist()
+    [1, 3, 4]
+    """
+    xp = get_namespace(values)
+    order = xp.argsort(values, descending=True, stable=True)[: int(k)]
+    return xp.sort(order)
+
+
+@njit(cache=True)
+def _flat_topk_scan(values: np.ndarray, thr: float, k: int) -> np.ndarray:  # pragma: no cover
+    n = values.shape[0]
+    above = 0
+    for i in range(n):
+        if values[i] > thr:
+            above += 1
+    ties = k - above  # entries equal to the threshold to keep (the first ones)
+    out = np.empty(k, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        v = values[i]
+        if v > thr:
+            out[m] = i
+            m += 1
+        elif v == thr and ties > 0:
+            out[m] = i
+            m += 1
+            ties -= 1
+    return out
+
+
+@register("sae_flat_topk", "numba")
+def _flat_topk(values: np.ndarray, k: int) -> np.ndarray:
+    # NumPy's introselect (C) finds the threshold several times faster than Numba's
+    # np.partition; the ordered scan is compiled
+    values = np.ascontiguousarray(values)
+    n, k = values.shape[0], int(k)
+    thr = np.partition(values, n - k)[n - k]
+    return _flat_topk_scan(values, thr, k)
 
 
 # --------------------------------------------------------------------------- backward passes
@@ -271,4 +343,179 @@ def _sparse_encode_backward(
         cols,
         np.ascontiguousarray(x_centered),
         np.ascontiguousarray(weight),
+    )
+
+
+# --------------------------------------------------------------------------- whole step
+@register("sae_step_grads", "generic")
+def sparse_step_grads(
+    x_centered: Any,
+    target: Any,
+    pre: Any,
+    rows: Any,
+    cols: Any,
+    enc_weight: Any,
+    decoder: Any,
+    weight: float,
+    relu: bool,
+) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """Loss and all gradients of one sparse reconstruction term, without autograd.
+
+    For the selection ``(rows, cols)`` of ``pre = xc @ enc_weight.T + b`` the codes are
+    ``v_i = relu(pre[rows_i, cols_i])`` (no ReLU if ``relu`` is False), the reconstruction
+    error is ``resid = z @ decoder - target`` with ``z`` the sparse codes, and the loss is
+    ``weight * ||resid||^2`` (sum over all entries). Returned are its gradients with respect
+    to ``enc_weight``, the encoder bias, ``decoder`` and ``xc`` (``target`` held fixed).
+
+    Parameters
+    ----------
+    x_centered : array of shape (B, d)
+        Encoder input ``xc``.
+    target : array of shape (B, d)
+        What the sparse part of the reconstruction should match (``xc`` for the main
+        reconstruction, the residual for AuxK).
+    pre : array of shape (B, F)
+        Pre-activations ``xc @ enc_weight.T + b`` (computed by the caller).
+    rows, cols : integer arrays of shape (nnz,)
+        The selected entries.
+    enc_weight : array of shape (F, d)
+        Encoder weight.
+    decoder : array of shape (F, d)
+        Decoder rows.
+    weight : float
+        Loss weight (e.g. ``1 / (B * var0)``).
+    relu : bool
+        Apply a ReLU to the selected pre-activations (its derivative is ``[v > 0]``).
+
+    Returns
+    -------
+    loss : float
+        ``weight * ||resid||^2``, accumulated in float64.
+    resid : array of shape (B, d)
+        ``z @ decoder - target``.
+    grad_enc_weight : array of shape (F, d)
+    grad_enc_bias : array of shape (F,)
+    grad_decoder : array of shape (F, d)
+    grad_x_centered : array of shape (B, d)
+        The gradients of the loss.
+
+    Notes
+    -----
+    O(nnz d): with the (B, F) product ``pre`` given, the rest of a TopK SAE step (forward
+    decode, loss and backward) touches only the selected rows. The Numba version does it in
+    two fused passes with no (nnz, d) temporaries; the generic one composes
+    :func:`sparse_decode_backward` and :func:`sparse_encode_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> xc, W = np.array([[1.0, 2.0]]), np.eye(2)
+    >>> loss, resid, gw, gb, gd, gx = sparse_step_grads(
+    ...     xc, xc, xc @ W.T, np.array([0]), np.array([1]), W, W, 1.0, True)
+    >>> float(loss), resid.tolist()
+    (1.0, [[-1.0, 0.0]])
+    """
+    xp = get_namespace(x_centered, decoder)
+    B, F = pre.shape
+    vals = xp.take(xp.reshape(pre, (-1,)), rows * F + cols)
+    if relu:
+        vals = xp.where(vals > 0, vals, xp.zeros_like(vals))
+    contrib = vals[:, None] * xp.take(decoder, cols, axis=0)
+    resid = _segment_sum(xp, rows, contrib, B) - target
+    loss = float(weight) * float(xp.sum(xp.astype(resid, xp.float64) ** 2))
+    g_vals, g_dec = sparse_decode_backward(2.0 * weight * resid, vals, rows, cols, decoder)
+    if relu:
+        g_vals = xp.where(vals > 0, g_vals, xp.zeros_like(g_vals))
+    g_x, g_w, g_b = sparse_encode_backward(g_vals, rows, cols, x_centered, enc_weight)
+    return loss, resid, g_w, g_b, g_dec, g_x
+
+
+@njit(cache=True)
+def _step_grads_numba(
+    xc: np.ndarray,
+    target: np.ndarray,
+    pre: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    enc_w: np.ndarray,
+    dec_w: np.ndarray,
+    weight: float,
+    relu: bool,
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    B, d = xc.shape
+    F = dec_w.shape[0]
+    nnz = rows.shape[0]
+    dt = xc.dtype
+    resid = np.empty((B, d), dtype=dt)
+    for r in range(B):
+        for t in range(d):
+            resid[r, t] = -target[r, t]
+    vals = np.empty(nnz, dtype=dt)
+    for i in range(nnz):
+        r = rows[i]
+        c = cols[i]
+        v = pre[r, c]
+        if relu and not v > 0:
+            v = 0.0
+        vals[i] = v
+        if v != 0:
+            for t in range(d):
+                resid[r, t] += v * dec_w[c, t]
+    loss = 0.0
+    for r in range(B):
+        for t in range(d):
+            loss += float(resid[r, t]) * float(resid[r, t])
+    loss *= weight
+    two_w = dt.type(2.0 * weight)
+    g_out = np.empty((B, d), dtype=dt)
+    for r in range(B):
+        for t in range(d):
+            g_out[r, t] = two_w * resid[r, t]
+    g_x = np.zeros((B, d), dtype=dt)
+    g_w = np.zeros((F, d), dtype=dt)
+    g_b = np.zeros(F, dtype=dt)
+    g_dec = np.zeros((F, d), dtype=dt)
+    for i in range(nnz):
+        r = rows[i]
+        c = cols[i]
+        v = vals[i]
+        if v != 0:  # separate loops: the updates vectorise, the dot product does not
+            for t in range(d):
+                g_dec[c, t] += v * g_out[r, t]
+        if relu and not v > 0:
+            continue
+        s = dt.type(0.0)
+        for t in range(d):
+            s += g_out[r, t] * dec_w[c, t]
+        g_b[c] += s
+        for t in range(d):
+            g_x[r, t] += s * enc_w[c, t]
+        for t in range(d):
+            g_w[c, t] += s * xc[r, t]
+    return loss, resid, g_w, g_b, g_dec, g_x
+
+
+@register("sae_step_grads", "numba")
+def _sparse_step_grads(
+    x_centered: np.ndarray,
+    target: np.ndarray,
+    pre: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    enc_weight: np.ndarray,
+    decoder: np.ndarray,
+    weight: float,
+    relu: bool,
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    c = np.ascontiguousarray
+    return _step_grads_numba(
+        c(x_centered),
+        c(target),
+        c(pre),
+        rows,
+        cols,
+        c(enc_weight),
+        c(decoder),
+        float(weight),
+        bool(relu),
     )

@@ -45,6 +45,7 @@ __all__ = [
     "row_topk_indices",
     "select_sparse",
     "sparse_decode",
+    "sparse_step_grads",
     "threshold_activation",
     "top_afa",
     "topk_relu",
@@ -121,10 +122,12 @@ def row_topk_indices(rank: torch.Tensor, k: int) -> torch.Tensor:
     k = min(int(k), rank.shape[-1])
     with torch.no_grad():
         cpu = rank.device.type == "cpu" and rank.dtype in (torch.float32, torch.float64)
-        if cpu and rank.dim() == 2 and k > 0:
-            out = _cpu_kernel("sae_row_topk", rank.contiguous(), torch.tensor(k))
-            if out is not None:
-                return out
+        if cpu and _USE_NUMBA and rank.dim() == 2 and k > 0:
+            arr = rank.contiguous().numpy()
+            fn = _NUMBA.get("sae_row_topk")
+            if fn is None:  # resolved once: the registry lookup costs ~0.1 ms per call
+                fn = _NUMBA["sae_row_topk"] = get_kernel("sae_row_topk", arr)
+            return torch.from_numpy(fn(arr, k))
         return rank.topk(k, dim=-1, sorted=False).indices
 
 
@@ -751,10 +754,16 @@ def select_sparse(
     with torch.no_grad():
         B, F = pre.shape
         rank = scores if scores is not None else (pre.abs() if signed else torch.relu(pre))
-        if mask is not None:
-            rank = rank.masked_fill(~mask.to(pre.device)[None, :], -math.inf)
-            F = int(mask.sum())
         dev = pre.device
+        if mask is not None and scope == "row":  # rank only the masked columns
+            keep = torch.nonzero(mask.to(dev)).reshape(-1)
+            kk = min(int(k), keep.shape[0])
+            cols = keep[row_topk_indices(rank[:, keep], kk)].reshape(-1)
+            rows = torch.arange(B, device=dev).repeat_interleave(kk)
+            return rows, cols, torch.arange(0, B * kk, kk, device=dev)
+        if mask is not None:
+            rank = rank.masked_fill(~mask.to(dev)[None, :], -math.inf)
+            F = int(mask.sum())
         if scope == "row":
             kk = min(int(k), F)
             cols = row_topk_indices(rank, kk).reshape(-1)
@@ -762,7 +771,15 @@ def select_sparse(
             offsets = torch.arange(0, B * kk, kk, device=dev)
             return rows, cols, offsets
         n_keep = min(int(k) * B, B * F)
-        flat = row_topk_indices(rank.reshape(1, -1), n_keep)[0].sort().values
+        flat_rank = rank.reshape(-1)
+        if _USE_NUMBA and dev.type == "cpu" and flat_rank.dtype in (torch.float32, torch.float64):
+            arr = flat_rank.contiguous().numpy()
+            fn = _NUMBA.get("sae_flat_topk")
+            if fn is None:
+                fn = _NUMBA["sae_flat_topk"] = get_kernel("sae_flat_topk", arr)
+            flat = torch.from_numpy(fn(arr, n_keep))
+        else:
+            flat = row_topk_indices(flat_rank[None, :], n_keep)[0].sort().values
         rows = flat // pre.shape[1]
         cols = flat - rows * pre.shape[1]
         counts = torch.bincount(rows, minlength=B)
@@ -937,6 +954,76 @@ def sparse_decode(
     """
     out = _SparseDecode.apply(values, rows, cols, offsets, decoder)
     return out if bias is None else out + bias
+
+
+def sparse_step_grads(
+    x_centered: torch.Tensor,
+    target: torch.Tensor,
+    pre: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    enc_weight: torch.Tensor,
+    decoder: torch.Tensor,
+    weight: float,
+    relu: bool = True,
+):
+    """Loss and gradients of ``weight * ||z @ decoder - target||^2`` for a sparse selection.
+
+    ``z`` holds ``relu(pre[rows, cols])`` (signed without ``relu``) with
+    ``pre = x_centered @ enc_weight.T + b``. A whole TopK SAE step without autograd: one
+    fused Numba kernel for CPU tensors (``sparsestat._kernels.sae``), the generic array-API
+    kernel otherwise. Nothing here records an autograd graph.
+
+    Parameters
+    ----------
+    x_centered : Tensor of shape (B, d)
+        Encoder input.
+    target : Tensor of shape (B, d)
+        Target of the sparse reconstruction.
+    pre : Tensor of shape (B, F)
+        Pre-activations.
+    rows, cols : LongTensor of shape (nnz,)
+        The selection.
+    enc_weight : Tensor of shape (F, d)
+        Encoder weight.
+    decoder : Tensor of shape (F, d)
+        Decoder rows.
+    weight : float
+        Loss weight.
+    relu : bool, default=True
+        ReLU on the selected pre-activations.
+
+    Returns
+    -------
+    loss : float
+        The loss value.
+    resid : Tensor of shape (B, d)
+        ``z @ decoder - target``.
+    grad_enc_weight, grad_enc_bias, grad_decoder, grad_x_centered : Tensor
+        Gradients with respect to the encoder weight (F, d), encoder bias (F,), decoder
+        (F, d) and ``x_centered`` (B, d).
+
+    Examples
+    --------
+    >>> import torch
+    >>> xc, W = torch.tensor([[1.0, 2.0]]), torch.eye(2)
+    >>> out = sparse_step_grads(xc, xc, xc @ W.T, torch.tensor([0]), torch.tensor([1]), W, W, 1.0)
+    >>> out[0], out[1]
+    (1.0, tensor([[-1.,  0.]]))
+    """
+    args = [t.detach() for t in (x_centered, target, pre, rows, cols, enc_weight, decoder)]
+    cpu = _USE_NUMBA and all(t.device.type == "cpu" for t in args)
+    if cpu:
+        args = [t.numpy() for t in args]
+    fn = _NUMBA.get("sae_step_grads") if cpu else None
+    if fn is None:
+        fn = get_kernel("sae_step_grads", *args)
+        if cpu:
+            _NUMBA["sae_step_grads"] = fn
+    loss, *arrays = fn(*args, float(weight), bool(relu))
+    if cpu:
+        arrays = [torch.from_numpy(a) for a in arrays]
+    return float(loss), *arrays
 
 
 def densify_codes(
@@ -1651,27 +1738,75 @@ class SparseAutoencoderModule(nn.Module):
         pre : Tensor of shape (B, F)
             Pre-activations (detached).
         """
-        if not self.supports_sparse:
-            raise ValueError(f"no sparse path for activation {self.activation!r}")
-        kk = self.k if k is None else int(k)
         xc = x - self.b_dec
         with torch.no_grad():
             pre = torch.addmm(self.b_enc, xc, self.W_enc.T)
+        rows, cols, offsets = self.sparse_select(
+            pre, k=k, grad=grad, grad_beta=grad_beta, grad_normalize=grad_normalize
+        )
+        values = gather_preactivations(xc, self.W_enc, self.b_enc, pre, rows, cols, offsets)
+        if not self.signed:
+            values = torch.relu(values)
+        self.update_sparse_threshold(values.detach())
+        x_hat = sparse_decode(values, rows, cols, offsets, self.W_dec, self.b_dec)
+        return x_hat, (values, rows, cols, offsets), pre
+
+    def _batch_act(self):
+        """The activation holding a batch threshold (None for per-row selections)."""
+        act = self.act.batch if self.activation == "abstopk" else self.act
+        return act if self.activation in ("batchtopk", "mutual_choice", "abstopk") else None
+
+    @torch.no_grad()
+    def sparse_select(
+        self,
+        pre: torch.Tensor,
+        *,
+        k: int | None = None,
+        grad: torch.Tensor | None = None,
+        grad_beta: float = 0.0,
+        grad_normalize: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training-mode selection of the top-k family as flat ``(rows, cols, offsets)``.
+
+        Parameters
+        ----------
+        pre : Tensor of shape (B, F)
+            Pre-activations.
+        k : int, default=None
+            Overrides ``k``.
+        grad : Tensor of shape (B, d), default=None
+            Downstream gradients (g-SAE).
+        grad_beta : float, default=0.0
+            g-SAE weight.
+        grad_normalize : bool, default=True
+            Divide ``|grad @ W_dec.T|`` by its batch mean.
+
+        Returns
+        -------
+        rows, cols, offsets : LongTensor
+            See :func:`select_sparse`.
+        """
+        if not self.supports_sparse:
+            raise ValueError(f"no sparse path for activation {self.activation!r}")
+        kk = self.k if k is None else int(k)
         scores = None
         if grad is not None and grad_beta > 0:
             scores = self.gradient_scores(pre, grad, grad_beta, grad_normalize)
-        signed = self.signed
-        act = self.act.batch if self.activation == "abstopk" else self.act
-        row = self.activation == "topk" or (self.activation == "abstopk" and act is None)
-        scope = "row" if row else "batch"
-        rows, cols, offsets = select_sparse(pre, kk, scope=scope, signed=signed, scores=scores)
-        values = gather_preactivations(xc, self.W_enc, self.b_enc, pre, rows, cols, offsets)
-        if not signed:
-            values = torch.relu(values)
-        if scope == "batch" and self.training and act.track_statistics:
-            act.update_threshold_values(values.detach())
-        x_hat = sparse_decode(values, rows, cols, offsets, self.W_dec, self.b_dec)
-        return x_hat, (values, rows, cols, offsets), pre
+        scope = "row" if self._batch_act() is None else "batch"
+        return select_sparse(pre, kk, scope=scope, signed=self.signed, scores=scores)
+
+    @torch.no_grad()
+    def update_sparse_threshold(self, values: torch.Tensor) -> None:
+        """Update the inference threshold of batch variants from the kept training values.
+
+        Parameters
+        ----------
+        values : Tensor of shape (nnz,)
+            Selected (ReLU'd unless signed) code values of a training batch.
+        """
+        act = self._batch_act()
+        if act is not None and self.training and act.track_statistics:
+            act.update_threshold_values(values)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``z @ W_dec + b_dec``.
