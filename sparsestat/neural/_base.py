@@ -335,7 +335,12 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         """Build the torch module from the training tensors."""
 
     def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
-        """Loss of one mini-batch (a scalar tensor): by default the task loss of the forward."""
+        """Loss of one mini-batch (a scalar tensor): by default the task loss of the forward.
+
+        An autograd-free step may write every parameter's ``.grad`` itself and return a loss
+        that does not require grad: ``backward`` is then skipped (``on_grad_computed`` still
+        runs).
+        """
         return self._task_loss(self._forward(X), y)
 
     def _task_loss(self, out: Any, y: Any) -> Any:
@@ -553,7 +558,8 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
                 loss = self._batch_loss(xb, yb, n_train)
                 if not bool(torch.isfinite(loss.detach()).all()):
                     self._raise_diverged(f"the loss is {float(loss.detach())}")
-                loss.backward()
+                if loss.requires_grad:  # else _batch_loss has written the .grad itself
+                    loss.backward()
                 self.on_grad_computed(xb, yb)
                 self.optimizer_.step()
                 self.n_steps_ += 1

@@ -662,8 +662,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         Same loss, gradients and statistics as the autograd sparse path (to float
         rounding): reconstruction ``||x - x_hat||^2 / var0`` plus AuxK, gradients from the
         fused kernel :func:`sparse_step_grads`, the decoder-gradient projection and the
-        gradient clipping of :meth:`on_grad_computed` done here. Returns the loss as a
-        graph-free leaf tensor, so that the base class's ``backward`` costs nothing.
+        gradient clipping of :meth:`on_grad_computed` (which the base class runs next).
+        Returns the loss as a tensor without a graph, so that the base skips ``backward``.
         """
         m = self.module_
         xb = X * self.input_scale_
@@ -701,15 +701,13 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         g_bd -= g_x.sum(0)
         for p, g in ((m.W_enc, g_w), (m.b_enc, g_be), (m.W_dec, g_d), (m.b_dec, g_bd)):
             p.grad = g
-        self.on_grad_computed(X, y)
-        self._grads_final = True  # the base class calls on_grad_computed again: skip it
         vals = pre.reshape(-1).take(rows * pre.shape[1] + cols)
         if relu:
             vals = vals.clamp_min(0)
         m.update_sparse_threshold(vals)
         counts = torch.bincount(cols[vals != 0], minlength=self.n_components_)
         self._last_batch = (resid.square().sum(1), counts)
-        return torch.tensor(loss, dtype=xb.dtype).requires_grad_()
+        return torch.tensor(loss, dtype=xb.dtype)  # no graph: the base skips backward
 
     def _batch_loss(self, X, y, n_train):
         m = self.module_
@@ -774,9 +772,6 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         y : Tensor of shape (B, d) or None
             Its downstream gradients, if any.
         """
-        if getattr(self, "_grads_final", False):  # done by _manual_batch_loss already
-            self._grads_final = False
-            return
         if self.module_.unit_norm_decoder:
             project_decoder_grad_(self.module_.W_dec)
         grads = [p.grad for p in self.module_.parameters() if p.grad is not None]
