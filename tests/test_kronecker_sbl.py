@@ -388,6 +388,36 @@ def test_make_irs_mimo_channel_consistency():
     assert bs[-1] - bs[0] == 2  # adjacent BS angles
 
 
+def test_make_irs_mimo_channel_fixed_design():
+    """design_random_state fixes pilots and IRS phases across trials (the authors' protocol);
+    the channel and noise still follow random_state, and the default draws a design per call."""
+    small = {"n_ms": 4, "n_bs": 4, "n_irs": 16, "grid_size": 8, "snr_db": 10.0}
+    runs = [
+        make_irs_mimo_channel(random_state=t, design_random_state=5, return_info=True, **small)
+        for t in (0, 1)
+    ]
+    (f_a, y_a, c_a, a), (f_b, y_b, c_b, b) = runs
+    assert np.array_equal(a.pilots, b.pilots) and np.array_equal(a.irs_phases, b.irs_phases)
+    assert not np.array_equal(c_a, c_b)  # new angles and gains per trial
+    qpsk = {(sr, si) for sr in (-1, 1) for si in (-1, 1)}
+    assert {(np.sign(v.real), np.sign(v.imag)) for v in a.pilots.ravel()} <= qpsk
+    assert np.allclose(np.abs(a.pilots), 1 / np.sqrt(small["n_ms"]))
+    assert np.allclose(np.abs(a.irs_phases), 1 / np.sqrt(small["n_irs"]))
+    # the model is the same function of the design as with a per-call design
+    assert rel(dense_kron(f_b) @ c_b, b.y_noiseless) < 1e-10
+    assert rel(irs_channels_from_coef(c_b, b), b.H_true) < 1e-10
+    # the channel draw does not depend on the design stream
+    _, _, c_c, c = make_irs_mimo_channel(
+        random_state=1, design_random_state=6, return_info=True, **small
+    )
+    assert not np.array_equal(c.irs_phases, b.irs_phases)
+    assert c.aod_ms == b.aod_ms and np.array_equal(c.gains_ms_irs, b.gains_ms_irs)
+    # default: the design comes from random_state, so it changes per trial
+    d0 = make_irs_mimo_channel(random_state=0, return_info=True, **small)[3]
+    d1 = make_irs_mimo_channel(random_state=1, return_info=True, **small)[3]
+    assert not np.array_equal(d0.irs_phases, d1.irs_phases)
+
+
 def test_make_kronecker_sparse_signal():
     factors, y, coef, info = make_kronecker_sparse_signal(
         factor_shapes=((5, 7), (6, 8)), n_nonzero=(2, 3), complex=True, n_targets=2,
