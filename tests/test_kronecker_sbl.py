@@ -403,7 +403,13 @@ def test_make_irs_mimo_channel_fixed_design():
     assert {(np.sign(v.real), np.sign(v.imag)) for v in a.pilots.ravel()} <= qpsk
     assert np.allclose(np.abs(a.pilots), 1 / np.sqrt(small["n_ms"]))
     assert np.allclose(np.abs(a.irs_phases), 1 / np.sqrt(small["n_irs"]))
-    # the model is the same function of the design as with a per-call design
+    # the model is the same function of the design as with a per-call design: y stacks
+    # vec(H_BS diag(theta_p) H_MS X) over the configurations (physical model, not the factors)
+    y_phys = [
+        (b.H_bs_irs @ (b.irs_phases[:, p, None] * b.H_irs_ms) @ b.pilots).ravel(order="F")
+        for p in range(b.irs_phases.shape[1])
+    ]
+    assert rel(np.concatenate(y_phys), b.y_noiseless) < 1e-10
     assert rel(dense_kron(f_b) @ c_b, b.y_noiseless) < 1e-10
     assert rel(irs_channels_from_coef(c_b, b), b.H_true) < 1e-10
     # the channel draw does not depend on the design stream
