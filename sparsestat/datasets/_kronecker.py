@@ -233,6 +233,7 @@ def _irs_model(
         "angle_spread": [Interval(Integral, 1, None, closed="left")],
         "snr_db": [Interval(Real, None, None, closed="neither"), None],
         "random_state": ["random_state"],
+        "design_random_state": ["random_state"],
         "return_info": ["boolean"],
     },
     prefer_skip_nested_validation=True,
@@ -247,6 +248,7 @@ def make_irs_mimo_channel(
     angle_spread=3,
     snr_db=20.0,
     random_state=None,
+    design_random_state=None,
     return_info=False,
 ):
     """IRS-assisted MIMO uplink channel estimation as Kronecker-structured sparse recovery.
@@ -281,7 +283,14 @@ def make_irs_mimo_channel(
     snr_db : float or None, default=20.0
         SNR ``(||y_0||^2 / M) / sigma^2`` in dB; None gives noiseless data.
     random_state : int, RandomState instance or None, default=None
-        Seed.
+        Seed of the channel (angles, gains) and the noise; also of the pilots and IRS phases
+        when ``design_random_state`` is None.
+    design_random_state : int, RandomState instance or None, default=None
+        Seed of the pilots and IRS phase configurations alone. None draws them from
+        ``random_state`` (a new design per call). An int fixes the design across calls with
+        different ``random_state``: the authors' simulation draws the pilots and IRS phases
+        once and keeps them for all trials, so use one ``design_random_state`` with
+        ``random_state = trial`` to follow it.
     return_info : bool, default=False
         Also return a Bunch with ``noise_variance``, ``y_noiseless``, ``H_true`` (P, n_bs,
         n_ms), ``H_bs_irs``, ``H_irs_ms``, ``pilots``, ``irs_phases``, ``grid``, ``support``,
@@ -301,9 +310,10 @@ def make_irs_mimo_channel(
 
     Notes
     -----
-    Semantics of the authors' ``PC-KroSBL/main.m``. IRS phases are redrawn if the cascaded
-    channel norm is below 1e-5. The clusters do not wrap around the grid (start drawn in
-    ``0 .. G - L``), but the IRS support of ``x`` (angle differences mod ``G``) may.
+    Semantics of the authors' ``PC-KroSBL/main.m``. IRS phases are redrawn (from
+    ``random_state``) if the cascaded channel norm is below 1e-5. The clusters do not wrap
+    around the grid (start drawn in ``0 .. G - L``), but the IRS support of ``x`` (angle
+    differences mod ``G``, a circular grid) may.
     Complexity ``O(P n_irs G + N)``.
 
     References
@@ -328,15 +338,19 @@ def make_irs_mimo_channel(
     def cn(size):
         return (rng.standard_normal(size) + 1j * rng.standard_normal(size)) / np.sqrt(2)
 
+    # pilots and phases: from random_state, or from their own stream (fixed across trials)
+    design_rng = rng if design_random_state is None else check_random_state(design_random_state)
     qpsk = np.array([1 + 1j, 1 - 1j, -1 + 1j, -1 - 1j]) / np.sqrt(2)
-    pilots = qpsk[rng.randint(0, 4, size=(n_ms, n_pilots))] / np.sqrt(n_ms)
+    pilots = qpsk[design_rng.randint(0, 4, size=(n_ms, n_pilots))] / np.sqrt(n_ms)
     aod_ms = int(rng.randint(g))
     aoa_irs = int(rng.randint(g - angle_spread + 1)) + np.arange(angle_spread)
     aod_irs = int(rng.randint(g))
     aoa_bs = int(rng.randint(g - angle_spread + 1)) + np.arange(angle_spread)
     gains_ms_irs, gains_irs_bs = cn(angle_spread), cn(angle_spread)
+    phase_rng = design_rng
     while True:
-        phases = rng.choice([-1.0, 1.0], size=(n_irs, n_irs_configs)) / np.sqrt(n_irs)
+        phases = phase_rng.choice([-1.0, 1.0], size=(n_irs, n_irs_configs)) / np.sqrt(n_irs)
+        phase_rng = rng  # a vanishing cascade: redraw the phases from random_state
         model = _irs_model(
             grid, pilots, phases, aod_ms, aoa_irs, aod_irs, aoa_bs,
             gains_ms_irs, gains_irs_bs, n_ms, n_bs, n_irs,
