@@ -232,7 +232,7 @@ def _numpy_keyed_noise(seed, stream, ids, m, block):
 @pytest.mark.parametrize("first_id", [0, 5, 48])
 def test_keyed_sums_equal_numpy_noise_whatever_the_threads(outer, first_id, monkeypatch):
     monkeypatch.setattr(ldp_module, "_COMPILED_MIN_DRAWS", 0)  # the compiled kernel
-    monkeypatch.setattr(ldp_module, "_MIN_TASK_USERS", 1)  # many small tasks per thread
+    monkeypatch.setattr(ldp_module, "_MIN_TASK_DRAWS", 1)  # many small tasks per thread
     d, k, block, seed = 4, 3, 16, 2024
     X, _ = _report_inputs(first_id, 203, d, outer)
     m = d * (d + 1) // 2 if outer else d
@@ -264,7 +264,7 @@ def test_keyed_sums_equal_numpy_noise_whatever_the_threads(outer, first_id, monk
 def test_keyed_sums_prepare_rows_like_numpy(outer, intercept, monkeypatch):
     """Clipping X and y, the intercept column and the product by y happen in the kernel."""
     monkeypatch.setattr(ldp_module, "_COMPILED_MIN_DRAWS", 0)
-    monkeypatch.setattr(ldp_module, "_MIN_TASK_USERS", 1)
+    monkeypatch.setattr(ldp_module, "_MIN_TASK_DRAWS", 1)
     rng = np.random.default_rng(3)
     n, d, k, block, first_id = 150, 3, 2, 16, 7
     X = 2.0 * rng.standard_normal((n, d))

@@ -609,8 +609,9 @@ def _split_at_blocks(first_id: int, n: int, block_size: int, parts: int) -> list
 #: Tasks per thread of the keyed sums (dynamic scheduling: a thread slowed down by other
 #: processes takes fewer of them).
 _TASKS_PER_THREAD = 8
-#: Fewest users per task (thread start-up and accumulators cost about as much as 2000 users).
-_MIN_TASK_USERS = 1 << 13
+#: Fewest noise draws per task (users x numbers per user; thread start-up and accumulators
+#: cost about as much as 2000 users at d = 20, i.e. 5e5 draws).
+_MIN_TASK_DRAWS = 1 << 21
 #: Fewest noise draws (users x numbers per user) for which the compiled kernel runs; smaller
 #: batches take the generic version (the same integers, NumPy's own generators; at most a
 #: few MiB of temporaries), so that a small problem compiles nothing (the kernel's
@@ -670,7 +671,7 @@ def _keyed_sums_numba(
     ranges = []
     for start in range(0, n, _SUM_ROWS):  # exact float limbs: at most 2**21 users per task
         stop = min(n, start + _SUM_ROWS)
-        parts_here = max(1, min(parts, (stop - start) // _MIN_TASK_USERS))
+        parts_here = max(1, min(parts, (stop - start) * m // _MIN_TASK_DRAWS))
         ranges += [
             (start + a, start + b)
             for a, b in _split_at_blocks(first_id + start, stop - start, block_size, parts_here)
@@ -758,7 +759,7 @@ def keyed_gaussian_report_sums(
     n_threads : int or None, default=None
         Threads of the Numba version (None: ``numba.get_num_threads()``, which follows
         ``NUMBA_NUM_THREADS`` and ``numba.set_num_threads``). The users are cut at block
-        boundaries into up to ``8 n_threads`` tasks (of at least 8192 users), taken by the
+        boundaries into up to ``8 n_threads`` tasks (of at least ``2**21`` draws), taken by the
         threads as they become free, each with its own accumulators; the integer sums are
         added at the end (exact, so the result does not depend on the split).
     y : array of shape (n,) or None, default=None
