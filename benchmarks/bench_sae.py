@@ -307,6 +307,7 @@ def gsae_table():
                 f"{r['acc']:.3f}",
                 f"{r['ce']:.3f}",
                 f"{(abl['ce'] - r['ce']) / (abl['ce'] - clean['ce']):.3f}",
+                f"{r['kl']:.4f}",
             ]
         )
     head = (
@@ -325,6 +326,7 @@ def gsae_table():
         "probe accuracy",
         "probe CE",
         "probe CE recovered",
+        "probe KL(clean || patched)",
     ]
     return head + markdown_table(rows, headers)
 
