@@ -104,7 +104,7 @@ def _module(activation, kw, dtype, seed=0):
 def kernels(request, monkeypatch):
     """Run with the Numba CPU kernels, or with the torch (embedding_bag) fallback used on
     other devices."""
-    import sparsestat.neural._layers_sae as layers
+    import sparsestat.neural.layers._sae as layers
 
     monkeypatch.setattr(layers, "_USE_NUMBA", request.param == "numba")
     return request.param

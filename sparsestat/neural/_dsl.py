@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from sparsestat.metrics import recall_at_k
 from sparsestat.neural import import_torch
 from sparsestat.neural._base import resolve_device
-from sparsestat.neural._layers_sparse import (
+from sparsestat.neural.layers._sparse import (
     MaskedEmbedding,
     RigL,
     SparsityUpdater,

@@ -10,8 +10,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
 from sparsestat.neural._base import BaseTorchEstimator
-from sparsestat.neural._layers_mlp import get_activation
-from sparsestat.neural._layers_sparse import SET, MaskedLinear
+from sparsestat.neural.layers._mlp import get_activation
+from sparsestat.neural.layers._sparse import SET, MaskedLinear
 from sparsestat.utils._compat import Interval, StrOptions
 
 torch = import_torch()

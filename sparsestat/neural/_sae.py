@@ -15,9 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from sparsestat._kernels.geomedian import geometric_median
 from sparsestat.metrics import fvu, mmcs
-from sparsestat.neural import _layers_sae
 from sparsestat.neural._base import BaseTorchEstimator, _module_dtype, eager_optimizer, torch
-from sparsestat.neural._layers_sae import (
+from sparsestat.neural.layers import _sae as _layers_sae
+from sparsestat.neural.layers._sae import (
     ACTIVATIONS,
     SparseAutoencoderModule,
     auxk_loss,

@@ -14,8 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
 from sparsestat.neural._base import BaseTorchEstimator, TorchClassifierMixin, TorchRegressorMixin
-from sparsestat.neural._layers_mlp import get_activation
-from sparsestat.neural._layers_sparse import (
+from sparsestat.neural.layers._mlp import get_activation
+from sparsestat.neural.layers._sparse import (
     SET,
     AdamS,
     MaskedLinear,

@@ -16,7 +16,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural._base import BaseTorchEstimator, TorchClassifierMixin, TorchRegressorMixin
-from sparsestat.neural._layers_comet import (
+from sparsestat.neural.layers._comet import (
     COMETGate,
     DSelectKGate,
     HashGate,

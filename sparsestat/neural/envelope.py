@@ -16,8 +16,8 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural._base import BaseTorchEstimator, TorchClassifierMixin, TorchRegressorMixin
-from sparsestat.neural._layers_envelope import GroupEnvelopeRegularizer, prune_mlp
-from sparsestat.neural._layers_mlp import MLP
+from sparsestat.neural.layers._envelope import GroupEnvelopeRegularizer, prune_mlp
+from sparsestat.neural.layers._mlp import MLP
 from sparsestat.utils._compat import Interval, RealNotInt, StrOptions
 
 __all__ = [

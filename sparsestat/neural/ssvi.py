@@ -18,8 +18,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from sparsestat.neural._base import BaseTorchEstimator, TorchClassifierMixin, TorchRegressorMixin
-from sparsestat.neural._layers_mlp import get_activation
-from sparsestat.neural._layers_ssvi import (
+from sparsestat.neural.layers._mlp import get_activation
+from sparsestat.neural.layers._ssvi import (
     DEFAULT_PRIOR_STD,
     DEFAULT_SIGMA_INIT,
     SSVI_CRITERIA,

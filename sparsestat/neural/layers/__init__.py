@@ -1,7 +1,7 @@
 """Plain PyTorch pieces (layers, masks, gates, schedulers) for your own models.
 
 This module only re-exports: each family keeps its layers in a private file
-(``_layers_<family>.py``) and adds one import line here.
+(``layers/_<family>.py``) and adds one import line here.
 
 Examples
 --------
@@ -15,7 +15,7 @@ from sparsestat.neural import import_torch
 
 import_torch()
 
-from sparsestat.neural._layers_comet import (  # noqa: E402
+from sparsestat.neural.layers._comet import (  # noqa: E402
     COMETGate,
     DSelectKGate,
     HashGate,
@@ -26,17 +26,17 @@ from sparsestat.neural._layers_comet import (  # noqa: E402
     log_sinkhorn,
     smooth_step,
 )
-from sparsestat.neural._layers_envelope import (  # noqa: E402
+from sparsestat.neural.layers._envelope import (  # noqa: E402
     GroupEnvelopeRegularizer,
     PrunedMLP,
     prune_mlp,
 )
-from sparsestat.neural._layers_mlp import MLP, get_activation  # noqa: E402
-from sparsestat.neural._layers_sae import *  # noqa: E402, F403
-from sparsestat.neural._layers_sae import __all__ as _sae_all  # noqa: E402
-from sparsestat.neural._layers_sparse import *  # noqa: E402, F403
-from sparsestat.neural._layers_sparse import __all__ as _sparse_all  # noqa: E402
-from sparsestat.neural._layers_ssvi import (  # noqa: E402
+from sparsestat.neural.layers._mlp import MLP, get_activation  # noqa: E402
+from sparsestat.neural.layers._sae import *  # noqa: E402, F403
+from sparsestat.neural.layers._sae import __all__ as _sae_all  # noqa: E402
+from sparsestat.neural.layers._sparse import *  # noqa: E402, F403
+from sparsestat.neural.layers._sparse import __all__ as _sparse_all  # noqa: E402
+from sparsestat.neural.layers._ssvi import (  # noqa: E402
     SSVI_CRITERIA,
     SparseBayesConv2d,
     SparseBayesLinear,

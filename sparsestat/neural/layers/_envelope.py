@@ -16,7 +16,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from sparsestat._kernels.envelope import wgsef_conjugate, wgsef_prox_factors, wgsef_value
-from sparsestat.neural._layers_mlp import MLP
+from sparsestat.neural.layers._mlp import MLP
 
 __all__ = ["GroupEnvelopeRegularizer", "PrunedMLP", "prune_mlp"]
 

@@ -17,7 +17,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from sparsestat.neural._layers_mlp import get_activation
+from sparsestat.neural.layers._mlp import get_activation
 
 __all__ = [
     "COMETGate",
