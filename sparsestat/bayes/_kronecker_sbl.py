@@ -11,16 +11,16 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat._kernels._dispatch import get_namespace, to_numpy
-from sparsestat._kernels.kron import kron_matvec, pattern_coupling_matrix, sbl_em
-from sparsestat.bayes._design import KroneckerDesign
-from sparsestat.bayes._em import (
+from sparsestat._kernels.kron import kron_matvec, pattern_coupling_matrix
+from sparsestat._solvers.sbl import sbl_em, warn_convergence
+from sparsestat.bayes._base import (
     is_complex_input,
     r2_score_any,
     require_y,
     set_fitted,
     validate_dense,
-    warn_convergence,
 )
+from sparsestat.bayes._design import KroneckerDesign
 from sparsestat.utils import check_complex_array, progress_bar
 from sparsestat.utils._compat import HasMethods, Interval, StrOptions, fit_context
 
@@ -398,7 +398,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         self.inner_sweeps_ = np.asarray(res.inner_sweeps, dtype=int)
         self.factor_shapes_ = [(int(f.shape[0]), int(f.shape[1])) for f in facs]
         self._fitted_factors = facs
-        warn_convergence(self, res)
+        warn_convergence(type(self).__name__, res, self.max_iter, self.tol)
         return self
 
     def predict(self, X=None):

@@ -8,14 +8,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sparsestat._kernels.kron import sbl_em
-from sparsestat.bayes._em import (
+from sparsestat._solvers.sbl import sbl_em, warn_convergence
+from sparsestat.bayes._base import (
     is_complex_input,
     r2_score_any,
     require_y,
     set_fitted,
     validate_dense,
-    warn_convergence,
 )
 from sparsestat.utils import progress_bar
 from sparsestat.utils._compat import Interval, StrOptions, fit_context
@@ -198,7 +197,7 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
             )
         set_fitted(self, res, y_1d, [X.shape[1]])
         self.coef_tensor_ = self.coef_
-        warn_convergence(self, res)
+        warn_convergence(type(self).__name__, res, self.max_iter, self.tol)
         return self
 
     def predict(self, X):

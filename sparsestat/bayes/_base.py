@@ -1,19 +1,18 @@
-"""Pieces shared by the SBL estimators: dense-input validation, fitted attributes, warnings.
+"""Pieces shared by the SBL estimators: dense-input validation, fitted attributes, R^2.
 
 Not an estimator module: :mod:`sparsestat.bayes._sbl` and
-:mod:`sparsestat.bayes._kronecker_sbl` both build on it.
+:mod:`sparsestat.bayes._kronecker_sbl` both build on it; the EM itself is
+:func:`sparsestat._solvers.sbl.sbl_em`.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from sparsestat._kernels._dispatch import get_namespace, to_numpy
-from sparsestat._kernels.kron import EMResult
+from sparsestat._solvers.sbl import EMResult
 from sparsestat.utils import validate_complex_data
 from sparsestat.utils._compat import validate_data
 
@@ -67,26 +66,6 @@ def set_fitted(est: Any, res: EMResult, y_1d: bool, sizes: list[int]) -> None:
     if est.keep_path:
         stacked = [p.T[0] if y_1d else p.T for p in res.path]
         est.coef_path_ = xp.stack(stacked) if stacked else None
-
-
-def warn_convergence(est: Any, res: EMResult) -> None:
-    """ConvergenceWarning naming the failed certificate, or a warning when all was pruned."""
-    name = type(est).__name__
-    if res.all_pruned:
-        warnings.warn(
-            f"{name}: pruning removed every entry of a factor after {res.n_iter} iterations; "
-            "coef_ is all zeros. Lower prune_threshold / prune_abs.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    elif not res.converged:
-        warnings.warn(
-            f"{name} did not converge in max_iter={est.max_iter} EM iterations: relative "
-            f"change of the prior variances {res.rel_change:.3g} > tol={est.tol}. Increase "
-            "max_iter or tol.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
 
 
 def r2_score_any(y: Any, y_pred: Any) -> float:
