@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from sparsestat._kernels._dispatch import get_namespace
+from sparsestat._kernels._dispatch import get_namespace, to_numpy
 
 __all__ = [
     "KronEigen",
@@ -92,6 +92,9 @@ class KronEigen:
 
 
 def _factor_eig(xp: Any, a: Any, g: Any) -> tuple[Any, Any]:
+    """Eigenvalues (clipped at 0) and eigenvectors of ``A diag(g) A^H`` (entries with g > 0)."""
+    nz = xp.nonzero(g > 0)[0]
+    a, g = xp.take(a, nz, axis=1), xp.take(g, nz, axis=0)
     gc = xp.astype(g, a.dtype)
     b = (a * gc[None, :]) @ _ct(xp, a)
     b = (b + _ct(xp, b)) / 2
@@ -131,127 +134,120 @@ def entry_gains(
     factors: Sequence[Any],
     gammas: Sequence[Any],
     eig: KronEigen,
-    Y: Any,
     i: int,
 ) -> tuple[Any, Any]:
     """``lam`` and ``Q`` of every entry of factor ``i``, each against the model without it.
 
-    Returns two real arrays of shape ``(N_i, M / M_i)``: with them
+    Returns two real arrays of shape ``(N_i, K)``, ``K <= M / M_i`` the number of blocks
+    where the other factors' eigenvalue product is positive (the others contribute
+    nothing): with them
     ``L(g with g_i[j] = s) - L(g with g_i[j] = 0) = sum_m log(1 + s lam[j, m])
-    - s Q[j, m] / (1 + s lam[j, m])`` exactly (see the module docstring). Entries out of the
-    model (``g_i[j] = 0``) use the current eigen form; entries in it use the eigen form of
-    ``B_i - g_i[j] a_j a_j^H`` (a batch of ``M_i x M_i`` Hermitian eigendecompositions).
-    Cost ``O(N_i (M_i^3 + M L))``.
+    - s Q[j, m] / (1 + s lam[j, m])`` exactly (see the module docstring). The values are
+    first computed against the current model (``S`` and the projected data, Tipping and
+    Faul's "in-model" factors), then, for entries in the model (``g_i[j] > 0``), the entry
+    is taken out block by block by the Sherman-Morrison identity ``lam = S / (1 - g S)``,
+    ``e = e_in / (1 - g S)``. Cost ``O(N_i M L)``.
     """
-    xp = get_namespace(Y, *factors)
+    xp = get_namespace(eig.s, *factors)
     a = factors[i]
     g = gammas[i]
-    m_i, n_i = int(a.shape[0]), int(a.shape[1])
-    n_cols = int(Y.shape[1])
-    shape = tuple(int(f.shape[0]) for f in factors)
+    n_cols = int(eig.z.shape[-1])
     others = [p for k, p in enumerate(eig.ps) if k != i]
     p_rest = xp.reshape(_outer(xp, others), (-1,)) if others else xp.ones(1, dtype=eig.s.dtype)
-    # data rotated on every axis except i, then axis i first: (M_i, M / M_i * L)
-    t = xp.reshape(Y, (*shape, n_cols))
-    for k, u in enumerate(eig.us):
-        if k != i:
-            t = _mode(xp, _ct(xp, u), t, k)
-    t = xp.reshape(xp.moveaxis(t, i, 0), (m_i, -1))
-    # per-entry "leave-one-out" factor matrices B_i^(-j) = B_i - g_j a_j a_j^H (batch)
-    gc = xp.astype(g, a.dtype)
-    b = (a * gc[None, :]) @ _ct(xp, a)
-    b = (b + _ct(xp, b)) / 2
-    outer_cols = a.T[:, :, None] * xp.conj(a.T)[:, None, :] if xp.isdtype(
-        a.dtype, "complex floating"
-    ) else a.T[:, :, None] * a.T[:, None, :]
-    bj = b[None, :, :] - gc[:, None, None] * outer_cols  # (N_i, M_i, M_i)
-    bj = (bj + _ct(xp, bj)) / 2
-    pj, uj = xp.linalg.eigh(bj)
-    pj = xp.clip(pj, min=0.0)  # (N_i, M_i)
-    # v_j = U_j^H a_j : (N_i, M_i)
-    v = xp.sum(xp.conj(uj) * a.T[:, :, None], axis=1) if xp.isdtype(
-        a.dtype, "complex floating"
-    ) else xp.sum(uj * a.T[:, :, None], axis=1)
-    # z_j = U_j^H t : (N_i, M_i, M/M_i * L)
-    zj = _ct(xp, uj) @ t[None, :, :]
-    zj = xp.reshape(zj, (n_i, m_i, -1, n_cols))
-    dj = 1.0 / (eig.noise_var + pj[:, :, None] * p_rest[None, None, :])  # (N_i, M_i, M/M_i)
+    m_i = int(a.shape[0])
+    d = xp.reshape(xp.moveaxis(1.0 / eig.s, i, 0), (m_i, -1))  # (M_i, M / M_i)
+    z = xp.moveaxis(eig.z, i, 0)
+    z = xp.reshape(z, (m_i, -1, n_cols))
+    v = _ct(xp, eig.us[i]) @ a  # (M_i, N_i): columns in the eigenbasis of B_i
     v2 = _abs2(xp, v)
-    dtil = xp.sum(v2[:, :, None] * dj, axis=1)  # (N_i, M/M_i)
-    wdz = xp.astype(dj, zj.dtype)[..., None] * zj
-    e = xp.sum(xp.conj(v)[:, :, None, None] * wdz, axis=1)  # (N_i, M/M_i, L)
-    lam = dtil * p_rest[None, :]
-    q = p_rest[None, :] * xp.sum(_abs2(xp, e), axis=-1) / n_cols
-    return lam, q
+    s_in = (v2.T @ d) * p_rest[None, :]  # (N_i, M / M_i)
+    dz = xp.astype(d, z.dtype)[:, :, None] * z
+    e_in = _ct(xp, v) @ xp.reshape(dz, (m_i, -1))  # (N_i, M / M_i * L)
+    e_in = xp.reshape(e_in, (int(a.shape[1]), -1, n_cols))
+    e2 = xp.sum(_abs2(xp, e_in), axis=-1)
+    # take each in-model entry out (Sherman-Morrison per block); 1 - g S = 1 / (1 + g lam) > 0
+    den = 1.0 - g[:, None] * s_in
+    den = xp.clip(den, min=1e-15)
+    lam = s_in / den
+    q = p_rest[None, :] * e2 / (den * den) / n_cols
+    # blocks where the other factors have a zero eigenvalue contribute nothing: drop them
+    nz = xp.nonzero(p_rest > 0)[0]
+    return xp.take(lam, nz, axis=1), xp.take(q, nz, axis=1)
 
 
-def _slice_cost(xp: Any, s: Any, lam: Any, q: Any) -> Any:
-    """``sum_m log(1 + s lam) - s q / (1 + s lam)`` for ``s`` of shape (J, K), lam/q (J, Mr)."""
+def _slice_cost(s: np.ndarray, lam: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``sum_m log(1 + s lam) - s q / (1 + s lam)`` for ``s`` (J, K) and lam / q (J, Mr)."""
     x = s[:, :, None] * lam[:, None, :]
-    return xp.sum(xp.log1p(x) - s[:, :, None] * q[:, None, :] / (1.0 + x), axis=-1)
+    return np.sum(np.log1p(x) - s[:, :, None] * q[:, None, :] / (1.0 + x), axis=-1)
 
 
-def minimise_slice_cost(lam: Any, q: Any, n_grid: int = 33, n_newton: int = 12) -> tuple[Any, Any]:
+def minimise_slice_cost(
+    lam: Any, q: Any, n_grid: int = 25, n_newton: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Global minimiser over ``s >= 0`` of ``f(s) = sum_m log(1 + s lam_m) - s q_m / (1 + s lam_m)``.
 
-    Rows are independent problems (``lam``, ``q`` of shape ``(J, Mr)``). ``f(0) = 0``; ``f``
-    need not be convex, so a logarithmic grid from ``s = 1e-4 / max lam`` to ten times the
-    largest single-term minimiser bound ``q / lam^2`` is searched, then refined by safeguarded
-    Newton steps on ``log s`` inside the bracket of the grid neighbours. Returns
-    ``(s_best, f_best)``; ``s_best = 0`` (with ``f_best = 0``) where no positive ``s``
-    lowers ``f``.
+    Rows are independent problems (``lam``, ``q`` of shape ``(J, Mr)``; small, so the search
+    runs on the host in NumPy). ``f(0) = 0``; ``f`` need not be convex, so a logarithmic grid
+    from ``s = 1e-4 / max lam`` to ten times the largest single-term minimiser bound
+    ``q / lam^2`` is searched, then refined by safeguarded Newton steps on ``log s`` inside the
+    bracket of the grid neighbours. Returns NumPy arrays ``(s_best, f_best)``; ``s_best = 0``
+    (with ``f_best = 0``) where no positive ``s`` lowers ``f``.
     """
-    xp = get_namespace(lam, q)
-    lam_max = xp.max(lam, axis=1)
+    lam = np.asarray(to_numpy(lam), dtype=np.float64)
+    q = np.asarray(to_numpy(q), dtype=np.float64)
+    n_rows = lam.shape[0]
+    if lam.shape[1] == 0:
+        return np.zeros(n_rows), np.zeros(n_rows)
+    lam_max = lam.max(axis=1)
     ok = lam_max > 0
-    lam_safe = xp.where(ok, lam_max, xp.ones_like(lam_max))
+    lam_safe = np.where(ok, lam_max, 1.0)
     # a single term is minimised at s = (q - lam) / lam^2 < q / lam^2: search s lam_max from
     # 1e-4 up to 10 lam_max max(q / lam^2) (terms with lam below 1e-12 lam_max are ignored)
     sig = lam > 1e-12 * lam_max[:, None]
-    lam_sig = xp.where(sig, lam, xp.ones_like(lam))
-    ratio = xp.max(xp.where(sig, q / lam_sig**2, xp.zeros_like(lam)), axis=1) * lam_safe
-    hi = xp.log(xp.clip(ratio, min=1.0) * 10.0)
-    lo = math.log(1e-4) * xp.ones_like(hi)
-    steps = xp.asarray(np.linspace(0.0, 1.0, n_grid), dtype=lam.dtype)
-    logx = lo[:, None] + (hi - lo)[:, None] * steps[None, :]  # log(s lam_max)
-    s = xp.exp(logx) / lam_safe[:, None]
-    f = _slice_cost(xp, s, lam, q)
-    k = xp.argmin(f, axis=1)
-    rows = xp.arange(int(lam.shape[0]))
-    a_ = logx[rows, xp.clip(k - 1, min=0)]
-    b_ = logx[rows, xp.clip(k + 1, max=n_grid - 1)]
+    ratio = np.max(np.where(sig, q / np.where(sig, lam, 1.0) ** 2, 0.0), axis=1) * lam_safe
+    hi = np.log(np.maximum(ratio, 1.0) * 10.0)
+    lo = math.log(1e-4)
+    logx = lo + (hi - lo)[:, None] * np.linspace(0.0, 1.0, n_grid)[None, :]  # log(s lam_max)
+    s = np.exp(logx) / lam_safe[:, None]
+    f = _slice_cost(s, lam, q)
+    k = np.argmin(f, axis=1)
+    rows = np.arange(n_rows)
+    a_ = logx[rows, np.maximum(k - 1, 0)]
+    b_ = logx[rows, np.minimum(k + 1, n_grid - 1)]
     u = logx[rows, k]
-    f_grid = f[rows, k]
-    for _ in range(n_newton):
-        # derivatives of f(exp(u) / lam_max) in u
-        sv = xp.exp(u) / lam_safe
-        x = sv[:, None] * lam
-        den = 1.0 + x
-        fs = xp.sum(lam / den - q / den**2, axis=1)
-        fss = xp.sum(-(lam**2) / den**2 + 2.0 * q * lam / den**3, axis=1)
-        g1 = sv * fs
-        g2 = sv * fs + sv * sv * fss
-        step = xp.where(g2 > 0, -g1 / xp.where(g2 > 0, g2, xp.ones_like(g2)), -xp.sign(g1))
-        u_new = u + step
-        inside = ((u_new > a_) & (u_new < b_)) | (xp.abs(step) < 1e-12)
-        u_new = xp.where(inside, u_new, xp.where(g1 > 0, (a_ + u) / 2, (u + b_) / 2))
-        b_ = xp.where(g1 > 0, u, b_)
-        a_ = xp.where(g1 > 0, a_, u)
-        u = u_new
-    s_new = xp.exp(u) / lam_safe
-    f_new = _slice_cost(xp, s_new[:, None], lam, q)[:, 0]
-    use_grid = f_grid < f_new
-    s_best = xp.where(use_grid, s[rows, k], s_new)
-    f_best = xp.where(use_grid, f_grid, f_new)
+    s_best, f_best = s[rows, k], f[rows, k]
+    if n_newton:
+        for _ in range(n_newton):
+            # first and second derivatives of f(exp(u) / lam_max) in u
+            sv = np.exp(u) / lam_safe
+            den = 1.0 + sv[:, None] * lam
+            r = 1.0 / den
+            fs = np.sum(lam * r - q * r * r, axis=1)
+            fss = np.sum(r * r * (2.0 * q * lam * r - lam * lam), axis=1)
+            g1 = sv * fs
+            g2 = g1 + sv * sv * fss
+            step = np.where(g2 > 0, -g1 / np.where(g2 > 0, g2, 1.0), -np.sign(g1))
+            u_new = u + step
+            inside = ((u_new > a_) & (u_new < b_)) | (np.abs(step) < 1e-12)
+            u_new = np.where(inside, u_new, np.where(g1 > 0, (a_ + u) / 2, (u + b_) / 2))
+            b_ = np.where(g1 > 0, u, b_)
+            a_ = np.where(g1 > 0, a_, u)
+            u = u_new
+        s_new = np.exp(u) / lam_safe
+        f_new = _slice_cost(s_new[:, None], lam, q)[:, 0]
+        better = f_new < f_best
+        s_best = np.where(better, s_new, s_best)
+        f_best = np.where(better, f_new, f_best)
     keep = (f_best < 0) & ok
-    zero = xp.zeros_like(s_best)
-    return xp.where(keep, s_best, zero), xp.where(keep, f_best, zero)
+    return np.where(keep, s_best, 0.0), np.where(keep, f_best, 0.0)
 
 
-def slice_cost_at(lam: Any, q: Any, s: Any) -> Any:
-    """``f(s)`` of :func:`minimise_slice_cost` at given ``s`` (one value per row)."""
-    xp = get_namespace(lam, q)
-    return _slice_cost(xp, s[:, None], lam, q)[:, 0]
+def slice_cost_at(lam: Any, q: Any, s: Any) -> np.ndarray:
+    """``f(s)`` of :func:`minimise_slice_cost` at given ``s`` (one value per row), on the host."""
+    lam = np.asarray(to_numpy(lam), dtype=np.float64)
+    q = np.asarray(to_numpy(q), dtype=np.float64)
+    s = np.asarray(to_numpy(s), dtype=np.float64)
+    return _slice_cost(s[:, None], lam, q)[:, 0]
 
 
 def noise_variance_ml(eig: KronEigen, floor: float, n_iter: int = 60) -> float:

@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sparsestat._kernels._dispatch import get_namespace, to_numpy
 from sparsestat._kernels.kron import kron_matvec, pattern_coupling_matrix
+from sparsestat._solvers.robust_sbl import robust_sbl_em
 from sparsestat._solvers.sbl import sbl_em, warn_convergence
 from sparsestat.bayes._base import (
     is_complex_input,
@@ -112,6 +113,10 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         studies; memory ``n_iter * N``).
     verbose : int, default=0
         Show a progress bar over EM iterations when positive.
+    robust : bool, default=False
+        After the EM run above, continue with evidence-guided moves on single factor entries
+        (see Notes): entries pruned by EM can come back and spurious ones leave, each move
+        raising the marginal likelihood. ``False`` is the authors' algorithm unchanged.
 
     Attributes
     ----------
@@ -178,6 +183,24 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
     Inputs may be NumPy, CuPy or torch arrays (factors and ``y`` of one library); the fit
     then runs on their device and the fitted arrays are of that library.
 
+    ``robust=True`` is not from the paper; it is added here because EM with relative
+    pruning fails on some trials of the IRS setup: a weak but real path falls below the
+    pruning threshold and is removed for good (with its whole slice of ``x``), or the
+    iterations stall with many spurious entries. From the EM result (effective variances
+    for pattern-coupled factors, then treated as uncoupled), the fit repeatedly scores every
+    entry ``j`` of every factor ``i``: with the model's other variances fixed, the cost
+    ``log|C| + tr(Y^H C^{-1} Y) / L`` as a function of ``gamma_i[j] = s`` is, in the
+    eigenbasis of the other factors, a sum of one-dimensional rank-one terms
+    ``log(1 + s lam_m) - s Q_m / (1 + s lam_m)``, computed exactly without forming ``A``
+    (Tipping and Faul's sparsity and quality factors [3]_ for a Kronecker slice). The best
+    entry of each factor in turn is added, re-estimated or deleted (variance 0) when that
+    lowers the cost by at least 1, until no move does; the noise variance, if estimated,
+    is re-estimated by maximum evidence along the way. A move in factor ``i`` costs
+    ``O(sum_k (M_k^3 + M_k^2 N_k + M L M_k) + N_i M L)`` and memory ``O(N_i M L / M_i)``;
+    no ``M x N`` or ``N x N`` array is formed. The threshold 1 (a likelihood ratio of
+    ``e^(1/2)`` for real data, ``e`` for complex) was chosen on IRS-MIMO trials of four
+    pilot / phase designs and checked on thirteen others (user guide).
+
     Complex input is accepted, so scikit-learn's ``check_complex_data`` (which expects complex
     input to be rejected) does not apply. Computations run in float64 / complex128; no
     intercept is fitted.
@@ -189,6 +212,8 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
        Process., 2024. arXiv:2307.14719.
     .. [2] J. Fang, Y. Shen, H. Li and P. Wang, "Pattern-coupled sparse Bayesian learning for
        recovery of block-sparse signals", IEEE Trans. Signal Process. 63(2), 2015.
+    .. [3] M. E. Tipping and A. C. Faul, "Fast marginal likelihood maximisation for sparse
+       Bayesian models", AISTATS 2003.
 
     Examples
     --------
@@ -222,6 +247,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         "compute_score": ["boolean"],
         "keep_path": ["boolean"],
         "verbose": ["verbose"],
+        "robust": ["boolean"],
     }
 
     def __init__(
@@ -242,6 +268,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         compute_score=False,
         keep_path=False,
         verbose=0,
+        robust=False,
     ):
         self.factors = factors
         self.method = method
@@ -259,6 +286,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         self.compute_score = compute_score
         self.keep_path = keep_path
         self.verbose = verbose
+        self.robust = robust
 
     # ------------------------------------------------------------------ input handling
     def _factor_inputs(self, X: Any, y: Any) -> tuple[list[Any], Any]:
@@ -384,7 +412,7 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
         xp = get_namespace(y)
         Y = xp.reshape(y, (-1, 1)) if y_1d else y
         with progress_bar(total=self.max_iter, verbose=self.verbose, desc="KroSBL") as bar:
-            res = sbl_em(
+            res = (robust_sbl_em if self.robust else sbl_em)(
                 facs,
                 Y,
                 coupling=coupling,
