@@ -110,7 +110,9 @@ def _outer(xp: Any, vectors: Sequence[Any]) -> Any:
     return out
 
 
-def kron_eigen(factors: Sequence[Any], gammas: Sequence[Any], noise_var: float, Y: Any) -> KronEigen:
+def kron_eigen(
+    factors: Sequence[Any], gammas: Sequence[Any], noise_var: float, Y: Any
+) -> KronEigen:
     """Per-factor Hermitian eigendecompositions, the eigenvalues of ``C`` and the rotated data.
 
     ``factors[i]`` is ``(M_i, N_i)``, ``gammas[i]`` ``(N_i,)`` real and non-negative (zeros are
@@ -184,7 +186,7 @@ def _slice_cost(s: np.ndarray, lam: np.ndarray, q: np.ndarray) -> np.ndarray:
 def minimise_slice_cost(
     lam: Any, q: Any, n_grid: int = 25, n_newton: int = 10
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Global minimiser over ``s >= 0`` of ``f(s) = sum_m log(1 + s lam_m) - s q_m / (1 + s lam_m)``.
+    """Global minimiser over ``s >= 0`` of ``sum_m log(1 + s lam_m) - s q_m / (1 + s lam_m)``.
 
     Rows are independent problems (``lam``, ``q`` of shape ``(J, Mr)``; small, so the search
     runs on the host in NumPy). ``f(0) = 0``; ``f`` need not be convex, so a logarithmic grid

@@ -40,10 +40,8 @@ from sparsestat._kernels.kron_evidence import (
 )
 from sparsestat._solvers.sbl import EMResult, sbl_em
 
-__all__ = ["MoveResult", "best_atom_start", "evidence_moves", "robust_sbl_em"]
+__all__ = ["MoveResult", "best_atom_start", "bic_gain", "evidence_moves", "robust_sbl_em"]
 
-#: A move must lower the cost ``log|C| + tr(Y^H C^{-1} Y) / L`` by at least this much.
-GAIN_TOL = 1.0
 #: Re-estimates that change a variance by a factor within ``exp(+-REL_TOL)`` are skipped.
 REL_TOL = 1e-3
 #: Entries per factor and move given the exact one-dimensional minimisation (after a grid).
@@ -60,6 +58,21 @@ class MoveResult:
     n_moves: int
     converged: bool
     costs: list[float] = field(default_factory=list)
+
+
+def bic_gain(Y: Any) -> float:
+    """Cost decrease a move must bring: the BIC price of one hyperparameter.
+
+    Bayesian information criterion: a parameter is worth ``ln(n) / 2`` of log likelihood,
+    ``n`` the number of real observations (``M L`` for real data, ``2 M L`` for complex).
+    The cost ``log|C| + tr(Y^H C^{-1} Y) / L`` is ``2 / L`` times the negative log likelihood
+    for real data and ``1 / L`` times it for complex data.
+    """
+    xp = get_namespace(Y)
+    cplx = xp.isdtype(Y.dtype, "complex floating")
+    n_cols = int(Y.shape[1])
+    n_obs = int(Y.shape[0]) * n_cols * (2 if cplx else 1)
+    return math.log(max(n_obs, 2)) / (2 * n_cols) * (1 if cplx else 2)
 
 
 def _normalise(xp: Any, gam: list[Any]) -> None:
@@ -111,6 +124,44 @@ def _best_move(
     return int(cand[k]), float(new[k])
 
 
+def _best_swap(
+    factors: Sequence[Any], gam: Sequence[Any], eig: Any, s2: float, Y: Any, gain_tol: float
+) -> tuple[int, int, int, float]:
+    """The exchange of one entry of a factor for another that lowers the cost most.
+
+    For each entry ``j`` in the model, the model without it is scored exactly for every other
+    entry ``k`` of the same factor (:func:`entry_gains`); the best ``(i, j, k, s)`` is returned
+    when replacing ``j`` by ``k`` (variance ``s``) lowers the cost by at least ``gain_tol``,
+    else ``(-1, -1, -1, 0)``. Single moves cannot make such an exchange when several spurious
+    entries share the energy of one true entry (each alone is worth keeping, the true one
+    alone is not worth adding).
+    """
+    xp = get_namespace(Y, *factors)
+    cost = eig.cost
+    best = (-gain_tol, -1, -1, -1, 0.0)
+    for i in range(len(factors)):
+        g_np = np.asarray(to_numpy(gam[i]), dtype=np.float64)
+        for j in np.flatnonzero(g_np > 0):
+            g_j = g_np.copy()
+            g_j[j] = 0.0
+            trial = list(gam)
+            trial[i] = xp.asarray(g_j, dtype=gam[i].dtype, device=array_device(gam[i]))
+            if not np.any(g_j > 0):
+                continue
+            eig_j = kron_eigen(factors, trial, s2, Y)
+            lam, q = entry_gains(factors, trial, eig_j, i)
+            out = np.flatnonzero(g_j <= 0)
+            out = out[out != j]
+            if out.size == 0:
+                continue
+            s_k, f_k = minimise_slice_cost(to_numpy(lam)[out], to_numpy(q)[out])
+            k = int(np.argmin(f_k))
+            change = eig_j.cost + float(f_k[k]) - cost
+            if change < best[0]:
+                best = (change, i, int(j), int(out[k]), float(s_k[k]))
+    return best[1], best[2], best[3], best[4]
+
+
 def evidence_moves(
     factors: Sequence[Any],
     Y: Any,
@@ -120,7 +171,7 @@ def evidence_moves(
     estimate_noise: bool = False,
     var_floor: float = 0.0,
     max_moves: int = 500,
-    gain_tol: float = GAIN_TOL,
+    gain_tol: float | None = None,
     record: bool = False,
 ) -> MoveResult:
     """Greedy coordinate descent of the SBL cost over single factor entries.
@@ -144,7 +195,9 @@ def evidence_moves(
     var_floor : float
         Lower bound of the noise variance.
     max_moves : int
-    gain_tol : float
+    gain_tol : float or None
+        Cost decrease an add or re-estimate must bring (an entry is deleted when worth less
+        than half of it); None is :func:`bic_gain`.
     record : bool
         Keep the cost after every move in ``costs``.
 
@@ -154,6 +207,7 @@ def evidence_moves(
     """
     xp = get_namespace(Y, *factors)
     dev = array_device(Y)
+    gain_tol = bic_gain(Y) if gain_tol is None else float(gain_tol)
     gam = [xp.asarray(g, copy=True) for g in gammas]
     n_factors = len(factors)
     s2 = float(noise_var)
@@ -173,7 +227,17 @@ def evidence_moves(
                     s2, idle = s2_new, 0
                     eig = kron_eigen(factors, gam, s2, Y)
                     continue
-            break
+            si, sj, sk, s_new = _best_swap(factors, gam, eig, s2, Y, gain_tol)
+            if si < 0:
+                break
+            g_np = np.array(to_numpy(gam[si]), dtype=np.float64)
+            g_np[sj], g_np[sk] = 0.0, s_new
+            gam[si] = xp.asarray(g_np, dtype=gam[si].dtype, device=dev)
+            eig = kron_eigen(factors, gam, s2, Y)
+            n_moves, idle = n_moves + 1, 0
+            if record:
+                costs.append(eig.cost)
+            continue
         idle = 0
         n_moves += 1
         g_np = np.array(to_numpy(gam[fi]), dtype=np.float64)
@@ -242,38 +306,50 @@ def robust_sbl_em(
     factors: Sequence[Any],
     Y: Any,
     *,
-    gain_tol: float = GAIN_TOL,
+    gain_tol: float | None = None,
     max_moves: int | None = None,
     **em_settings: Any,
 ) -> EMResult:
     """Robust KroSBL: :func:`sbl_em` with ``em_settings``, then :func:`evidence_moves`.
 
-    The moves start from the EM run's prior variances (effective ones for pattern-coupled
-    factors; from :func:`best_atom_start` if a factor was pruned empty) and its noise
-    variance, and run in the uncoupled Kronecker model. The returned :class:`EMResult` holds
+    The moves run twice, in the uncoupled Kronecker model with the EM run's noise variance:
+    from the EM run's prior variances (effective ones for pattern-coupled factors; skipped
+    if a factor was pruned empty) and from :func:`best_atom_start`. The run with the lower
+    penalised cost (the cost plus ``gain_tol`` per entry in the model, the criterion the moves
+    follow) is kept; ``gain_tol`` None is :func:`bic_gain`. The returned :class:`EMResult` holds
     the posterior of the final variances; ``n_iter`` counts the EM iterations, ``converged``
     says whether the moves stopped by themselves (``max_moves``, default ``10 sum N_i + 100``,
-    was not reached) and ``scores`` continues the EM scores with the cost after every move
-    when ``compute_score`` is set.
+    was not reached) and ``scores`` continues the EM scores with the cost after every move of
+    the kept run when ``compute_score`` is set.
     """
     xp = get_namespace(Y, *factors)
     res = sbl_em(factors, Y, **em_settings)
     ay = xp.abs(Y)
     var_floor = max(1e-12 * float(xp.mean(ay * ay)), 1e-290)
     s2 = max(float(res.noise_var), var_floor)
-    start = best_atom_start(factors, Y, s2) if res.all_pruned else res.gammas
+    gain = bic_gain(Y) if gain_tol is None else float(gain_tol)
     n_moves = 10 * sum(int(a.shape[1]) for a in factors) + 100
-    best = evidence_moves(
-        factors,
-        Y,
-        start,
-        s2,
-        estimate_noise=em_settings.get("noise_var") is None,
-        var_floor=var_floor,
-        max_moves=n_moves if max_moves is None else max_moves,
-        gain_tol=gain_tol,
-        record=bool(em_settings.get("compute_score")),
-    )
+    starts = [best_atom_start(factors, Y, s2)]
+    if not res.all_pruned:
+        starts.insert(0, res.gammas)
+    best, best_score = None, math.inf
+    for start in starts:
+        run = evidence_moves(
+            factors,
+            Y,
+            start,
+            s2,
+            estimate_noise=em_settings.get("noise_var") is None,
+            var_floor=var_floor,
+            max_moves=n_moves if max_moves is None else max_moves,
+            gain_tol=gain,
+            record=bool(em_settings.get("compute_score")),
+        )
+        # the criterion of the moves: the cost plus the price of every entry in the model
+        score = run.cost + gain * sum(int(np.sum(to_numpy(g) > 0)) for g in run.gammas)
+        if score < best_score:
+            best, best_score = run, score
+    assert best is not None
     sizes = [int(a.shape[1]) for a in factors]
     keep = [np.flatnonzero(to_numpy(g) > 0) for g in best.gammas]
     dev = array_device(Y)

@@ -193,13 +193,15 @@ class KroneckerSBL(RegressorMixin, BaseEstimator):
     eigenbasis of the other factors, a sum of one-dimensional rank-one terms
     ``log(1 + s lam_m) - s Q_m / (1 + s lam_m)``, computed exactly without forming ``A``
     (Tipping and Faul's sparsity and quality factors [3]_ for a Kronecker slice). The best
-    entry of each factor in turn is added, re-estimated or deleted (variance 0) when that
-    lowers the cost by at least 1, until no move does; the noise variance, if estimated,
-    is re-estimated by maximum evidence along the way. A move in factor ``i`` costs
-    ``O(sum_k (M_k^3 + M_k^2 N_k + M L M_k) + N_i M L)`` and memory ``O(N_i M L / M_i)``;
-    no ``M x N`` or ``N x N`` array is formed. The threshold 1 (a likelihood ratio of
-    ``e^(1/2)`` for real data, ``e`` for complex) was chosen on IRS-MIMO trials of four
-    pilot / phase designs and checked on thirteen others (user guide).
+    entry of each factor in turn is added or re-estimated when that lowers the cost by at
+    least the Bayesian information criterion's price of one hyperparameter (``ln(n) / 2`` of
+    log likelihood, ``n`` the number of real observations), and deleted (variance 0) when
+    even its best variance is worth less than half that, until no move applies; the noise
+    variance, if estimated, is re-estimated by maximum evidence along the way. A move in
+    factor ``i`` costs ``O(sum_k (M_k^3 + M_k^2 N_k + M L M_k) + N_i M L)`` and memory
+    ``O(N_i M L / M_i)``; no ``M x N`` or ``N x N`` array is formed. The threshold was
+    chosen among 0.1, 1, 3 and this criterion on IRS-MIMO trials of four pilot / phase
+    designs and checked on thirteen others (user guide).
 
     Complex input is accepted, so scikit-learn's ``check_complex_data`` (which expects complex
     input to be rejected) does not apply. Computations run in float64 / complex128; no
