@@ -132,9 +132,10 @@ def _best_swap(
     For each entry ``j`` in the model, the model without it is scored exactly for every other
     entry ``k`` of the same factor (:func:`entry_gains`); the best ``(i, j, k, s)`` is returned
     when replacing ``j`` by ``k`` (variance ``s``) lowers the cost by at least ``gain_tol``,
-    else ``(-1, -1, -1, 0)``. Single moves cannot make such an exchange when several spurious
-    entries share the energy of one true entry (each alone is worth keeping, the true one
-    alone is not worth adding).
+    else ``(-1, -1, -1, 0)`` (the only entry of a factor is not exchanged; adds and deletes
+    replace it). Single moves cannot make such an exchange when several spurious entries
+    share the energy of one true entry (each alone is worth keeping, the true one alone is
+    not worth adding).
     """
     xp = get_namespace(Y, *factors)
     cost = eig.cost
