@@ -230,7 +230,11 @@ def test_one_factor_equals_classical_sbl_iterate_by_iterate(cplx, noise):
             warnings.simplefilter("ignore", ConvergenceWarning)
             ests = [
                 KroneckerSBL(
-                    method=m, max_iter=k, tol=0, prune_threshold=1e-3, noise_variance=nv,
+                    method=m,
+                    max_iter=k,
+                    tol=0,
+                    prune_threshold=1e-3,
+                    noise_variance=nv,
                     fit_intercept=False,
                 ).fit(X, Y)
                 for m in ("svd", "am")
