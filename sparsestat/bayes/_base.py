@@ -18,13 +18,14 @@ from sklearn.utils.validation import check_is_fitted
 from sparsestat._kernels._dispatch import get_namespace, is_device_array, to_numpy
 from sparsestat._kernels.kron import quadratic_diag
 from sparsestat._solvers.sbl import EMResult, sbl_em, warn_convergence
-from sparsestat.utils import progress_bar, validate_complex_data
+from sparsestat.utils import check_complex_array, progress_bar, validate_complex_data
 from sparsestat.utils._compat import check_sample_weight, validate_data
 from sparsestat.utils._dask import is_dask_array, map_rows
 
 __all__ = [
     "SBLRegressorBase",
     "check_device_arrays",
+    "check_factors",
     "is_complex_input",
     "r2_score_any",
     "require_y",
@@ -97,6 +98,19 @@ def check_device_arrays(arrays: list[Any], y: Any, names: list[str]) -> tuple[An
         if not bool(xp.all(xp.isfinite(y))):
             raise ValueError("Input y contains NaN or infinity.")
     return xp, out, y
+
+
+def check_factors(facs: list[Any], y: Any, names: list[str]) -> tuple[list[Any], Any]:
+    """Validate factors and ``y`` (host or device), cast to the working dtype."""
+    if any(is_device_array(f) for f in facs) or is_device_array(y):
+        _, facs, y = check_device_arrays(facs, y, names)
+        return facs, y
+    facs = [check_complex_array(f, input_name=n, copy=False) for f, n in zip(facs, names)]
+    y = check_complex_array(y, input_name="y", ensure_2d=False)
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}")
+    dtype = working_dtype(get_namespace(*facs), facs, y)
+    return [np.asarray(f, dtype=dtype) for f in facs], np.asarray(y, dtype=dtype)
 
 
 def validate_dense(est: Any, X: Any, y: Any = None, *, reset: bool = True) -> Any:

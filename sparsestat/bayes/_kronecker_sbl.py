@@ -18,14 +18,12 @@ from sparsestat._kernels.kron import (
 )
 from sparsestat.bayes._base import (
     SBLRegressorBase,
-    check_device_arrays,
+    check_factors,
     r2_score_any,
     require_y,
     validate_dense,
-    working_dtype,
 )
 from sparsestat.bayes._design import KroneckerDesign
-from sparsestat.utils import check_complex_array
 from sparsestat.utils._compat import HasMethods, Interval, StrOptions, fit_context
 from sparsestat.utils._dask import is_dask_array, map_rows
 
@@ -59,19 +57,6 @@ def _looks_like_factors(X: Any) -> bool:
 
 def _factor_list(X: Any) -> list[Any]:
     return list(X.factors) if isinstance(X, KroneckerDesign) else list(X)
-
-
-def _check_factors(facs: list[Any], y: Any, names: list[str]) -> tuple[list[Any], Any]:
-    """Validate factors and ``y`` (host or device), cast to the working dtype."""
-    if any(is_device_array(f) for f in facs) or is_device_array(y):
-        _, facs, y = check_device_arrays(facs, y, names)
-        return facs, y
-    facs = [check_complex_array(f, input_name=n, copy=False) for f, n in zip(facs, names)]
-    y = check_complex_array(y, input_name="y", ensure_2d=False)
-    if y.ndim not in (1, 2):
-        raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}")
-    dtype = working_dtype(get_namespace(*facs), facs, y)
-    return [np.asarray(f, dtype=dtype) for f in facs], np.asarray(y, dtype=dtype)
 
 
 class KroneckerSBL(SBLRegressorBase):
@@ -452,7 +437,7 @@ class KroneckerSBL(SBLRegressorBase):
                     "per slice of y); a weight per measurement of a whole Kronecker design "
                     "breaks the Kronecker structure of the E-step"
                 )
-            facs, y = _check_factors(facs, y, names)
+            facs, y = check_factors(facs, y, names)
             m_total = math.prod(int(f.shape[0]) for f in facs)
             if int(y.shape[0]) != m_total:
                 raise ValueError(
@@ -481,7 +466,7 @@ class KroneckerSBL(SBLRegressorBase):
     def _split_inputs(self, facs: list[Any], y: Any) -> tuple[list[Any], Any]:
         """Validate the split form: ``y`` has one row per row of ``X``, ``prod M_rest`` cols."""
         names = ["X", *[f"factors[{i}]" for i in range(len(facs) - 1)]]
-        facs, y = _check_factors(facs, y, names)
+        facs, y = check_factors(facs, y, names)
         per_row = math.prod(int(f.shape[0]) for f in facs[1:])
         n = int(facs[0].shape[0])
         shape = tuple(int(s) for s in y.shape)
