@@ -25,6 +25,7 @@ __all__ = [
     "is_device_array",
     "register",
     "registered",
+    "to_host",
     "to_numpy",
 ]
 
@@ -133,3 +134,11 @@ def is_device_array(a: Any) -> bool:
     return type(a).__module__.split(".")[0] in {"torch", "cupy"} or hasattr(
         a, "__array_namespace__"
     )
+
+
+def to_host(x: Any) -> np.ndarray:
+    """:func:`to_numpy`, also for devices NumPy cannot read directly (a DLPack copy to the CPU)."""
+    try:
+        return to_numpy(x)
+    except (RuntimeError, TypeError, ValueError, BufferError):
+        return np.from_dlpack(x, device="cpu", copy=True)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import device as array_device
 
-from sparsestat._kernels._dispatch import get_kernel, get_namespace, register, to_numpy
+from sparsestat._kernels._dispatch import get_kernel, get_namespace, register, to_host
 
 __all__ = [
     "Posterior",
@@ -380,7 +380,7 @@ def _am_target(xp: Any, lam: Any, gammas: Sequence[Any], i: int) -> Any:
     """Closed-form AM update of factor ``i`` given the others (contract Lambda with 1/g_k)."""
     recip = []
     for g in gammas:
-        floor = max(float(xp.max(g)) * 1e-250, _TINY, float(xp.finfo(g.dtype).tiny))
+        floor = max(float(xp.max(g)) * 1e-250, _TINY, float(xp.finfo(g.dtype).smallest_normal))
         recip.append(1.0 / xp.where(g > floor, g, floor))
     n_i = int(gammas[i].shape[0])
     pre = _outer_np(xp, recip[:i], lam)
@@ -419,7 +419,7 @@ def _nnls(c: Any, t: Any) -> Any:
     from scipy.optimize import nnls
 
     xp = get_namespace(t)
-    g, _ = nnls(np.asarray(to_numpy(c), dtype=np.float64), np.asarray(to_numpy(t), np.float64))
+    g, _ = nnls(np.asarray(to_host(c), dtype=np.float64), np.asarray(to_host(t), np.float64))
     return xp.asarray(g, dtype=t.dtype, device=array_device(t))
 
 

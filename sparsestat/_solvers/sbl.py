@@ -27,7 +27,7 @@ import numpy as np
 from array_api_compat import device as array_device
 from sklearn.exceptions import ConvergenceWarning
 
-from sparsestat._kernels._dispatch import get_namespace, to_numpy
+from sparsestat._kernels._dispatch import get_namespace, to_host
 from sparsestat._kernels.kron import (
     Posterior,
     am_mstep,
@@ -103,7 +103,7 @@ def _weighted_rows(
     Returns the new factors, the new Y and the weight of every original row of Y (a weight
     on a row of factor 1 applies to the ``M / M_1`` rows of Y it multiplies).
     """
-    w = np.asarray(to_numpy(sample_weight), dtype=np.float64).reshape(-1)
+    w = np.asarray(to_host(sample_weight), dtype=np.float64).reshape(-1)
     rows_per = int(Y.shape[0]) // int(factors[0].shape[0])
     dev = array_device(Y)
     rdtype = xp.real(Y[:1, :1]).dtype
@@ -187,7 +187,7 @@ def sbl_em(
     m_total, n_cols = int(Y.shape[0]), int(Y.shape[1])
     rdtype = xp.real(Y[:1, :1]).dtype
     dev = array_device(Y)
-    tiny = max(_TINY, float(xp.finfo(rdtype).tiny))
+    tiny = max(_TINY, float(xp.finfo(rdtype).smallest_normal))
     cond_floor = max(_COND_FLOOR, 10 * float(xp.finfo(rdtype).eps))
     rel = [float(prune_rel)] * n_factors if np.isscalar(prune_rel) else list(prune_rel)  # type: ignore[arg-type]
     m_eff: float = m_total
@@ -250,7 +250,7 @@ def sbl_em(
     # of x unidentifiable: the likelihood does not depend on its variance, which the
     # Kronecker coupling then lets drift until the true entries are pruned. Drop it first.
     for i, a in enumerate(factors):
-        norms = np.asarray(to_numpy(xp.linalg.vector_norm(a, axis=0)), dtype=float)
+        norms = np.asarray(to_host(xp.linalg.vector_norm(a, axis=0)), dtype=float)
         top = float(norms.max()) if norms.size else 0.0
         if top > 0 and bool(np.any(norms <= _NULL_COLUMN * top)):
             _keep_only(i, np.flatnonzero(norms > _NULL_COLUMN * top))
@@ -288,7 +288,7 @@ def sbl_em(
         for i in range(n_factors):
             gi = gam[i]
             thr = max(rel[i] * float(xp.max(gi)), prune_abs) if gi.shape[0] else 0.0
-            mask = to_numpy(gi) >= thr if thr > 0 else np.ones(gi.shape[0], dtype=bool)
+            mask = to_host(gi) >= thr if thr > 0 else np.ones(gi.shape[0], dtype=bool)
             if not mask.all():
                 _keep_only(i, np.flatnonzero(mask))
         if any(k.size == 0 for k in keep):
@@ -362,7 +362,7 @@ def sbl_em(
         full_gammas.append(_scatter(xp, g, [k], [n]))
     covariance = None
     if return_covariance and n_factors == 1:
-        pos = xp.asarray(np.flatnonzero(to_numpy(gam[0]) > 0), device=dev)
+        pos = xp.asarray(np.flatnonzero(to_host(gam[0]) > 0), device=dev)
         covariance = posterior_covariance(
             xp.take(active[0], pos, axis=1),
             xp.take(gam[0], pos, axis=0),

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 from array_api_compat import device as array_device
+from sklearn import get_config
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sparsestat._kernels._dispatch import get_namespace, is_device_array, to_numpy
+from sparsestat._kernels._dispatch import get_namespace, is_device_array, to_host
 from sparsestat._kernels.kron import quadratic_diag
 from sparsestat._solvers.sbl import EMResult, sbl_em, warn_convergence
 from sparsestat.utils import check_complex_array, progress_bar, validate_complex_data
@@ -74,13 +75,18 @@ def check_device_arrays(arrays: list[Any], y: Any, names: list[str]) -> tuple[An
     Host arrays among them are moved to that library and device; everything is cast to the
     :func:`working_dtype`. Returns ``(xp, arrays, y)``.
     """
-    xp = get_namespace(*[a for a in [*arrays, y] if is_device_array(a)])
+    # the design decides the library and device ("everything follows X"); the rest moves there
     ref = next(a for a in [*arrays, y] if is_device_array(a))
-    dev = array_device(ref)
-    out = [a if is_device_array(a) else xp.asarray(np.asarray(a), device=dev) for a in arrays]
+    xp, dev = get_namespace(ref), array_device(ref)
+
+    def _move(a: Any) -> Any:
+        if is_device_array(a) and get_namespace(a) is xp:
+            return xp.asarray(a, device=dev)
+        return xp.asarray(np.asarray(to_host(a) if is_device_array(a) else a), device=dev)
+
+    out = [_move(a) for a in arrays]
     if y is not None:
-        y = y if is_device_array(y) else xp.asarray(np.asarray(y), device=dev)
-        y = xp.asarray(y, device=dev)
+        y = _move(y)
     for a, name in zip(out, names):
         if a.ndim != 2 or 0 in a.shape:
             raise ValueError(f"{name} must be a non-empty 2-D array; got shape {tuple(a.shape)}")
@@ -157,9 +163,9 @@ def r2_score_any(y: Any, y_pred: Any, sample_weight: Any = None) -> float:
 
     Several columns are pooled (the variance-weighted R^2 of scikit-learn's ``r2_score``).
     """
-    y = np.asarray(to_numpy(y))
-    y_pred = np.asarray(to_numpy(y_pred)).reshape(y.shape)
-    w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(to_numpy(sample_weight))
+    y = np.asarray(to_host(y))
+    y_pred = np.asarray(to_host(y_pred)).reshape(y.shape)
+    w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(to_host(sample_weight))
     w = w.reshape((-1,) + (1,) * (y.ndim - 1))
     mean = np.sum(w * y, axis=0) / np.sum(w)
     num = np.sum(w * np.abs(y - y_pred) ** 2)
@@ -174,7 +180,7 @@ def _n_targets(est: Any) -> int | None:
 
 
 def _prediction_dtype(est: Any, x_dtype: Any) -> Any:
-    return np.result_type(x_dtype, to_numpy(est.coef_[:0]).dtype)
+    return np.result_type(x_dtype, to_host(est.coef_[:0]).dtype)
 
 
 class SBLRegressorBase(RegressorMixin, BaseEstimator):
@@ -216,12 +222,14 @@ class SBLRegressorBase(RegressorMixin, BaseEstimator):
     def _set_fitted(self, res: EMResult, y_1d: bool, sizes: list[int]) -> None:
         """Copy an :class:`EMResult` onto the fitted attributes shared by both estimators."""
         coef = res.coef.T  # (L, N)
-        self.coef_ = coef[0] if y_1d else coef
+        self.coef_ = coef[0, :] if y_1d else coef
         xp = get_namespace(coef)
         shape = tuple(sizes) if y_1d else (int(coef.shape[0]), *sizes)
         self.coef_tensor_ = xp.reshape(self.coef_, shape)
         self.gamma_ = res.gamma
-        self.support_ = np.flatnonzero(to_numpy(res.gamma) > 0)
+        self.support_ = xp.asarray(
+            np.flatnonzero(to_host(res.gamma) > 0), device=array_device(res.gamma)
+        )
         self.sigma_diag_ = res.sigma_diag
         self.noise_variance_ = float(res.noise_var)
         self.n_iter_ = int(res.n_iter)
@@ -230,7 +238,7 @@ class SBLRegressorBase(RegressorMixin, BaseEstimator):
         if self.compute_score:
             self.scores_ = np.asarray(res.scores)
         if self.keep_path:
-            stacked = [p.T[0] if y_1d else p.T for p in res.path]
+            stacked = [p.T[0, :] if y_1d else p.T for p in res.path]
             self.coef_path_ = xp.stack(stacked) if stacked else None
 
     def _fit_dense(self, X: Any, y: Any, sample_weight: Any, coupling: Any = None) -> EMResult:
@@ -238,7 +246,7 @@ class SBLRegressorBase(RegressorMixin, BaseEstimator):
         xp = get_namespace(X, y)
         w = None
         if sample_weight is not None:
-            w = check_sample_weight(to_numpy(sample_weight), to_numpy(X[:, :1]), dtype=np.float64)
+            w = check_sample_weight(to_host(sample_weight), to_host(X[:, :1]), dtype=np.float64)
             if not np.any(w > 0):
                 raise ValueError("sample_weight must have at least one positive entry")
         y_1d = y.ndim == 1
@@ -262,7 +270,7 @@ class SBLRegressorBase(RegressorMixin, BaseEstimator):
             xp.reshape(self.coef_, (1, -1)) @ x_off if y_1d else self.coef_ @ x_off
         )
         if y_1d:
-            value = complex(to_numpy(intercept)[0])
+            value = complex(to_host(intercept)[0])
             self.intercept_ = value if xp.isdtype(Y.dtype, "complex floating") else value.real
         else:
             self.intercept_ = intercept
@@ -291,14 +299,31 @@ class SBLRegressorBase(RegressorMixin, BaseEstimator):
             return self._predict_dense_mean(X)
         return self._predict_dense_mean(X), self._predict_dense_std(X)
 
+    def _check_same_namespace(self, X: Any, method: str) -> None:
+        """With scikit-learn's ``array_api_dispatch`` on, ``X`` must be of the fit's library
+        and device (as scikit-learn's own estimators require); otherwise it is moved there."""
+        if X is None or not get_config()["array_api_dispatch"]:
+            return
+        a, b = self.coef_, X
+        same = (is_device_array(a) == is_device_array(b)) and (
+            not is_device_array(a)
+            or (get_namespace(a) is get_namespace(b) and array_device(a) == array_device(b))
+        )
+        if not same:
+            raise ValueError(
+                f"Inputs passed to {type(self).__name__}.{method}() must use the same "
+                "namespace and the same device as those passed to fit()."
+            )
+
     def _validated_for_predict(self, X: Any) -> Any:
         check_is_fitted(self)
+        self._check_same_namespace(X, "predict")
         X = validate_dense(self, X, reset=False)
         coef = self.coef_
         if is_device_array(coef) and not is_device_array(X):
             X = get_namespace(coef).asarray(X, device=array_device(coef))
         elif not is_device_array(coef):
-            X = to_numpy(X)
+            X = to_host(X)
         return X
 
     def _predict_dense_mean(self, X: Any) -> Any:
@@ -315,7 +340,7 @@ class SBLRegressorBase(RegressorMixin, BaseEstimator):
         xp = get_namespace(X, self.coef_)
         dtype = xp.result_type(X.dtype, self.sigma_.dtype)
         xc = xp.astype(X, dtype) - xp.astype(self.X_offset_, dtype)
-        idx = xp.asarray(self.support_, device=array_device(X))
+        idx = xp.asarray(to_host(self.support_), device=array_device(X))
         var = quadratic_diag(xp.take(xc, idx, axis=1), xp.astype(self.sigma_, dtype))
         std = xp.sqrt(var + self.noise_variance_)
         if self.coef_.ndim == 2:
@@ -335,4 +360,5 @@ class SBLRegressorBase(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.array_api_support = True
         return tags

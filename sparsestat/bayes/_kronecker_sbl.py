@@ -10,7 +10,7 @@ import numpy as np
 from array_api_compat import device as array_device
 from sklearn.utils.validation import check_is_fitted
 
-from sparsestat._kernels._dispatch import get_namespace, is_device_array, to_numpy
+from sparsestat._kernels._dispatch import get_namespace, is_device_array, to_host
 from sparsestat._kernels.kron import (
     kron_matvec,
     kron_predictive_variance,
@@ -458,7 +458,8 @@ class KroneckerSBL(SBLRegressorBase):
         """Per-factor attributes and what ``predict`` needs."""
         self.gamma_factors_ = res.gammas
         self.support_factors_ = res.support_factors
-        self.inner_sweeps_ = np.asarray(res.inner_sweeps, dtype=int)
+        xp, dev = get_namespace(res.gamma), array_device(res.gamma)
+        self.inner_sweeps_ = xp.asarray(np.asarray(res.inner_sweeps, dtype=np.int64), device=dev)
         self.factor_shapes_ = [(int(f.shape[0]), int(f.shape[1])) for f in facs]
         self._fitted_factors = facs
         self._posterior_factors = res.active_factors
@@ -484,7 +485,7 @@ class KroneckerSBL(SBLRegressorBase):
     def _check_weight(sample_weight: Any, n: int) -> np.ndarray:
         from sparsestat.utils._compat import check_sample_weight
 
-        w = check_sample_weight(to_numpy(sample_weight), np.empty((n, 1)), dtype=np.float64)
+        w = check_sample_weight(to_host(sample_weight), np.empty((n, 1)), dtype=np.float64)
         if not np.any(w > 0):
             raise ValueError("sample_weight must have at least one positive entry")
         return w
@@ -510,6 +511,8 @@ class KroneckerSBL(SBLRegressorBase):
             Predictive standard deviations (only with ``return_std=True``).
         """
         check_is_fitted(self)
+        if not _looks_like_factors(X):
+            self._check_same_namespace(X, "predict")
         kind = self._design_kind
         if X is None:
             if kind == "dense":
@@ -552,7 +555,7 @@ class KroneckerSBL(SBLRegressorBase):
 
     def _predict_split_dask(self, X: Any, return_std: bool) -> Any:
         per_row = math.prod(s[0] for s in self.factor_shapes_[1:])
-        dtype = np.result_type(X.dtype, to_numpy(self.coef_[:0]).dtype)
+        dtype = np.result_type(X.dtype, to_host(self.coef_[:0]).dtype)
         mean = map_rows(self.predict, X, n_outputs=per_row, dtype=dtype)
         if not return_std:
             return mean
