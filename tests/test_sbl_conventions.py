@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.model_selection import GridSearchCV, KFold
 
 from sparsestat._kernels.kron import dense_estep, feature_estep
 from sparsestat._solvers.sbl import sbl_em
@@ -258,26 +258,20 @@ def test_grid_search_over_slices_of_a_kronecker_design():
     )
     A1, A2, A3 = factors
     Y = y.reshape(12, 30)
-    cv = KFold(4)
-    grid = {"method": ["svd", "am"], "prune_threshold": [1e-3, 0.5]}
+    cv = KFold(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        search = GridSearchCV(KroneckerSBL(factors=[A2, A3]), grid, cv=cv).fit(A1, Y)
+        search = GridSearchCV(
+            KroneckerSBL(factors=[A2, A3]), {"prune_threshold": [1e-3, 0.5]}, cv=cv
+        ).fit(A1, Y)
         assert search.best_score_ > 0.98 and search.best_params_["prune_threshold"] == 1e-3
         assert np.min(search.cv_results_["mean_test_score"]) < 0.5
-        # one fold by hand: the whole-design fit on the training slices, scored on the others
-        train, test = next(cv.split(A1))
-        est = KroneckerSBL(**search.best_params_).fit([A1[train], A2, A3], Y[train].ravel())
-        pred = (dense_kron([A1[test], A2, A3]) @ est.coef_).reshape(len(test), 30)
-        r2 = 1 - np.sum((Y[test] - pred) ** 2) / np.sum((Y[test] - Y[test].mean(0)) ** 2)
-        assert np.isclose(search.cv_results_["split0_test_score"][search.best_index_], r2)
-        assert np.allclose(
-            cross_val_score(search.best_estimator_, A1, Y, cv=cv), _fold_scores(search)
-        )
-
-
-def _fold_scores(search):
-    return [search.cv_results_[f"split{i}_test_score"][search.best_index_] for i in range(4)]
+        # each fold by hand: the whole-design fit on the training slices, scored on the others
+        for i, (train, test) in enumerate(cv.split(A1)):
+            est = KroneckerSBL(prune_threshold=1e-3).fit([A1[train], A2, A3], Y[train].ravel())
+            pred = (dense_kron([A1[test], A2, A3]) @ est.coef_).reshape(len(test), 30)
+            r2 = 1 - np.sum((Y[test] - pred) ** 2) / np.sum((Y[test] - Y[test].mean(0)) ** 2)
+            assert np.isclose(search.cv_results_[f"split{i}_test_score"][search.best_index_], r2)
 
 
 def test_split_form_bad_y_and_conflicting_rows():

@@ -376,11 +376,11 @@ def _outer_np(xp: Any, vectors: Sequence[Any], like: Any) -> Any:
     return out
 
 
-def _am_target(xp: Any, lam: Any, gammas: Sequence[Any], i: int) -> Any:
+def _am_target(xp: Any, lam: Any, gammas: Sequence[Any], i: int, tiny: float) -> Any:
     """Closed-form AM update of factor ``i`` given the others (contract Lambda with 1/g_k)."""
     recip = []
     for g in gammas:
-        floor = max(float(xp.max(g)) * 1e-250, _TINY, float(xp.finfo(g.dtype).smallest_normal))
+        floor = max(float(xp.max(g)) * 1e-250, tiny)
         recip.append(1.0 / xp.where(g > floor, g, floor))
     n_i = int(gammas[i].shape[0])
     pre = _outer_np(xp, recip[:i], lam)
@@ -457,12 +457,13 @@ def am_mstep(
     converged : bool
     """
     xp = get_namespace(lam, *gammas)
+    tiny = max(_TINY, float(xp.finfo(lam.dtype).smallest_normal))  # > 0 in float32 too
     gam = list(gammas)
     prod_old = outer_ravel(gam)
     n_sweeps, converged = 0, False
     for n_sweeps in range(1, max_sweeps + 1):  # noqa: B007
         for i in range(len(gam)):
-            t = _am_target(xp, lam, gam, i)
+            t = _am_target(xp, lam, gam, i, tiny)
             c = None if coupling is None else coupling[i]
             gam[i] = t if c is None else c @ _nnls(c, t) + floor
         _normalise(gam)

@@ -45,6 +45,7 @@ __all__ = ["EMResult", "sbl_em", "warn_convergence"]
 _TINY = 1e-300
 _NULL_COLUMN = 1e-12  # factor columns with norm <= this times the largest are dropped
 _COND_FLOOR = 1e-13  # E-step noise variance >= this times the largest signal variance of C
+_COV_MAX = 1000  # the final covariance is formed for at most max(this, rows) kept entries
 
 
 @dataclass
@@ -174,7 +175,7 @@ def sbl_em(
         Keep the posterior mean of every iteration's E-step (on the full grid).
     return_covariance : bool
         With one factor, also return the final posterior covariance over the entries with
-        ``gamma > 0``.
+        ``gamma > 0``, when there are at most ``max(1000, M)`` of them (else None).
     callback : callable(iteration, relative change) or None
 
     Returns
@@ -361,8 +362,11 @@ def sbl_em(
     for g, k, n in zip(gam, keep, sizes):
         full_gammas.append(_scatter(xp, g, [k], [n]))
     covariance = None
-    if return_covariance and n_factors == 1:
-        pos = xp.asarray(np.flatnonzero(to_host(gam[0]) > 0), device=dev)
+    pos_host = np.flatnonzero(to_host(gam[0]) > 0)
+    # the K x K covariance costs O(M K^2 + K^3): formed when K is at most the number of rows
+    # (or small), i.e. when it costs no more than a few E-steps
+    if return_covariance and n_factors == 1 and pos_host.size <= max(_COV_MAX, active[0].shape[0]):
+        pos = xp.asarray(pos_host, device=dev)
         covariance = posterior_covariance(
             xp.take(active[0], pos, axis=1),
             xp.take(gam[0], pos, axis=0),

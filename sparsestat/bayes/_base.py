@@ -336,6 +336,12 @@ class SBLRegressorBase(RegressorMixin, BaseEstimator):
         return out + self.intercept_
 
     def _predict_dense_std(self, X: Any) -> Any:
+        if self.sigma_ is None:
+            raise ValueError(
+                f"return_std needs the posterior covariance of the {self.support_.shape[0]} kept "
+                "coefficients, which was not formed because they outnumber the samples (and "
+                "1000); raise prune_threshold so that fewer are kept"
+            )
         X = self._validated_for_predict(X)
         xp = get_namespace(X, self.coef_)
         dtype = xp.result_type(X.dtype, self.sigma_.dtype)

@@ -148,8 +148,8 @@ class KroneckerSBL(SBLRegressorBase):
         Per-factor variances, zero where pruned; factors 1..I-1 have unit norm.
     support_factors_ : list of ndarray of int
         Indices kept in each factor.
-    support_ : ndarray of int
-        Flat indices with ``gamma_ > 0``.
+    support_ : array of int
+        Flat indices with ``gamma_ > 0`` (in the array library of the input).
     sigma_diag_ : array of shape (N,)
         Posterior variances.
     noise_variance_ : float
@@ -160,7 +160,7 @@ class KroneckerSBL(SBLRegressorBase):
         Whether the relative change of ``gamma`` reached ``tol``.
     rel_change_ : float
         The last relative change of ``gamma`` (the convergence certificate).
-    inner_sweeps_ : ndarray of int
+    inner_sweeps_ : array of int
         AM / PC sweeps per EM iteration (empty for SVD).
     scores_ : ndarray
         Objective per E-step (only with ``compute_score=True``).

@@ -63,10 +63,11 @@ class SparseBayesianLearning(SBLRegressorBase):
         Intercept (0 when ``fit_intercept=False``).
     gamma_ : ndarray of shape (n_features,)
         Final prior variances, zero where pruned.
-    support_ : ndarray of int
-        Indices with ``gamma_ > 0``.
-    sigma_ : ndarray of shape (n_support, n_support)
-        Posterior covariance of ``coef_[support_]``.
+    support_ : array of int
+        Indices with ``gamma_ > 0`` (in the array library of the input).
+    sigma_ : ndarray of shape (n_support, n_support) or None
+        Posterior covariance of ``coef_[support_]``; None when more coefficients are kept
+        than there are samples and 1000 (forming it would then cost more than the fit).
     sigma_diag_ : ndarray of shape (n_features,)
         Posterior variances, zero where pruned.
     X_offset_ : ndarray of shape (n_features,)
