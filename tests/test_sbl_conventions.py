@@ -18,17 +18,7 @@ from sparsestat._kernels.kron import dense_estep, feature_estep
 from sparsestat._solvers.sbl import sbl_em
 from sparsestat.bayes import KroneckerDesign, KroneckerSBL, SparseBayesianLearning
 from sparsestat.datasets import make_kronecker_sparse_signal
-
-
-def rel(a, b) -> float:
-    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(b))
-
-
-def dense_kron(mats):
-    out = np.ones((1, 1))
-    for m in mats:
-        out = np.kron(out, m)
-    return out
+from tests.test_kronecker_sbl import dense_kron, rel
 
 
 def sparse_problem(n, p, cplx=False, seed=0, offset=0.0, noise=0.05):
