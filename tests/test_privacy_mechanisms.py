@@ -240,3 +240,38 @@ def test_user_streams_runs_match_the_block_definition(kind):
     np.testing.assert_array_equal(UserStreams(9).draw(ids, m, 3, kind), blocks[ids])
     clone = pickle.loads(pickle.dumps(s))
     assert clone.seed == 9 and clone._last == {}
+
+
+def test_accountant_repr_shows_spent_and_left():
+    from sparsestat.privacy import BudgetAccountant
+
+    acc = BudgetAccountant(epsilon=2.0, delta=1e-5)
+    acc.spend(0.5, 1e-6, users=range(10))
+    acc.spend(0.25, 0.0, users=[3])
+    text = repr(acc)
+    assert "spent=(0.75, 1e-06)" in text and "left=(1.25, 9e-06)" in text
+    assert "charges=2" in text
+
+
+@pytest.mark.parametrize("epsilon", [700.0, 710.0, 1e6])
+def test_discrete_mechanisms_handle_huge_epsilon(epsilon):
+    for cls in (DuchiLinfMechanism, CoordinateRRMechanism):
+        mech = cls(epsilon, bound=1.0)
+        z = mech.randomise(np.zeros((4, 3)), random_state=0, simulation=True)
+        assert np.all(np.isfinite(z)) and 0.5 < mech.keep_probability < 1.0
+    assert 0 < gaussian_sigma(1.0, epsilon, 1e-5) < 1e-1
+
+
+def test_keep_probability_never_exceeds_epsilon():
+    for eps in [1e-10, 0.1, 0.5, 1.0, 4.0, 20.0, 36.0, 40.0, 800.0]:
+        p = DuchiLinfMechanism(eps, bound=1.0).keep_probability
+        assert math.log(p) - math.log1p(-p) <= eps
+
+
+def test_client_reports_refuse_the_numpy_sampler_and_seeds():
+    mech = GaussianMechanism(1.0, 1e-5, l2_bound=1.0, noise_backend="numpy")
+    with pytest.raises(ValueError, match="simulations only"):
+        mech.randomise(np.zeros((2, 2)))
+    assert mech.randomise(np.zeros((2, 2)), simulation=True).shape == (2, 2)
+    with pytest.raises(ValueError, match="simulation=True"):
+        GaussianMechanism(1.0, 1e-5, l2_bound=1.0).randomise(np.zeros((2, 2)), random_state=3)

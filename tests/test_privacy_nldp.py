@@ -577,3 +577,53 @@ def test_noise_of_the_fused_kernel_has_the_per_user_law():
     assert np.var(tri) == pytest.approx(1.0, abs=0.3)
     both = np.concatenate([tri, m.sum_xy_ / (s2 * math.sqrt(n))])
     assert stats.kstest(both, "norm").pvalue > 1e-3
+
+
+# ----------------------------------------------------------------------------- smaller points
+def test_refits_are_recorded_in_one_accountant_and_warned():
+    X, y, _ = _data(200, 3)
+    m = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
+    m.fit(X, y)
+    first = m.accountant_
+    with pytest.warns(UserWarning, match="refitting charges users 0..199 again"):
+        m.fit(X, y)
+    assert m.accountant_ is first  # not a new unlimited accountant on every fit
+    assert m.accountant_.max_spent == (2.0, 2e-5)
+    capped = BudgetAccountant(epsilon=1.0, delta=1e-5)
+    m = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, accountant=capped).fit(X, y)
+    with pytest.raises(BudgetError), pytest.warns(UserWarning, match="refitting"):
+        m.fit(X, y)
+
+
+def test_delta_not_below_one_over_n_warns():
+    X, y, _ = _data(2000, 3)
+    with pytest.warns(UserWarning, match=r"delta = 0.001 is not below 1 / n_users = 0.0005"):
+        LDPSparseLinearRegression(delta=1e-3, bounds_X=1.0, bounds_y=1.0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "the predicted error bound", UserWarning)
+        LDPSparseLinearRegression(delta=1e-5, bounds_X=1.0, bounds_y=1.0).fit(X, y)
+
+
+@pytest.mark.parametrize("epsilon", [709.0, 710.0, 1e4])
+def test_huge_epsilon_runs_without_overflow(epsilon):
+    X, y, _ = _data(300, 3)
+    m = LDPSparseLinearRegression(epsilon=epsilon, bounds_X=1.0, bounds_y=1.0).fit(X, y)
+    assert np.all(np.isfinite(m.coef_)) and 0 < m.noise_scale_[0] < 1.0
+
+
+def test_predict_keeps_float32():
+    X, y, _ = _data(300, 3)
+    m = LDPSparseLinearRegression(np.inf, bounds_X=1.0, bounds_y=1.0).fit(X.astype(np.float32), y)
+    pred = m.predict(X.astype(np.float32))
+    assert pred.dtype == np.float32
+    np.testing.assert_allclose(pred, m.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_merge_into_an_unfitted_model_starts_from_the_other_sums():
+    X, y, _ = _data(500, 3)
+    params = {"bounds_X": 1.0, "bounds_y": 1.0, "random_state": 3}
+    fitted = LDPSparseLinearRegression(**params).fit(X, y)
+    empty = LDPSparseLinearRegression(**params).merge(fitted)
+    np.testing.assert_array_equal(empty.sum_xx_, fitted.sum_xx_)
+    np.testing.assert_array_equal(empty.coef_, fitted.coef_)
