@@ -72,22 +72,26 @@ def _from_dataframe(X: Any, y: Any) -> tuple[Any, Any]:
     if isinstance(y, str):
         if y not in X.columns:
             raise ValueError(f"y={y!r} is not a column of X (columns: {list(X.columns)})")
-        y_series = X[y]
-        X = X.drop(columns=[y])
+        frame = X
+        features = [c for c in X.columns if c != y]
     else:
-        y_series = y
-        if getattr(y_series, "npartitions", None) != X.npartitions or (
-            X.known_divisions and tuple(X.divisions) != tuple(y_series.divisions)
+        if getattr(y, "npartitions", None) != X.npartitions or (
+            X.known_divisions and tuple(X.divisions) != tuple(y.divisions)
         ):
             raise ValueError(
                 "X and y are partitioned differently (partitions "
-                f"{X.npartitions} vs {getattr(y_series, 'npartitions', None)}); pass y as "
+                f"{X.npartitions} vs {getattr(y, 'npartitions', None)}); pass y as "
                 "the name of a column of X, or align the two frames first"
             )
-    # one pass over the partitions for their lengths: each chunk's first user id is public
-    Xa = X.to_dask_array(lengths=True).astype(np.float64)
-    ya = y_series.to_dask_array(lengths=True).astype(np.float64)
-    return Xa, ya
+        features = list(X.columns)
+        frame = X.assign(__sparsestat_y__=y)  # partition by partition (same partitioning)
+        y = "__sparsestat_y__"
+    # one array for features and response, so that their row chunks are the same; one pass
+    # over the partitions for their lengths: each chunk's first user id is public
+    rows = frame[features + [y]].to_dask_array()
+    rows.compute_chunk_sizes()
+    rows = rows.astype(np.float64)
+    return rows[:, :-1], rows[:, -1]
 
 
 def _tree(parts: list[Any], dask: Any) -> Any:
