@@ -29,6 +29,7 @@ from sparsestat.utils._compat import (
     fit_context,
     validate_data,
 )
+from sparsestat.utils._dask import rowwise
 
 __all__ = ["LDPIHTRegressor", "client_gradient_report"]
 
@@ -413,13 +414,15 @@ class LDPIHTRegressor(RegressorMixin, BaseEstimator):
         self._charged(ids)
         return self
 
+    @rowwise()
     def predict(self, X):
         """Predict with the current estimate.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples (float32 input gives float32 predictions).
+            Samples (float32 input gives float32 predictions). A dask array gives a lazy
+            dask array, computed chunk by chunk.
 
         Returns
         -------

@@ -40,6 +40,7 @@ from sparsestat.utils._compat import (
     fit_context,
     validate_data,
 )
+from sparsestat.utils._dask import rowwise
 
 __all__ = ["LDPSparseLinearRegression"]
 
@@ -813,13 +814,15 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         self.cv_alphas_, self.cv_scores_ = alphas, scores
         return float(alphas[int(np.argmin(scores))])
 
+    @rowwise()
     def predict(self, X):
         """Predict with the current estimate.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples (float32 input gives float32 predictions).
+            Samples (float32 input gives float32 predictions). A dask array gives a lazy
+            dask array, computed chunk by chunk.
 
         Returns
         -------

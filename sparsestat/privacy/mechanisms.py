@@ -38,14 +38,31 @@ simulations only. OpenDP runs at about 1e4 to 2e4 samples per second.
 from __future__ import annotations
 
 import math
-import numbers
-import os
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
-from sparsestat._kernels.ldp import coordinate_rr_core, duchi_core, stream_block_size
+from sparsestat._kernels.ldp import coordinate_rr_core, duchi_core
+from sparsestat.privacy._calibration import (
+    EPS_FLOOR,
+    EPS_MARGIN,
+    check_bound,
+    check_delta,
+    check_eps,
+    gaussian_delta,
+    gaussian_sigma,
+    lattice_exponent,
+)
+from sparsestat.privacy._randomness import (
+    OSSource,
+    PrivacyCheckError,
+    UserStreams,
+    load_opendp,
+    make_source,
+    opendp_available,
+    sampler,
+)
 
 __all__ = [
     "CoordinateRRMechanism",
@@ -59,461 +76,6 @@ __all__ = [
     "opendp_available",
     "sampler",
 ]
-
-_BACKENDS = ("auto", "numpy", "opendp")
-
-
-# ----------------------------------------------------------------------------- randomness
-class UserStreams:
-    """Per-user random streams keyed by ``(seed, stream, user id)``.
-
-    Users are grouped in blocks of ``b = block_size(m)`` consecutive ids (``m`` numbers per
-    user); each block has its own SFC64 generator seeded by
-    ``SeedSequence(seed, spawn_key=(stream, block))``, and user ``i`` gets row ``i % b`` of
-    its block's draw. So the numbers a user receives depend on the seed, the stream tag and
-    the user id only, not on how users are batched.
-
-    Parameters
-    ----------
-    seed : int or sequence of int
-        Entropy of the streams (non-negative).
-
-    Attributes
-    ----------
-    BLOCK : int
-        Largest number of users per block (1024).
-
-    Notes
-    -----
-    Drawing for a batch touches every block it intersects. For consecutive ids, blocks
-    inside the batch are drawn straight into the output, and the last partially used block
-    of each (stream, m, kind) is kept (at most 2**17 numbers, not pickled), so consecutive
-    batches do not draw it twice. Whoever knows ``seed`` can recompute every
-    user's noise: use seeded streams for simulations, never in a deployment.
-
-    References
-    ----------
-    .. [1] O'Neill, NumPy ``SeedSequence`` (``spawn_key`` for independent streams), after
-       Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sparsestat.privacy import UserStreams
-    >>> s = UserStreams(0)
-    >>> a = s.draw(np.arange(5), 3, stream=0)
-    >>> b = s.draw(np.array([3, 4]), 3, stream=0)
-    >>> bool(np.array_equal(a[3:], b))
-    True
-    """
-
-    BLOCK = 1024
-    _BLOCK_ENTRIES = 1 << 17
-
-    def __init__(self, seed: Any) -> None:
-        self.seed = seed
-        self._last: dict[tuple[int, int, str], tuple[int, np.ndarray]] = {}
-
-    def __repr__(self) -> str:
-        return f"UserStreams(seed={self.seed!r})"
-
-    @classmethod
-    def block_size(cls, m: int) -> int:
-        """Users per block for ``m`` numbers per user (at most 2**17 numbers per block).
-
-        Parameters
-        ----------
-        m : int
-            Numbers drawn per user.
-
-        Returns
-        -------
-        b : int
-            Block size, a function of ``m`` only.
-        """
-        return stream_block_size(m)
-
-    def draw(self, user_ids: Any, m: int, stream: int, kind: str = "normal") -> np.ndarray:
-        """Draw ``m`` numbers for each user.
-
-        Parameters
-        ----------
-        user_ids : array-like of int, shape (n,)
-            Non-negative user ids (repeats get identical rows).
-        m : int
-            Numbers per user.
-        stream : int
-            Stream tag (different tags give independent numbers).
-        kind : {"normal", "uniform", "laplace"}, default="normal"
-            Standard normal, uniform on [0, 1), or standard Laplace.
-
-        Returns
-        -------
-        out : ndarray of shape (n, m)
-            Row ``r`` depends on ``(seed, stream, user_ids[r])`` only.
-        """
-        ids = np.asarray(user_ids, dtype=np.int64).reshape(-1)
-        if ids.size and ids.min() < 0:
-            raise ValueError("user ids must be non-negative")
-        out = np.empty((ids.size, m))
-        if ids.size == 0 or m == 0:
-            return out
-        size = self.block_size(m)
-        if ids[-1] - ids[0] == ids.size - 1 and np.all(np.diff(ids) == 1):
-            self._draw_run(int(ids[0]), out, size, int(stream), kind)
-            return out
-        blocks = ids // size
-        order = np.argsort(blocks, kind="stable")
-        uniq, starts = np.unique(blocks[order], return_index=True)
-        ends = np.append(starts[1:], ids.size)
-        for b, s, e in zip(uniq, starts, ends):
-            block = self._block(int(b), size, m, int(stream), kind)
-            rows = order[s:e]
-            out[rows] = block[ids[rows] - int(b) * size]
-        return out
-
-    def _generator(self, stream: int, block: int) -> np.random.Generator:
-        seq = np.random.SeedSequence(self.seed, spawn_key=(stream, block))
-        return np.random.Generator(np.random.SFC64(seq))
-
-    def _block(self, b: int, size: int, m: int, stream: int, kind: str) -> np.ndarray:
-        """The whole draw of block ``b``; the last one per (stream, m, kind) is kept."""
-        key = (stream, m, kind)
-        last = self._last
-        if key in last and last[key][0] == b:
-            return last[key][1]
-        block = _draw(self._generator(stream, b), (size, m), kind)
-        last[key] = (b, block)
-        return block
-
-    def _draw_run(self, first: int, out: np.ndarray, size: int, stream: int, kind: str) -> None:
-        """Rows of the consecutive users ``first, first + 1, ...`` into ``out``.
-
-        Blocks that lie inside the run are drawn straight into ``out``; the partial blocks
-        at its ends are drawn whole (and the last one kept for the next run).
-        """
-        n, m = out.shape
-        pos = 0
-        while pos < n:
-            user = first + pos
-            b, r = divmod(user, size)
-            take = min(size - r, n - pos)
-            if r == 0 and take == size and kind in _FILL:
-                _FILL[kind](self._generator(stream, b), out[pos : pos + size])
-            else:
-                out[pos : pos + take] = self._block(b, size, m, stream, kind)[r : r + take]
-            pos += take
-
-    def __getstate__(self) -> dict:
-        return {"seed": self.seed}  # the block cache is not part of the state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["seed"])
-
-
-_FILL = {
-    "normal": lambda gen, out: gen.standard_normal(out=out),
-    "uniform": lambda gen, out: gen.random(out=out),
-}
-
-
-def _draw(gen: np.random.Generator, shape: tuple[int, int], kind: str) -> np.ndarray:
-    if kind == "normal":
-        return gen.standard_normal(shape)
-    if kind == "uniform":
-        return gen.random(shape)
-    if kind == "laplace":
-        return gen.laplace(0.0, 1.0, shape)
-    raise ValueError(f"unknown kind {kind!r}")
-
-
-class _SequentialSource:
-    """Rows drawn in order from one generator (no per-user keying)."""
-
-    def __init__(self, gen: np.random.Generator) -> None:
-        self.gen = gen
-
-    def draw(self, user_ids: Any, m: int, stream: int, kind: str = "normal") -> np.ndarray:
-        return _draw(self.gen, (len(user_ids), m), kind)
-
-
-class _OSSource:
-    """Uniforms from the operating system's CSPRNG (for the discrete mechanisms' coins)."""
-
-    def draw(self, user_ids: Any, m: int, stream: int, kind: str = "uniform") -> np.ndarray:
-        if kind != "uniform":
-            raise ValueError("the OS source draws uniforms only")
-        n = len(user_ids) * m
-        words = np.frombuffer(os.urandom(8 * n), dtype=np.uint64)
-        return ((words >> np.uint64(11)).astype(np.float64) * 2.0**-53).reshape(-1, m)
-
-
-class PrivacyCheckError(RuntimeError):
-    """OpenDP's privacy map of a measurement does not meet the budget the mechanism claims.
-
-    Raised when the measurement is built, before any user's data is randomised.
-
-    Examples
-    --------
-    >>> from sparsestat.privacy import PrivacyCheckError
-    >>> issubclass(PrivacyCheckError, RuntimeError)
-    True
-    """
-
-
-def sampler(noise_backend: str, simulation: bool) -> str:
-    """The sampler a call uses: ``"opendp"`` (exact, fresh entropy) or ``"numpy"`` (simulation).
-
-    Parameters
-    ----------
-    noise_backend : {"auto", "numpy", "opendp"}
-        The mechanism's or estimator's setting.
-    simulation : bool
-        Whether the caller declared a simulation.
-
-    Returns
-    -------
-    name : {"opendp", "numpy"}
-        ``"auto"`` gives OpenDP for client reports and NumPy for simulations.
-
-    Raises
-    ------
-    ValueError
-        ``noise_backend="numpy"`` outside a simulation.
-
-    Examples
-    --------
-    >>> from sparsestat.privacy.mechanisms import sampler
-    >>> sampler("auto", simulation=False), sampler("auto", simulation=True)
-    ('opendp', 'numpy')
-    """
-    if noise_backend not in _BACKENDS:
-        raise ValueError(f"noise_backend must be one of {_BACKENDS}; got {noise_backend!r}")
-    if noise_backend == "auto":
-        return "numpy" if simulation else "opendp"
-    if noise_backend == "numpy" and not simulation:
-        raise ValueError(
-            "noise_backend='numpy' is for simulations only: NumPy's samplers leave "
-            "floating-point artefacts that can rule out neighbouring inputs (Mironov 2012), so "
-            "their reports carry no formal guarantee. Client reports use OpenDP's exact "
-            "samplers (noise_backend='auto' or 'opendp'); pass simulation=True to run a "
-            "simulation knowingly"
-        )
-    return noise_backend
-
-
-def _source(random_state: Any, noise_backend: str, simulation: bool = False) -> Any:
-    if random_state is not None and not simulation:
-        raise ValueError(
-            "a client report draws fresh operating-system entropy on every call; a "
-            f"random_state ({random_state!r}) would let whoever knows it regenerate and "
-            "subtract the noise. Pass simulation=True to declare a simulation (its reports "
-            "carry no formal guarantee), or leave random_state=None"
-        )
-    if sampler(noise_backend, simulation) == "opendp":
-        if random_state is not None:
-            raise ValueError(
-                "noise_backend='opendp' draws fresh entropy only; random_state must be None"
-            )
-        return _OSSource()
-    if random_state is None:
-        return _SequentialSource(np.random.default_rng())
-    if isinstance(random_state, UserStreams):
-        return random_state
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return UserStreams(int(random_state))
-    if isinstance(random_state, np.random.Generator):
-        return _SequentialSource(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        words = random_state.randint(0, 2**32, size=4, dtype=np.uint64)
-        return _SequentialSource(np.random.default_rng([int(w) for w in words]))
-    raise TypeError(
-        "random_state must be None, an int, a numpy Generator / RandomState or UserStreams; "
-        f"got {type(random_state).__name__}"
-    )
-
-
-def opendp_available() -> bool:
-    """Whether the optional ``opendp`` package can be imported.
-
-    Returns
-    -------
-    available : bool
-        True when client reports (OpenDP's exact samplers) can be made.
-
-    Examples
-    --------
-    >>> from sparsestat.privacy import opendp_available
-    >>> isinstance(opendp_available(), bool)
-    True
-    """
-    try:
-        import opendp.prelude  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _opendp() -> Any:
-    try:
-        import opendp.prelude as dp
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "client reports use OpenDP's exact samplers, from the optional 'opendp' package: "
-            "pip install 'sparsestat[opendp]' (or declare a simulation with simulation=True)"
-        ) from exc
-    dp.enable_features("contrib")
-    return dp
-
-
-def _lattice_exponent(sensitivity: float, n_entries: int) -> int:
-    """k of OpenDP's 2**k noise lattice: the rounding of the input to it adds at most a
-    relative 1e-12 to the sensitivity (far inside the calibration margin), and sampling on
-    it is three to four times faster than on OpenDP's default (finest) lattice."""
-    return math.floor(math.log2(sensitivity * 1e-12 / (2.0 * max(n_entries, 1))))
-
-
-# ----------------------------------------------------------------------------- calibration
-def _check_eps(epsilon: Any, name: str = "epsilon") -> float:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {epsilon!r}")
-    epsilon = float(epsilon)
-    if not epsilon > 0:  # also rejects nan
-        raise ValueError(f"{name} must be > 0 (np.inf means no privacy); got {epsilon!r}")
-    return epsilon
-
-
-def _check_delta(delta: Any) -> float:
-    if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
-        raise TypeError(f"delta must be a real number; got {delta!r}")
-    delta = float(delta)
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must be in (0, 1) for the Gaussian mechanism; got {delta!r}")
-    return delta
-
-
-def _check_bound(bound: Any, name: str) -> float:
-    if isinstance(bound, bool) or not isinstance(bound, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {bound!r}")
-    bound = float(bound)
-    if not (math.isfinite(bound) and bound > 0):
-        raise ValueError(f"{name} must be positive and finite; got {bound!r}")
-    return bound
-
-
-#: Relative margin added to the analytic sigma after the bisection: it covers the rounding
-#: of the privacy profile's evaluation in float64 (below 1e-11 relative on a grid of 140
-#: (epsilon, delta) points, checked against 50-digit arithmetic in the tests).
-_SIGMA_MARGIN = 1e-9
-#: Relative (and absolute) margins taken off epsilon for the Laplace scale and the keep
-#: probability, so that the floating-point values still meet epsilon (OpenDP's maps check it).
-_EPS_MARGIN = 2.0**-40
-_EPS_FLOOR = 2.0**-44
-
-
-def gaussian_delta(mu: float, epsilon: float) -> float:
-    """Exact delta(epsilon) of a Gaussian mechanism with ``mu = sensitivity / sigma``.
-
-    Parameters
-    ----------
-    mu : float
-        Sensitivity over noise standard deviation (> 0).
-    epsilon : float
-        Privacy parameter (>= 0, may be very large).
-
-    Returns
-    -------
-    delta : float
-        ``Phi(mu/2 - epsilon/mu) - e^epsilon Phi(-mu/2 - epsilon/mu)`` (Balle & Wang 2018,
-        Theorem 8), the second term evaluated in log space (no overflow).
-
-    Examples
-    --------
-    >>> from sparsestat.privacy.mechanisms import gaussian_delta
-    >>> round(gaussian_delta(1.0, 0.0), 4)   # the total variation of N(0,1) and N(1,1)
-    0.3829
-    """
-    a, b = mu / 2.0, epsilon / mu
-    # epsilon + log Phi(-a - b) <= 0 for every mu > 0 (a + b >= sqrt(2 epsilon)): no overflow
-    return float(special.ndtr(a - b) - math.exp(epsilon + special.log_ndtr(-a - b)))
-
-
-def _analytic_delta(sigma: float, sensitivity: float, epsilon: float) -> float:
-    """delta(eps) of the Gaussian mechanism (Balle & Wang 2018, Theorem 8)."""
-    return gaussian_delta(sensitivity / sigma, epsilon)
-
-
-def gaussian_sigma(
-    sensitivity: float, epsilon: float, delta: float, calibration: str = "analytic"
-) -> float:
-    """Noise standard deviation of the Gaussian mechanism for (epsilon, delta)-DP.
-
-    Parameters
-    ----------
-    sensitivity : float
-        l2 sensitivity of the released vector (> 0).
-    epsilon : float
-        Privacy parameter; ``np.inf`` gives 0 (no noise, no privacy).
-    delta : float
-        Privacy parameter in (0, 1).
-    calibration : {"analytic", "classic"}, default="analytic"
-        "analytic": the smallest sigma whose exact privacy profile meets (epsilon, delta)
-        (Balle & Wang 2018), found by bisection and rounded up with a relative margin of
-        1e-9, valid for every epsilon. "classic": ``sensitivity * sqrt(2 ln(1.25/delta)) /
-        epsilon`` (Dwork & Roth, Theorem A.1), valid only for ``epsilon <= 1`` (a larger
-        epsilon raises ``ValueError`` rather than being coerced).
-
-    Returns
-    -------
-    sigma : float
-        The noise standard deviation.
-
-    Notes
-    -----
-    The analytic sigma is never larger than the classic one where both apply. O(1).
-
-    References
-    ----------
-    .. [1] Dwork & Roth, "The Algorithmic Foundations of Differential Privacy", 2014.
-    .. [2] Balle & Wang, "Improving the Gaussian Mechanism for Differential Privacy:
-       Analytical Calibration and Optimal Denoising", ICML 2018.
-
-    Examples
-    --------
-    >>> from sparsestat.privacy import gaussian_sigma
-    >>> round(gaussian_sigma(1.0, 1.0, 1e-5, calibration="classic"), 4)
-    4.8448
-    >>> round(gaussian_sigma(1.0, 1.0, 1e-5), 4)
-    3.7305
-    """
-    sensitivity = _check_bound(sensitivity, "sensitivity")
-    epsilon = _check_eps(epsilon)
-    delta = _check_delta(delta)
-    if calibration not in ("classic", "analytic"):
-        raise ValueError(f"calibration must be 'classic' or 'analytic'; got {calibration!r}")
-    if math.isinf(epsilon):
-        return 0.0
-    if calibration == "classic":
-        if epsilon > 1:
-            raise ValueError(
-                f"the classic Gaussian calibration is valid for epsilon <= 1 only (got "
-                f"{epsilon}); use calibration='analytic'"
-            )
-        return sensitivity * math.sqrt(2 * math.log(1.25 / delta)) / epsilon
-
-    def excess(log_sigma: float) -> float:
-        return _analytic_delta(math.exp(log_sigma), sensitivity, epsilon) - delta
-
-    lo, hi = math.log(sensitivity) - 10.0, math.log(sensitivity) + 10.0
-    while excess(lo) < 0:
-        lo -= 10.0
-    while excess(hi) > 0:
-        hi += 10.0
-    log_sigma = optimize.brentq(excess, lo, hi, xtol=1e-14, rtol=1e-15, maxiter=500)
-    sigma = math.exp(log_sigma)
-    while _analytic_delta(sigma, sensitivity, epsilon) > delta:  # round up, never down
-        sigma = math.nextafter(sigma, math.inf) * (1 + 1e-15)
-    return sigma * (1.0 + _SIGMA_MARGIN)
 
 
 def _check_reports(values: Any, name: str = "values") -> np.ndarray:
@@ -542,7 +104,7 @@ class _Mechanism:
     """Shared validation; subclasses define ``_clip`` and ``_randomise``."""
 
     def _init_common(self, epsilon: Any, noise_backend: str) -> None:
-        self.epsilon = _check_eps(epsilon)
+        self.epsilon = check_eps(epsilon)
         sampler(noise_backend, simulation=True)  # validates the name
         self.noise_backend = noise_backend
         self._measurements: dict[Any, Any] = {}
@@ -603,7 +165,7 @@ class _Mechanism:
         """
         clipped = self.clip(values)
         ids = _user_ids(user_ids, clipped.shape[0])
-        source = _source(random_state, self.noise_backend, simulation)
+        source = make_source(random_state, self.noise_backend, simulation)
         return self._randomise(clipped, source, ids, stream)
 
     def _randomise(self, X: np.ndarray, source: Any, ids: np.ndarray, stream: int) -> np.ndarray:
@@ -669,8 +231,8 @@ class GaussianMechanism(_Mechanism):
         noise_backend: str = "auto",
     ) -> None:
         self._init_common(epsilon, noise_backend)
-        self.delta = _check_delta(delta)
-        self.l2_bound = _check_bound(l2_bound, "l2_bound")
+        self.delta = check_delta(delta)
+        self.l2_bound = check_bound(l2_bound, "l2_bound")
         self.calibration = calibration
         self.sensitivity = 2.0 * self.l2_bound
         self.scale = gaussian_sigma(self.sensitivity, self.epsilon, self.delta, calibration)
@@ -696,12 +258,12 @@ class GaussianMechanism(_Mechanism):
         meas = self._measurements.get(m)
         if meas is not None:
             return meas
-        dp = _opendp()
+        dp = load_opendp()
         space = (
             dp.vector_domain(dp.atom_domain(T=float, nan=False), size=int(m)),
             dp.l2_distance(T=float),
         )
-        k = _lattice_exponent(self.sensitivity, m)
+        k = lattice_exponent(self.sensitivity, m)
         meas = dp.m.make_gaussian(*space, scale=self.scale, k=k)
         rho = float(meas.map(self.sensitivity))
         achieved = gaussian_delta(math.sqrt(2.0 * rho), self.epsilon)
@@ -722,7 +284,7 @@ class GaussianMechanism(_Mechanism):
     def _randomise(self, X: np.ndarray, source: Any, ids: np.ndarray, stream: int) -> np.ndarray:
         if self.scale == 0.0:
             return X
-        if isinstance(source, _OSSource):
+        if isinstance(source, OSSource):
             meas = self.opendp_measurement(X.shape[1])
             return np.array([meas(row.tolist()) for row in X], dtype=np.float64).reshape(X.shape)
         return X + self.scale * source.draw(ids, X.shape[1], stream, "normal")
@@ -767,12 +329,12 @@ class LaplaceMechanism(_Mechanism):
 
     def __init__(self, epsilon: float, l1_bound: float, noise_backend: str = "auto") -> None:
         self._init_common(epsilon, noise_backend)
-        self.l1_bound = _check_bound(l1_bound, "l1_bound")
+        self.l1_bound = check_bound(l1_bound, "l1_bound")
         self.sensitivity = 2.0 * self.l1_bound
         if math.isinf(self.epsilon):
             self.scale = 0.0
         else:
-            self.scale = self.sensitivity / self.epsilon * (1.0 + _EPS_MARGIN)
+            self.scale = self.sensitivity / self.epsilon * (1.0 + EPS_MARGIN)
 
     def opendp_measurement(self, m: int) -> Any:
         """OpenDP's Laplace measurement for rows of ``m`` numbers, built and checked once.
@@ -795,12 +357,12 @@ class LaplaceMechanism(_Mechanism):
         meas = self._measurements.get(m)
         if meas is not None:
             return meas
-        dp = _opendp()
+        dp = load_opendp()
         space = (
             dp.vector_domain(dp.atom_domain(T=float, nan=False), size=int(m)),
             dp.l1_distance(T=float),
         )
-        k = _lattice_exponent(self.sensitivity, m)
+        k = lattice_exponent(self.sensitivity, m)
         meas = dp.m.make_laplace(*space, scale=self.scale, k=k)
         achieved = float(meas.map(self.sensitivity))
         if not achieved <= self.epsilon:
@@ -819,7 +381,7 @@ class LaplaceMechanism(_Mechanism):
     def _randomise(self, X: np.ndarray, source: Any, ids: np.ndarray, stream: int) -> np.ndarray:
         if self.scale == 0.0:
             return X
-        if isinstance(source, _OSSource):
+        if isinstance(source, OSSource):
             meas = self.opendp_measurement(X.shape[1])
             return np.array([meas(row.tolist()) for row in X], dtype=np.float64).reshape(X.shape)
         return X + self.scale * source.draw(ids, X.shape[1], stream, "laplace")
@@ -831,7 +393,7 @@ def _keep_probability(epsilon: float) -> float:
     slightly smaller epsilon (a relative 2**-40 and an absolute 2**-44 less)."""
     if math.isinf(epsilon):
         return 1.0
-    eps = max(epsilon - epsilon * _EPS_MARGIN - _EPS_FLOOR, epsilon / 2)
+    eps = max(epsilon - epsilon * EPS_MARGIN - EPS_FLOOR, epsilon / 2)
     # beyond epsilon ~ 36.7 the flip probability stays at 2**-53, the smallest that 1 - p
     # can hold: the coin is then more private than claimed, never less
     flip = max(float(special.expit(-eps)), 2.0**-53)
@@ -880,7 +442,7 @@ class _Discrete(_Mechanism):
         meas = self._measurements.get("rr")
         if meas is not None:
             return meas
-        dp = _opendp()
+        dp = load_opendp()
         meas = dp.m.make_randomized_response_bool(prob=self.keep_probability)
         achieved = float(meas.map(1))
         if not achieved <= self.epsilon:
@@ -894,7 +456,7 @@ class _Discrete(_Mechanism):
     def _keep_coins(self, u: np.ndarray, source: Any) -> np.ndarray:
         """Bernoulli(p) decisions: exact OpenDP randomised response, or ``u < p``."""
         p = self.keep_probability
-        if isinstance(source, _OSSource) and p < 1.0:
+        if isinstance(source, OSSource) and p < 1.0:
             rr = self.opendp_measurement()
             return np.array([rr(True) for _ in range(u.shape[0])], dtype=bool)
         return u[:, 0] < p
@@ -966,7 +528,7 @@ class DuchiLinfMechanism(_Discrete):
 
     def __init__(self, epsilon: float, bound: float, noise_backend: str = "auto") -> None:
         self._init_common(epsilon, noise_backend)
-        self.bound = _check_bound(bound, "bound")
+        self.bound = check_bound(bound, "bound")
         self.scale = math.nan
 
     def output_scale(self, d: int) -> float:
@@ -1048,7 +610,7 @@ class CoordinateRRMechanism(_Discrete):
 
     def __init__(self, epsilon: float, bound: float, noise_backend: str = "auto") -> None:
         self._init_common(epsilon, noise_backend)
-        self.bound = _check_bound(bound, "bound")
+        self.bound = check_bound(bound, "bound")
         self.scale = math.nan
 
     def _clip(self, X: np.ndarray) -> np.ndarray:
