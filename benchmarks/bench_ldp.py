@@ -10,7 +10,8 @@ numbers); the client-side ``privatize`` returning the (n, d, d) reports followed
 ``add_reports``; the ``simulate_aggregate`` mode (one aggregated noise draw, for
 experiments); LDP-IHT; and the OpenDP exact samplers (the deployment backend; the peer
 here), at d = 20 and d = 100. A last table gives the latency of one device's secure report
-(the default client path: OpenDP's exact samplers, fresh entropy) at d = 20 and d = 100. Rates are given per wall-clock second and per second of this
+(the default client path: OpenDP's exact samplers, fresh entropy) at d = 20 and d = 100.
+Rates are given per wall-clock second and per second of this
 process's CPU time (all threads; on a shared machine only the CPU rate is comparable between
 runs, and the 2-thread wall rate needs two idle cores). A second table shows that the peak
 memory of ``fit`` does not grow with the number of users, and a third the first ``fit`` in a
