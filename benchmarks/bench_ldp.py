@@ -20,7 +20,9 @@ once per installation) and with a warm one, for a small problem (DESIGN budget: 
 than 2**18 draws take the generic path and compile nothing) and for a large one (the
 compiled kernel).
 
-Run: ``python benchmarks/bench_ldp.py`` (``SPARSESTAT_QUICK=1`` for a tiny run).
+Run: ``python benchmarks/bench_ldp.py`` (``SPARSESTAT_QUICK=1`` for a tiny run;
+``SPARSESTAT_LDP_FIT_ONLY=1`` for the one-thread ``fit`` rows only, the before / after
+comparison: copy this script into both checkouts and run it in each, alternately).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ from sparsestat.privacy import (
 )
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
+#: Only the one-thread ``fit`` rows, in reports per CPU second (for before / after runs of
+#: this script copied into two checkouts, alternately).
+FIT_ONLY = os.environ.get("SPARSESTAT_LDP_FIT_ONLY") == "1"
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
@@ -145,7 +150,22 @@ def client_latency(d, repeat):
     return times
 
 
+def fit_only():
+    """One-thread fit at d = 20 and d = 100, five repeats: reports per CPU second."""
+    numba.set_num_threads(1)
+    with limit_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for d, n in ((20, 400_000), (100, 10_000)):
+            X, y = data(n, d)
+            _, _, rc = rate(n, lambda X=X, y=y: nldp(random_state=0).fit(X, y), 5)
+            print(f"d = {d}, n = {n}: {rc:.4g} reports per CPU second (1 thread)")
+    print(f"load average: {os.getloadavg()[0]:.2f}")
+
+
 def main():
+    if FIT_ONLY:
+        fit_only()
+        return
     max_threads = numba.get_num_threads()
     print(bench_header("LDP sparse regression: user reports per second", threads=max_threads))
     print(
