@@ -153,7 +153,7 @@ def test_iht_refits_warn_and_user_ids_are_charged():
     own = LDPIHTRegressor(n_nonzero_coefs=1, bounds_X=2.0, bounds_y=2.0, random_state=0)
     own.fit(X, y, user_ids=np.arange(1000, 1200))
     assert own.accountant_.spent(1100) == (1.0, 0.0)
-    with pytest.warns(UserWarning, match="refitting queries the same users again"):
+    with pytest.warns(UserWarning, match="refitting charges the same users again"):
         own.fit(X, y, user_ids=np.arange(1000, 1200))
     assert own.accountant_.max_spent == (2.0, 0.0)
 

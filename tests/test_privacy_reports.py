@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import pickle
 import warnings
@@ -13,7 +12,6 @@ import pytest
 
 from sparsestat.privacy import (
     BudgetAccountant,
-    LDPIHTRegressor,
     LDPReports,
     LDPSparseLinearRegression,
     fit_ldp_dask,
@@ -183,15 +181,3 @@ def test_deployment_recipe_end_to_end(tmp_path):
     )
     assert sorted(int(r.user_ids[0]) for r in loaded) == list(range(1000, 1120))
     assert pickle.loads(pickle.dumps(model)).n_users_seen_ == 120
-
-
-def test_iht_charges_user_ids_and_refuses_repeats():
-    X, y = _rows(60)
-    acc = BudgetAccountant(epsilon=1.0)
-    m = LDPIHTRegressor(n_nonzero_coefs=1, bounds_X=1.0, bounds_y=1.0, accountant=acc)
-    m.partial_fit(X[:30], y[:30], user_ids=np.arange(500, 530))
-    assert acc.spent(500) == (1.0, 0.0) and acc.spent(0) == (0.0, 0.0)
-    with pytest.raises(ValueError, match="already reported"):
-        m.partial_fit(X[30:], y[30:], user_ids=np.arange(520, 550))
-    assert m.n_users_seen_ == 30 and not m.formal_guarantee_
-    assert math.isfinite(m.coef_.sum())

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from sparsestat._kernels.ldp import grid_unit
 from sparsestat._kernels.prox import project_abs_topk
 from sparsestat._solvers.private_sums import Channel, PrivateSums, stream_key, theory_bounds
-from sparsestat.privacy.accountant import BudgetAccountant
+from sparsestat.privacy.accountant import BudgetAccountant, warn_refit
 from sparsestat.privacy.mechanisms import (
     CoordinateRRMechanism,
     DuchiLinfMechanism,
@@ -357,14 +357,7 @@ class LDPIHTRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n, d = X.shape
         if hasattr(self, "coef_"):
-            eps, _ = self.accountant_.max_spent
-            warnings.warn(
-                f"refitting queries the same users again: they have already spent epsilon="
-                f"{eps} in earlier fits of this object. Pass one shared "
-                "accountant=BudgetAccountant(epsilon=...) to cap the total",
-                UserWarning,
-                stacklevel=2,
-            )
+            warn_refit(self.accountant_, "the same users")
         self._initialise(n, d)
         T = max(1, math.ceil(math.log2(n))) if self.n_iter == "auto" else int(self.n_iter)
         if n < T:

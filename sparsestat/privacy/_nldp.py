@@ -31,7 +31,7 @@ from sparsestat._solvers.private_sums import (
     theory_bounds,
 )
 from sparsestat.privacy._reports import FORMAT, LDPReports, check_metadata
-from sparsestat.privacy.accountant import BudgetAccountant
+from sparsestat.privacy.accountant import BudgetAccountant, warn_refit
 from sparsestat.privacy.mechanisms import GaussianMechanism, UserStreams, sampler
 from sparsestat.utils._compat import (
     HasMethods,
@@ -631,14 +631,7 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         if hasattr(self, "noise_scale_"):
-            eps, delta = self.accountant_.max_spent
-            warnings.warn(
-                f"refitting charges users 0..{X.shape[0] - 1} again: they have already spent "
-                f"(epsilon={eps}, delta={delta}) in earlier fits of this object. Pass one "
-                "shared accountant=BudgetAccountant(epsilon=..., delta=...) to cap the total",
-                UserWarning,
-                stacklevel=2,
-            )
+            warn_refit(self.accountant_, f"users 0..{X.shape[0] - 1}")
         self._initialise(X.shape[0], X.shape[1], "fit")
         self._add_raw(X, y, range(X.shape[0]))
         self._after_update()

@@ -82,17 +82,9 @@ class UserStreams:
 
     @classmethod
     def block_size(cls, m: int) -> int:
-        """Users per block for ``m`` numbers per user (at most 2**17 numbers per block).
+        """Users per block for ``m`` numbers per user (a function of ``m`` only).
 
-        Parameters
-        ----------
-        m : int
-            Numbers drawn per user.
-
-        Returns
-        -------
-        b : int
-            Block size, a function of ``m`` only.
+        See :func:`sparsestat._kernels.ldp.stream_block_size`.
         """
         return stream_block_size(m)
 

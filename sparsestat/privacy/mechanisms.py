@@ -172,7 +172,54 @@ class _Mechanism:
         raise NotImplementedError
 
 
-class GaussianMechanism(_Mechanism):
+class _Additive(_Mechanism):
+    """Noise added to the clipped row: OpenDP's exact sampler, or NumPy's (``_KIND``)."""
+
+    _KIND = "normal"
+    scale: float
+
+    def _build(self, dp: Any, m: int) -> tuple[Any, str | None]:
+        raise NotImplementedError
+
+    def opendp_measurement(self, m: int) -> Any:
+        """OpenDP's measurement for rows of ``m`` numbers, built and checked once.
+
+        The noise lattice has spacing ``2**k``, with ``k`` chosen so that rounding the input
+        to it adds at most a relative 1e-12 to the sensitivity.
+
+        Parameters
+        ----------
+        m : int
+            Numbers per row.
+
+        Returns
+        -------
+        measurement : opendp.mod.Measurement
+            The measurement on a sized vector domain.
+
+        Raises
+        ------
+        PrivacyCheckError
+            When OpenDP's privacy map at the sensitivity does not meet the claimed budget.
+        """
+        meas = self._measurements.get(m)
+        if meas is None:
+            meas, problem = self._build(load_opendp(), m)
+            if problem is not None:
+                raise PrivacyCheckError(problem)
+            self._measurements[m] = meas
+        return meas
+
+    def _randomise(self, X: np.ndarray, source: Any, ids: np.ndarray, stream: int) -> np.ndarray:
+        if self.scale == 0.0:
+            return X
+        if isinstance(source, OSSource):
+            meas = self.opendp_measurement(X.shape[1])
+            return np.array([meas(row.tolist()) for row in X], dtype=np.float64).reshape(X.shape)
+        return X + self.scale * source.draw(ids, X.shape[1], stream, self._KIND)
+
+
+class GaussianMechanism(_Additive):
     """Gaussian mechanism on rows clipped to an l2 ball: (epsilon, delta)-LDP per user.
 
     Parameters
@@ -237,60 +284,30 @@ class GaussianMechanism(_Mechanism):
         self.sensitivity = 2.0 * self.l2_bound
         self.scale = gaussian_sigma(self.sensitivity, self.epsilon, self.delta, calibration)
 
-    def opendp_measurement(self, m: int) -> Any:
-        """OpenDP's Gaussian measurement for rows of ``m`` numbers, built and checked once.
-
-        Parameters
-        ----------
-        m : int
-            Numbers per row.
-
-        Returns
-        -------
-        measurement : opendp.mod.Measurement
-            ``make_gaussian`` on a sized vector domain with the l2 distance.
-
-        Raises
-        ------
-        PrivacyCheckError
-            When OpenDP's privacy map at the sensitivity does not meet (epsilon, delta).
-        """
-        meas = self._measurements.get(m)
-        if meas is not None:
-            return meas
-        dp = load_opendp()
+    def _build(self, dp: Any, m: int) -> tuple[Any, str | None]:
+        """``make_gaussian`` on a sized vector domain with the l2 distance, and its check."""
         space = (
             dp.vector_domain(dp.atom_domain(T=float, nan=False), size=int(m)),
             dp.l2_distance(T=float),
         )
-        k = lattice_exponent(self.sensitivity, m)
-        meas = dp.m.make_gaussian(*space, scale=self.scale, k=k)
+        meas = dp.m.make_gaussian(*space, scale=self.scale, k=lattice_exponent(self.sensitivity, m))
         rho = float(meas.map(self.sensitivity))
         achieved = gaussian_delta(math.sqrt(2.0 * rho), self.epsilon)
-        if not achieved <= self.delta:
-            raise PrivacyCheckError(
-                f"OpenDP's privacy map gives rho = {rho!r} at sensitivity {self.sensitivity}, "
-                f"i.e. delta = {achieved!r} at epsilon = {self.epsilon}, above the claimed "
-                f"delta = {self.delta}"
-            )
-        self._measurements[m] = meas
-        return meas
+        if achieved <= self.delta:
+            return meas, None
+        return meas, (
+            f"OpenDP's privacy map gives rho = {rho!r} at sensitivity {self.sensitivity}, i.e. "
+            f"delta = {achieved!r} at epsilon = {self.epsilon}, above the claimed delta = "
+            f"{self.delta}"
+        )
 
     def _clip(self, X: np.ndarray) -> np.ndarray:
         norms = np.sqrt(np.einsum("ij,ij->i", X, X))
         factor = self.l2_bound / np.maximum(norms, self.l2_bound)
         return X * factor[:, None]
 
-    def _randomise(self, X: np.ndarray, source: Any, ids: np.ndarray, stream: int) -> np.ndarray:
-        if self.scale == 0.0:
-            return X
-        if isinstance(source, OSSource):
-            meas = self.opendp_measurement(X.shape[1])
-            return np.array([meas(row.tolist()) for row in X], dtype=np.float64).reshape(X.shape)
-        return X + self.scale * source.draw(ids, X.shape[1], stream, "normal")
 
-
-class LaplaceMechanism(_Mechanism):
+class LaplaceMechanism(_Additive):
     """Laplace mechanism on rows clipped to an l1 ball: pure epsilon-LDP per user.
 
     Parameters
@@ -327,6 +344,8 @@ class LaplaceMechanism(_Mechanism):
     4.0
     """
 
+    _KIND = "laplace"
+
     def __init__(self, epsilon: float, l1_bound: float, noise_backend: str = "auto") -> None:
         self._init_common(epsilon, noise_backend)
         self.l1_bound = check_bound(l1_bound, "l1_bound")
@@ -336,55 +355,25 @@ class LaplaceMechanism(_Mechanism):
         else:
             self.scale = self.sensitivity / self.epsilon * (1.0 + EPS_MARGIN)
 
-    def opendp_measurement(self, m: int) -> Any:
-        """OpenDP's Laplace measurement for rows of ``m`` numbers, built and checked once.
-
-        Parameters
-        ----------
-        m : int
-            Numbers per row.
-
-        Returns
-        -------
-        measurement : opendp.mod.Measurement
-            ``make_laplace`` on a sized vector domain with the l1 distance.
-
-        Raises
-        ------
-        PrivacyCheckError
-            When OpenDP's privacy map at the sensitivity exceeds epsilon.
-        """
-        meas = self._measurements.get(m)
-        if meas is not None:
-            return meas
-        dp = load_opendp()
+    def _build(self, dp: Any, m: int) -> tuple[Any, str | None]:
+        """``make_laplace`` on a sized vector domain with the l1 distance, and its check."""
         space = (
             dp.vector_domain(dp.atom_domain(T=float, nan=False), size=int(m)),
             dp.l1_distance(T=float),
         )
-        k = lattice_exponent(self.sensitivity, m)
-        meas = dp.m.make_laplace(*space, scale=self.scale, k=k)
+        meas = dp.m.make_laplace(*space, scale=self.scale, k=lattice_exponent(self.sensitivity, m))
         achieved = float(meas.map(self.sensitivity))
-        if not achieved <= self.epsilon:
-            raise PrivacyCheckError(
-                f"OpenDP's privacy map gives epsilon = {achieved!r} at sensitivity "
-                f"{self.sensitivity}, above the claimed epsilon = {self.epsilon}"
-            )
-        self._measurements[m] = meas
-        return meas
+        if achieved <= self.epsilon:
+            return meas, None
+        return meas, (
+            f"OpenDP's privacy map gives epsilon = {achieved!r} at sensitivity "
+            f"{self.sensitivity}, above the claimed epsilon = {self.epsilon}"
+        )
 
     def _clip(self, X: np.ndarray) -> np.ndarray:
         norms = np.abs(X).sum(axis=1)
         factor = self.l1_bound / np.maximum(norms, self.l1_bound)
         return X * factor[:, None]
-
-    def _randomise(self, X: np.ndarray, source: Any, ids: np.ndarray, stream: int) -> np.ndarray:
-        if self.scale == 0.0:
-            return X
-        if isinstance(source, OSSource):
-            meas = self.opendp_measurement(X.shape[1])
-            return np.array([meas(row.tolist()) for row in X], dtype=np.float64).reshape(X.shape)
-        return X + self.scale * source.draw(ids, X.shape[1], stream, "laplace")
 
 
 def _keep_probability(epsilon: float) -> float:
