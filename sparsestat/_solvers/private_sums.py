@@ -320,7 +320,9 @@ class PrivateSums:
             runs = []
         return union_runs(self.runs, runs)
 
-    def _commit(self, ids: Any, runs: list[tuple[int, int]], counts: np.ndarray, formal: bool):
+    def _commit(
+        self, ids: Any, runs: list[tuple[int, int]], counts: np.ndarray, formal: bool
+    ) -> None:
         self.fold_n += counts
         self.runs = runs
         if len(ids):
@@ -440,7 +442,9 @@ class PrivateSums:
                 self._add_chunked(X, y, ids, clipping, source, reporter)
         self._commit(ids, runs, self._counts(ids), formal)
 
-    def _add_keyed(self, X: np.ndarray, y: np.ndarray, first: int, key: int, clip: Clipping):
+    def _add_keyed(
+        self, X: np.ndarray, y: np.ndarray, first: int, key: int, clip: Clipping
+    ) -> None:
         """Consecutive users, NumPy noise drawn inside the fused kernel, chunk by chunk.
 
         A C-contiguous float64 ``X`` goes in whole (no copy); other inputs in chunks of
@@ -475,7 +479,9 @@ class PrivateSums:
                 self._add_limbs(c.name, hi, lo)
                 pos = stop
 
-    def _add_chunked(self, X, y, ids, clip: Clipping, source: Any, reporter: Any) -> None:
+    def _add_chunked(
+        self, X: np.ndarray, y: np.ndarray, ids: Any, clip: Clipping, source: Any, reporter: Any
+    ) -> None:
         """Whole noise-stream blocks per chunk: memory O(chunk m), independent of n."""
         de = X.shape[1] + int(clip.intercept is not None)
         width = sum(c.width for c in self.channels) or 1

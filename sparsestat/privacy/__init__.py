@@ -18,8 +18,10 @@ from sparsestat.privacy.mechanisms import (
     LaplaceMechanism,
     PrivacyCheckError,
     UserStreams,
+    gaussian_delta,
     gaussian_sigma,
     opendp_available,
+    sampler,
 )
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "PrivacyCheckError",
     "UserStreams",
     "fit_ldp_dask",
+    "gaussian_delta",
     "gaussian_sigma",
     "opendp_available",
+    "sampler",
 ]

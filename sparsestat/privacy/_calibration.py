@@ -1,9 +1,10 @@
-"""Calibration of the privacy noise: Gaussian profile and sigma, parameter checks."""
+"""Privacy parameters: calibration of the noise, checks of the parameters, refit warnings."""
 
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
 from scipy import optimize, special
@@ -17,6 +18,7 @@ __all__ = [
     "gaussian_delta",
     "gaussian_sigma",
     "lattice_exponent",
+    "warn_refit",
 ]
 
 
@@ -167,3 +169,24 @@ def gaussian_sigma(
     while _analytic_delta(sigma, sensitivity, epsilon) > delta:  # round up, never down
         sigma = math.nextafter(sigma, math.inf) * (1 + 1e-15)
     return sigma * (1.0 + _SIGMA_MARGIN)
+
+
+def warn_refit(accountant: Any, users: str) -> None:
+    """Warn that a refit charges the same users again (basic composition).
+
+    Parameters
+    ----------
+    accountant : BudgetAccountant or object with ``check`` / ``spend``
+        The accountant of the model being refitted.
+    users : str
+        Which users are charged again (for the message).
+    """
+    spent = getattr(accountant, "max_spent", None)
+    already = "" if spent is None else f" (so far, epsilon={spent[0]}, delta={spent[1]})"
+    warnings.warn(
+        f"refitting charges {users} again: each fit of the same users spends their budget "
+        f"once more{already}. Pass one shared accountant=BudgetAccountant(epsilon=..., "
+        "delta=...) to cap the total",
+        UserWarning,
+        stacklevel=3,
+    )

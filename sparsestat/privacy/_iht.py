@@ -15,7 +15,8 @@ from sklearn.utils.validation import check_is_fitted
 from sparsestat._kernels.ldp import grid_unit
 from sparsestat._kernels.prox import project_abs_topk
 from sparsestat._solvers.private_sums import Channel, PrivateSums, stream_key, theory_bounds
-from sparsestat.privacy.accountant import BudgetAccountant, warn_refit
+from sparsestat.privacy._calibration import warn_refit
+from sparsestat.privacy.accountant import BudgetAccountant
 from sparsestat.privacy.mechanisms import (
     CoordinateRRMechanism,
     DuchiLinfMechanism,

@@ -30,8 +30,9 @@ from sparsestat._solvers.private_sums import (
     stream_key,
     theory_bounds,
 )
+from sparsestat.privacy._calibration import warn_refit
 from sparsestat.privacy._reports import FORMAT, LDPReports, check_metadata
-from sparsestat.privacy.accountant import BudgetAccountant, warn_refit
+from sparsestat.privacy.accountant import BudgetAccountant
 from sparsestat.privacy.mechanisms import GaussianMechanism, UserStreams, sampler
 from sparsestat.utils._compat import (
     HasMethods,

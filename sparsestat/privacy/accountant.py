@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BudgetAccountant", "BudgetError", "warn_refit"]
+__all__ = ["BudgetAccountant", "BudgetError"]
 
 
 class BudgetError(ValueError):
@@ -263,24 +262,3 @@ class BudgetAccountant:
         keep[1:] = (eps[1:] != eps[:-1]) | (dlt[1:] != dlt[:-1])
         self._points, self._eps, self._delta = points[keep], eps[keep], dlt[keep]
         self.n_charges += 1
-
-
-def warn_refit(accountant: Any, users: str) -> None:
-    """Warn that a refit charges the same users again (basic composition).
-
-    Parameters
-    ----------
-    accountant : BudgetAccountant or object with ``check`` / ``spend``
-        The accountant of the model being refitted.
-    users : str
-        Which users are charged again (for the message).
-    """
-    spent = getattr(accountant, "max_spent", None)
-    already = "" if spent is None else f" (so far, epsilon={spent[0]}, delta={spent[1]})"
-    warnings.warn(
-        f"refitting charges {users} again: each fit of the same users spends their budget "
-        f"once more{already}. Pass one shared accountant=BudgetAccountant(epsilon=..., "
-        "delta=...) to cap the total",
-        UserWarning,
-        stacklevel=3,
-    )
