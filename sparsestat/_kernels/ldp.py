@@ -593,7 +593,8 @@ def prepared_rows(X: Any, y: Any, clip_X: float, clip_y: float, intercept: Any) 
     Returns
     -------
     rows : array of shape (n, d) or (n, d + 1)
-        A new array (the input is not modified). O(n d).
+        The prepared rows; the input is never modified (it is returned as is only when
+        nothing is clipped, appended or multiplied). O(n d).
     """
     xp = get_namespace(X)
     xt = xp.clip(X, -clip_X, clip_X) if math.isfinite(clip_X) else X
