@@ -424,9 +424,7 @@ class KroneckerSBL(SBLRegressorBase):
             res = self._fit_dense(X, y, sample_weight, coupling=self._coupling([X]))
             self._finish(res, [X])
             return self
-        names = [f"factors[{i}]" for i in range(len(facs))]
         if form == "split":
-            names = ["X", *[f"factors[{i}]" for i in range(len(facs) - 1)]]
             facs, y = self._split_inputs(facs, y)
             if sample_weight is not None:
                 sample_weight = self._check_weight(sample_weight, int(facs[0].shape[0]))
@@ -437,7 +435,7 @@ class KroneckerSBL(SBLRegressorBase):
                     "per slice of y); a weight per measurement of a whole Kronecker design "
                     "breaks the Kronecker structure of the E-step"
                 )
-            facs, y = check_factors(facs, y, names)
+            facs, y = check_factors(facs, y, [f"factors[{i}]" for i in range(len(facs))])
             m_total = math.prod(int(f.shape[0]) for f in facs)
             if int(y.shape[0]) != m_total:
                 raise ValueError(
