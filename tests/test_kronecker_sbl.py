@@ -230,12 +230,21 @@ def test_one_factor_equals_classical_sbl_iterate_by_iterate(cplx, noise):
             warnings.simplefilter("ignore", ConvergenceWarning)
             ests = [
                 KroneckerSBL(
-                    method=m, max_iter=k, tol=0, prune_threshold=1e-3, noise_variance=nv
+                    method=m,
+                    max_iter=k,
+                    tol=0,
+                    prune_threshold=1e-3,
+                    noise_variance=nv,
+                    fit_intercept=False,
                 ).fit(X, Y)
                 for m in ("svd", "am")
                 for X in ([A], A)
             ]
-            ests.append(SparseBayesianLearning(max_iter=k, tol=0, noise_variance=nv).fit(A, Y))
+            ests.append(
+                SparseBayesianLearning(
+                    max_iter=k, tol=0, noise_variance=nv, fit_intercept=False
+                ).fit(A, Y)
+            )
         for est in ests:
             assert rel(est.gamma_, g_ref) < 1e-10, (k, est)
             if noise is None:
@@ -278,7 +287,9 @@ def test_fixture_classical_sbl(case):
     n_factors = 3 if "A3" in f else 2
     A = dense_kron([f[f"A{i + 1}"] for i in range(n_factors)])
     est = SparseBayesianLearning(
-        noise_variance=float(f["noise_var"]), prune_threshold=float(f["csbl_prune_rel"])
+        noise_variance=float(f["noise_var"]),
+        prune_threshold=float(f["csbl_prune_rel"]),
+        fit_intercept=False,
     ).fit(A, f["y"])
     # the reference carries ~1e-6 relative round-off (explicit N x N covariance; README)
     assert rel(est.coef_, f["xhat_csbl"]) < 1e-5
@@ -308,6 +319,7 @@ def _estimated_noise_fit(f, method, noise_init=None):
             return SparseBayesianLearning(
                 prune_threshold=float(f["csbl_prune_rel"]),
                 prune_abs=float(f["csbl_prune_abs"]),
+                fit_intercept=False,
                 **common,
             ).fit(dense_kron(factors), y)
         return KroneckerSBL(
@@ -562,7 +574,7 @@ def test_mmv_matches_dense_sbl():
         factor_shapes=((5, 6), (6, 6)), n_nonzero=2, n_targets=3, snr_db=25, random_state=0
     )
     a = KroneckerSBL(method="svd", noise_variance=0.01, max_iter=4, tol=0)
-    b = SparseBayesianLearning(noise_variance=0.01, max_iter=4, tol=0)
+    b = SparseBayesianLearning(noise_variance=0.01, max_iter=4, tol=0, fit_intercept=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         a.fit(factors, Y)
@@ -570,7 +582,7 @@ def test_mmv_matches_dense_sbl():
     assert a.coef_.shape == (3, 36) and a.coef_tensor_.shape == (3, 6, 6)
     # with two factors SVD is not classical SBL, but iteration 1 from gamma = 1 is (rank-1)
     a1 = KroneckerSBL(method="svd", noise_variance=0.01, max_iter=1, tol=0)
-    b1 = SparseBayesianLearning(noise_variance=0.01, max_iter=1, tol=0)
+    b1 = SparseBayesianLearning(noise_variance=0.01, max_iter=1, tol=0, fit_intercept=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         a1.fit(factors, Y)
@@ -607,7 +619,7 @@ def test_bad_inputs():
     bad[0][0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         KroneckerSBL().fit(bad, y)
-    with pytest.raises(ValueError, match="no factors"):
+    with pytest.raises(ValueError, match="needs a design"):
         KroneckerSBL().fit(None, y)
     with pytest.raises(ValueError, match="requires y"):
         KroneckerSBL().fit(factors, None)
@@ -716,7 +728,9 @@ def _irs_estimators(noise_var):
             method="am", prune_threshold=[1e-2, 1e-1, 1e-3], inner_max_iter=1000, **common
         ),
         "svd": KroneckerSBL(method="svd", prune_threshold=0.0, **common),
-        "csbl": SparseBayesianLearning(noise_variance=noise_var, prune_threshold=1e-4),
+        "csbl": SparseBayesianLearning(
+            noise_variance=noise_var, prune_threshold=1e-4, fit_intercept=False
+        ),
     }  # fmt: skip
 
 
@@ -874,8 +888,9 @@ def test_null_factor_column_is_dropped(method):
     if method == "svd":  # classical SBL (one factor) as well
         A = dense_kron(factors)
         keep = np.flatnonzero(np.linalg.norm(A, axis=0) > 0)
-        sbl = SparseBayesianLearning(noise_variance=info.noise_variance).fit(A, y)
-        sbl_red = SparseBayesianLearning(noise_variance=info.noise_variance).fit(A[:, keep], y)
+        kw = {"noise_variance": info.noise_variance, "fit_intercept": False}
+        sbl = SparseBayesianLearning(**kw).fit(A, y)
+        sbl_red = SparseBayesianLearning(**kw).fit(A[:, keep], y)
         assert rel(sbl.coef_[keep], sbl_red.coef_) < 1e-10
         assert np.all(sbl.coef_[np.setdiff1d(np.arange(A.shape[1]), keep)] == 0)
 

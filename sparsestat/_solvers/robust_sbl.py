@@ -30,7 +30,13 @@ import numpy as np
 from array_api_compat import device as array_device
 
 from sparsestat._kernels._dispatch import get_namespace, to_numpy
-from sparsestat._kernels.kron import dense_estep, kron_estep, kron_rmatvec, outer_ravel
+from sparsestat._kernels.kron import (
+    dense_estep,
+    kron_estep,
+    kron_rmatvec,
+    outer_ravel,
+    posterior_covariance,
+)
 from sparsestat._kernels.kron_evidence import (
     entry_gains,
     kron_eigen,
@@ -40,7 +46,14 @@ from sparsestat._kernels.kron_evidence import (
 )
 from sparsestat._solvers.sbl import EMResult, sbl_em
 
-__all__ = ["MoveResult", "best_atom_start", "bic_gain", "evidence_moves", "robust_sbl_em"]
+__all__ = [
+    "MoveResult",
+    "best_atom_start",
+    "bic_gain",
+    "evidence_moves",
+    "evidence_refine",
+    "robust_sbl_em",
+]
 
 #: Re-estimates that change a variance by a factor within ``exp(+-REL_TOL)`` are skipped.
 REL_TOL = 1e-3
@@ -303,28 +316,31 @@ def _on_grid(xp: Any, values: Any, keep: Sequence[np.ndarray], sizes: Sequence[i
     return out
 
 
-def robust_sbl_em(
+def evidence_refine(
+    res: EMResult,
     factors: Sequence[Any],
     Y: Any,
     *,
+    estimate_noise: bool,
     gain_tol: float | None = None,
     max_moves: int | None = None,
-    **em_settings: Any,
+    compute_score: bool = False,
+    return_covariance: bool = False,
 ) -> EMResult:
-    """Robust KroSBL: :func:`sbl_em` with ``em_settings``, then :func:`evidence_moves`.
+    """Robust KroSBL's second stage: :func:`evidence_moves` from an EM result.
 
     The moves run twice, in the uncoupled Kronecker model with the EM run's noise variance:
     from the EM run's prior variances (effective ones for pattern-coupled factors; skipped
     if a factor was pruned empty) and from :func:`best_atom_start`. The run with the lower
     penalised cost (the cost plus ``gain_tol`` per entry in the model, the criterion the moves
-    follow) is kept; ``gain_tol`` None is :func:`bic_gain`. The returned :class:`EMResult` holds
-    the posterior of the final variances; ``n_iter`` counts the EM iterations, ``converged``
-    says whether the moves stopped by themselves (``max_moves``, default ``10 sum N_i + 100``,
-    was not reached) and ``scores`` continues the EM scores with the cost after every move of
-    the kept run when ``compute_score`` is set.
+    follow) is kept; ``gain_tol`` None is :func:`bic_gain`. The returned :class:`EMResult`
+    holds the posterior of the final variances; ``n_iter`` counts the EM iterations,
+    ``converged`` says whether the moves stopped by themselves (``max_moves``, default
+    ``10 sum N_i + 100``, was not reached) and ``scores`` continues the EM scores with the
+    cost after every move of the kept run when ``compute_score`` is set. With one factor and
+    ``return_covariance``, ``covariance`` is the posterior covariance over the kept entries.
     """
     xp = get_namespace(Y, *factors)
-    res = sbl_em(factors, Y, **em_settings)
     ay = xp.abs(Y)
     var_floor = max(1e-12 * float(xp.mean(ay * ay)), 1e-290)
     s2 = max(float(res.noise_var), var_floor)
@@ -340,11 +356,11 @@ def robust_sbl_em(
             Y,
             start,
             s2,
-            estimate_noise=em_settings.get("noise_var") is None,
+            estimate_noise=estimate_noise,
             var_floor=var_floor,
             max_moves=n_moves if max_moves is None else max_moves,
             gain_tol=gain,
-            record=bool(em_settings.get("compute_score")),
+            record=compute_score,
         )
         # the criterion of the moves: the cost plus the price of every entry in the model
         score = run.cost + gain * sum(int(np.sum(to_numpy(g) > 0)) for g in run.gammas)
@@ -356,8 +372,11 @@ def robust_sbl_em(
     dev = array_device(Y)
     active = [xp.take(a, xp.asarray(k, device=dev), axis=1) for a, k in zip(factors, keep)]
     g_act = [xp.take(g, xp.asarray(k, device=dev), axis=0) for g, k in zip(best.gammas, keep)]
+    covariance = None
     if len(factors) == 1:
         post = dense_estep(active[0], g_act[0], best.noise_var, Y)
+        if return_covariance:
+            covariance = posterior_covariance(active[0], g_act[0], best.noise_var)
     else:
         post = kron_estep(active, g_act, best.noise_var, Y)
     return EMResult(
@@ -373,4 +392,29 @@ def robust_sbl_em(
         scores=list(res.scores) + best.costs,
         inner_sweeps=res.inner_sweeps,
         path=res.path,
+        covariance=covariance,
+        estep="dense" if len(factors) == 1 else "kron",
+        active_factors=active,
+    )
+
+
+def robust_sbl_em(
+    factors: Sequence[Any],
+    Y: Any,
+    *,
+    gain_tol: float | None = None,
+    max_moves: int | None = None,
+    **em_settings: Any,
+) -> EMResult:
+    """Robust KroSBL: :func:`sbl_em` with ``em_settings``, then :func:`evidence_refine`."""
+    res = sbl_em(factors, Y, **em_settings)
+    return evidence_refine(
+        res,
+        factors,
+        Y,
+        estimate_noise=em_settings.get("noise_var") is None,
+        gain_tol=gain_tol,
+        max_moves=max_moves,
+        compute_score=bool(em_settings.get("compute_score")),
+        return_covariance=bool(em_settings.get("return_covariance")),
     )
