@@ -99,7 +99,6 @@ def estimators(noise_var):
             method="am", prune_threshold=[1e-2, 1e-1, 1e-3], inner_max_iter=1000, **common
         ),
         "SVD-KroSBL": KroneckerSBL(method="svd", prune_threshold=0.0, **common),
-<<<<<<< HEAD
         "robust KroSBL": KroneckerSBL(
             method="am",
             block=[0.8, None, 0.8],
@@ -108,12 +107,9 @@ def estimators(noise_var):
             robust=True,
             **common,
         ),
-        "classical SBL": SparseBayesianLearning(noise_variance=noise_var, prune_threshold=1e-4),
-=======
         "classical SBL": SparseBayesianLearning(
             noise_variance=noise_var, prune_threshold=1e-4, fit_intercept=False
         ),
->>>>>>> bayes
     }
 
 
