@@ -293,8 +293,8 @@ def best_atom_start(factors: Sequence[Any], Y: Any, noise_var: float) -> list[An
     idx = np.unravel_index(int(xp.argmax(score)), sizes)
     rdtype = xp.real(Y[:1, :1]).dtype
     gam_np = [np.zeros(n) for n in sizes]
-    for g, j in zip(gam_np, idx):
-        g[j] = 1.0
+    for g, jk in zip(gam_np, idx):
+        g[int(jk)] = 1.0
     gam = [xp.asarray(g, dtype=rdtype, device=dev) for g in gam_np]
     last = len(factors) - 1
     eig = kron_eigen(factors, gam, noise_var, Y)
