@@ -26,6 +26,7 @@ from sparsestat.datasets import (
 )
 from sparsestat.linear_model import oracle_least_squares
 from sparsestat.metrics import channel_nmse
+from tests.test_kronecker_sbl import _irs_estimators
 
 
 def dense_kron(mats):
@@ -322,27 +323,9 @@ def test_robust_on_torch_tensors():
 
 # --------------------------------------------------------------------------- IRS-MIMO
 def irs_estimators(noise_var, robust):
-    """The authors' IRS settings (as the example)."""
-    common = {
-        "noise_variance": noise_var,
-        "inner_tol": 1e-4,
-        "inner_tol_relative": True,
-        "prune_abs": 1e-4,
-        "robust": robust,
-    }
-    return {
-        "pc": KroneckerSBL(
-            method="am",
-            block=[0.8, None, 0.8],
-            prune_threshold=[1e-2, 1e-1, 1e-2],
-            inner_max_iter=9,
-            **common,
-        ),
-        "am": KroneckerSBL(
-            method="am", prune_threshold=[1e-2, 1e-1, 1e-3], inner_max_iter=1000, **common
-        ),
-        "svd": KroneckerSBL(method="svd", prune_threshold=0.0, **common),
-    }
+    """The authors' IRS settings (as the example and the KroSBL tests), with ``robust``."""
+    ests = _irs_estimators(noise_var)
+    return {name: ests[name].set_params(robust=robust) for name in ("pc", "am", "svd")}
 
 
 def test_irs_trial_where_pc_krosbl_prunes_a_weak_path():
