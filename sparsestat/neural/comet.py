@@ -84,9 +84,9 @@ class _COMETBase(BaseTorchEstimator):
     def _perm(self) -> PermutationLocalSearch | None:
         return self.module_.gate.permutation
 
-    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
-        out, g, penalty = self.module_(X)
-        loss = self._task_loss(out, y) + self.entropy_reg * penalty
+    def _batch_loss(self, X: Any, y: Any, n_train: float, sample_weight: Any = None) -> Any:
+        out, g, penalty = self.module_(X, sample_weight)
+        loss = self._task_loss(out, y, sample_weight) + self.entropy_reg * penalty
         perm = self._perm()
         if perm is not None and not perm.frozen:
             loss = loss + self.perm_entropy_reg * perm.penalty()

@@ -203,10 +203,10 @@ class _SSVIBase(BaseTorchEstimator):
         if self._schedules_on():
             self._scheduler.set_capture(self._scheduler.is_update_step(t))
 
-    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
+    def _batch_loss(self, X: Any, y: Any, n_train: float, sample_weight: Any = None) -> Any:
         out = self.module_(X)
         kl = self.module_.kl() if self.kl_weight > 0 else out.new_zeros(())
-        return self._task_loss(out, y) + self._kl_factor() * kl / n_train
+        return self._task_loss(out, y, sample_weight) + self._kl_factor() * kl / n_train
 
     def on_batch_end(self, X: Any, y: Any, loss: Any) -> None:
         for layer in self.module_.bayes_layers:
@@ -736,9 +736,12 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
     def _n_noise_params(self) -> int:
         return self.n_outputs_
 
-    def _task_loss(self, out: Any, y: Any) -> Any:
+    def _task_loss(self, out: Any, y: Any, sample_weight: Any = None) -> Any:
         log_s = self.module_.log_noise
-        return (0.5 * ((y - out) / log_s.exp()) ** 2 + log_s).mean() + 0.5 * math.log(2 * math.pi)
+        nll = 0.5 * ((y - out) / log_s.exp()) ** 2 + log_s
+        if sample_weight is None:
+            return nll.mean() + 0.5 * math.log(2 * math.pi)
+        return self._weighted_mean(nll.mean(dim=1), sample_weight) + 0.5 * math.log(2 * math.pi)
 
     def on_train_end(self) -> None:
         """Hook: record the fitted attributes, ``noise_std_`` included."""
