@@ -19,7 +19,7 @@ from sklearn.base import clone, is_classifier
 from sklearn.utils import get_tags
 
 from sparsestat.utils._compat import InvalidParameterError
-from tests._instances import DATA_ADAPTERS, instances
+from tests._instances import DATA_ADAPTERS, instances, sample_data
 
 _INSTANCES = list(instances())
 _IDS = [type(e).__name__ for e in _INSTANCES]
@@ -34,16 +34,7 @@ _MESSAGES = (
 
 
 def _data(estimator, n=24, d=5, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    if not get_tags(estimator).target_tags.required:
-        y = None
-    elif is_classifier(estimator):
-        y = np.arange(n) % 2
-    else:
-        y = X[:, 0] - 2 * X[:, 1] + 0.1 * rng.standard_normal(n)
-    adapt = DATA_ADAPTERS.get(type(estimator).__name__)
-    return adapt(X, y) if adapt else (X, y)
+    return sample_data(estimator, n=n, d=d, seed=seed)
 
 
 def _fit(estimator, X, y):
