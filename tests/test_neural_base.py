@@ -344,10 +344,10 @@ def test_weighted_batch_loss_is_the_weighted_mean():
 @pytest.mark.parametrize(
     ("sw", "match"),
     [
-        (-np.ones(150), "non-negative"),
-        (np.zeros(150), "at least one positive weight"),
-        (np.ones(10), r"shape \(150,\)"),
-        (np.full(150, np.nan), "NaN"),
+        (-np.ones(150), "Negative values in data passed to `sample_weight`"),
+        (np.zeros(150), "at least one non-zero number"),
+        (np.ones(10), r"sample_weight.shape == \(10,\), expected \(150,\)"),
+        (np.full(150, np.nan), "sample_weight contains NaN"),
     ],
 )
 def test_bad_sample_weight_raises_naming_it(iris, sw, match):
@@ -570,3 +570,29 @@ def test_builtin_optimizers_do_not_import_torch_dynamo():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_fit_on_a_dask_array_streams_partial_fit_over_the_blocks(iris):
+    da = pytest.importorskip("dask.array")
+    X, y = iris
+    Xd = da.from_array(X, chunks=(40, 4))
+    yd = da.from_array(y, chunks=40)
+    streamed = TinyClassifier(random_state=0, max_epochs=2, batch_size=16).fit(Xd, yd)
+    by_hand = TinyClassifier(random_state=0, max_epochs=2, batch_size=16)
+    for _ in range(2):
+        for lo in range(0, 150, 40):
+            by_hand.partial_fit(X[lo : lo + 40], y[lo : lo + 40], classes=[0, 1, 2])
+    np.testing.assert_array_equal(streamed.predict_proba(X), by_hand.predict_proba(X))
+    assert streamed.n_iter_ == 2 * 4 and streamed.n_epochs_ == 2
+    # a second fit starts afresh; warm_start continues
+    again = streamed.fit(Xd, yd)
+    assert again.n_iter_ == 8
+    np.testing.assert_array_equal(again.predict_proba(X), by_hand.predict_proba(X))
+    assert streamed.set_params(warm_start=True).fit(Xd, yd).n_iter_ == 16
+    # lazy inference, block by block, equal to the NumPy path
+    lazy = by_hand.predict_proba(Xd)
+    assert isinstance(lazy, da.Array) and lazy.shape == (150, 3)
+    np.testing.assert_allclose(lazy.compute(), by_hand.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(by_hand.predict(Xd).compute(), by_hand.predict(X))
+    with pytest.raises(ValueError, match="early_stopping=True needs the training data in memory"):
+        TinyEarlyClassifier(early_stopping=True).fit(Xd, yd)

@@ -15,7 +15,9 @@ import inspect
 import io
 import math
 import numbers
+import threading
 import warnings
+import weakref
 from abc import ABCMeta, abstractmethod
 from collections.abc import Iterator
 from typing import Any
@@ -26,11 +28,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
 from sparsestat.utils import progress_bar
-from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data
+from sparsestat.utils._compat import (
+    Interval,
+    StrOptions,
+    check_sample_weight,
+    fit_context,
+    validate_data,
+)
+from sparsestat.utils._dask import is_dask_array, partial_fit_chunks, rowwise
 
 torch = import_torch()
 
@@ -540,8 +549,41 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         -------
         self : estimator
             The fitted estimator.
+
+        Notes
+        -----
+        Given a dask array ``X`` (``y`` and ``sample_weight`` dask arrays with the same row
+        chunks, or NumPy arrays), ``fit`` streams: it starts afresh (unless ``warm_start``)
+        and makes ``max_epochs`` passes (``"auto"``: resolved from the total number of
+        mini-batches of a pass) of one ``partial_fit`` call per row block, in order, never
+        holding more than one block in memory. Early stopping needs the data in memory.
         """
+        if is_dask_array(X):
+            return self._fit_streaming(X, y, sample_weight=sample_weight)
         return self._fit(X, y, partial=False, sample_weight=sample_weight)
+
+    def _streaming_fit_params(self, y: Any) -> dict[str, Any]:
+        """Extra ``partial_fit`` arguments of a streaming fit (classifiers: ``classes``)."""
+        return {}
+
+    def _fit_streaming(self, X: Any, y: Any = None, **fit_params: Any) -> BaseTorchEstimator:
+        """``fit`` on a dask array: passes of ``partial_fit`` over its row blocks, in order."""
+        if self._early_stopping_on():
+            raise ValueError(
+                "early_stopping=True needs the training data in memory; a dask array is "
+                "streamed block by block. Set early_stopping=False (or compute X first)."
+            )
+        if not self.warm_start:
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+                delattr(self, name)
+        if self.max_epochs == "auto":
+            self.steps_per_epoch_ = sum(math.ceil(c / self.batch_size) for c in X.chunks[0])
+        n_passes = self._resolved_max_epochs()
+        extra = {**self._streaming_fit_params(y), **fit_params}
+        for _ in range(n_passes):
+            partial_fit_chunks(self, X, y, **extra)
+        self.n_epochs_ = n_passes
+        return self
 
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> BaseTorchEstimator:
         """Run one epoch over ``(X, y)``, initialising the network on the first call.
@@ -568,7 +610,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         self._check_routed()
         fresh = not hasattr(self, "module_") or not (partial or self.warm_start)
         X, y = self._validate_X_y(X, y, reset=fresh)
-        sw = _check_sample_weight(sample_weight, X.shape[0])
+        sw = _check_sample_weight(sample_weight, X)
         if sw is not None and not bool(np.all(sw > 0)):  # weight 0 = row removed
             keep = np.flatnonzero(sw > 0)
             X, sw = X[keep], sw[keep]
@@ -749,20 +791,29 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         """Validate ``X`` and apply ``fn`` (default :meth:`_forward`) batch by batch.
 
         Returns the concatenated float64 NumPy output; runs in eval mode without gradients.
+        Thread-safe: calls on one module (e.g. dask blocks computed by threads) take turns,
+        since the module's dtype and sampling state change during a call.
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=False, dtype=(np.float32, np.float64), reset=False)
         fn = self._forward if fn is None else fn
         dev = self._device()
-        self.module_.to(dev)
-        self.module_.eval()
         outs = []
         dtype = torch.float64 if self._predict_float64 else torch.float32
-        with torch.no_grad(), _module_dtype(self.module_, dtype):
-            for start in range(0, X.shape[0], batch_size):
-                xb = torch.as_tensor(np.asarray(X[start : start + batch_size], np.float32))
-                outs.append(fn(xb.to(device=dev, dtype=dtype)).detach().cpu().double().numpy())
+        with _module_lock(self.module_), torch.no_grad():
+            self.module_.to(dev)
+            self.module_.eval()
+            with _module_dtype(self.module_, dtype):
+                outs = self._apply_batches(X, fn, batch_size, dev, dtype)
         return np.concatenate(outs, axis=0)
+
+    @staticmethod
+    def _apply_batches(X: Any, fn: Any, batch_size: int, dev: Any, dtype: Any) -> list:
+        outs = []
+        for start in range(0, X.shape[0], batch_size):
+            xb = torch.as_tensor(np.asarray(X[start : start + batch_size], np.float32))
+            outs.append(fn(xb.to(device=dev, dtype=dtype)).detach().cpu().double().numpy())
+        return outs
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -802,6 +853,19 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         return tags
 
 
+_MODULE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def _module_lock(module: Any) -> Any:
+    """The re-entrant lock of ``module`` (one per module, created on first use)."""
+    with _LOCKS_LOCK:
+        lock = _MODULE_LOCKS.get(module)
+        if lock is None:
+            lock = _MODULE_LOCKS[module] = threading.RLock()
+    return lock
+
+
 @contextlib.contextmanager
 def _module_dtype(module: Any, dtype: Any) -> Iterator[None]:
     """Cast a float32 module's floating tensors to ``dtype`` in place, and back (exactly)."""
@@ -818,17 +882,11 @@ def _module_dtype(module: Any, dtype: Any) -> Iterator[None]:
 _TORCH_PAYLOAD = "_torch_payload"
 
 
-def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+def _check_sample_weight(sample_weight: Any, X: Any) -> np.ndarray | None:
     """Validated float64 weights (None when absent or all 1), with clear errors."""
     if sample_weight is None:
         return None
-    sw = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
-    if sw.ndim != 1 or sw.shape[0] != n_samples:
-        raise ValueError(f"sample_weight must have shape ({n_samples},); got {sw.shape}")
-    if bool(np.any(sw < 0)):
-        raise ValueError("sample_weight must be non-negative; got negative entries.")
-    if not bool(np.any(sw > 0)):
-        raise ValueError("sample_weight must contain at least one positive weight; all are zero.")
+    sw = check_sample_weight(sample_weight, X, dtype=np.float64)  # all zero: an error
     return None if bool(np.all(sw == 1)) else sw
 
 
@@ -924,6 +982,12 @@ class TorchClassifierMixin:
             self._partial_classes = np.unique(classes)
         return super().partial_fit(X, y, sample_weight=sample_weight)
 
+    def _streaming_fit_params(self, y: Any) -> dict[str, Any]:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but it is None")
+        labels = np.unique(y.compute() if is_dask_array(y) else np.asarray(y))
+        return {"classes": labels}
+
     def _task_loss(self, out: Any, y: Any, sample_weight: Any = None) -> Any:
         if sample_weight is None:
             return torch.nn.functional.cross_entropy(out, y)
@@ -933,6 +997,7 @@ class TorchClassifierMixin:
     def _predict_proba_tensor(self, X: Any) -> Any:
         return torch.softmax(self._forward(X), dim=1)
 
+    @rowwise(n_outputs=lambda est: len(est.classes_), dtype=lambda est, _: np.float64)
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities.
 
@@ -949,6 +1014,7 @@ class TorchClassifierMixin:
         proba = self._predict_batches(X, self._predict_proba_tensor)
         return proba / proba.sum(axis=1, keepdims=True)
 
+    @rowwise(dtype=lambda est, _: est.classes_.dtype)
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class.
 
@@ -969,6 +1035,11 @@ class TorchClassifierMixin:
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         return tags
+
+
+def _regression_width(est: Any) -> int | None:
+    """Width of a regressor's prediction: None (1-D) for a 1-D training target."""
+    return None if est._y_ndim_ == 1 else int(est.n_outputs_)
 
 
 class TorchRegressorMixin:
@@ -1015,6 +1086,7 @@ class TorchRegressorMixin:
     def _predict_standardized(self, X: Any) -> np.ndarray:
         return self._predict_batches(X)
 
+    @rowwise(n_outputs=_regression_width, dtype=lambda est, _: np.float64)
     def predict(self, X: Any) -> np.ndarray:
         """Predict targets.
 

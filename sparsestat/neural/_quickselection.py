@@ -13,6 +13,7 @@ from sparsestat.neural._base import BaseTorchEstimator
 from sparsestat.neural.layers._mlp import get_activation
 from sparsestat.neural.layers._sparse import SET, MaskedLinear
 from sparsestat.utils._compat import Interval, StrOptions
+from sparsestat.utils._dask import rowwise
 
 torch = import_torch()
 nn = torch.nn
@@ -364,6 +365,22 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         ranking[order] = np.arange(1, order.size + 1)
         self.ranking_ = ranking
         self.support_ = ranking <= self.n_features_to_select_
+
+    @rowwise(n_outputs=lambda est: est.n_features_to_select_, dtype=lambda est, dt: dt)
+    def transform(self, X):
+        """Keep the selected columns (a dask array gives a lazy dask array).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        X_selected : ndarray of shape (n_samples, n_features_to_select_)
+            The columns of ``X`` in ``get_support()``, in their original units.
+        """
+        return super().transform(X)
 
     def _get_support_mask(self):
         check_is_fitted(self)

@@ -26,6 +26,7 @@ from sparsestat.neural.layers._comet import (
     TopKGate,
 )
 from sparsestat.utils._compat import Interval, StrOptions
+from sparsestat.utils._dask import rowwise
 
 __all__ = ["COMETMoEClassifier", "COMETMoERegressor"]
 
@@ -131,6 +132,7 @@ class _COMETBase(BaseTorchEstimator):
         else:  # the permutation used at inference (hardened, or the rounding of the soft one)
             self.permutation_ = perm._round(perm.matrix()).argmax(1).cpu().numpy()
 
+    @rowwise(n_outputs=lambda est: est.n_experts, dtype=lambda est, _: np.float64)
     def gate_weights(self, X: Any) -> np.ndarray:
         """Gate weights of every sample over the experts.
 

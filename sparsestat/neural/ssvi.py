@@ -28,6 +28,7 @@ from sparsestat.neural.layers._ssvi import (
     SSVIScheduler,
 )
 from sparsestat.utils._compat import Interval, StrOptions
+from sparsestat.utils._dask import is_dask_array, rowwise
 
 __all__ = ["MeanFieldVIClassifier", "SSVIClassifier", "SSVIRegressor"]
 
@@ -523,8 +524,10 @@ class SSVIClassifier(TorchClassifierMixin, ClassifierMixin, _SSVIBase):
         self.verbose = verbose
         self._store_routed(kwargs)
 
+    @rowwise(n_outputs=lambda est: len(est.classes_), dtype=lambda est, _: np.float64)
     def predict_proba(self, X: Any, n_samples: int | None = None, mc_seed: int | None = None):
-        """Class probabilities averaged over Monte-Carlo weight draws.
+        """Class probabilities averaged over Monte-Carlo weight draws (the same draws for
+        every row, so a dask array gives the NumPy result block by block).
 
         Parameters
         ----------
@@ -752,6 +755,9 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
     def predict(self, X: Any, return_std: bool = False, n_samples: int | None = None):
         """Posterior predictive mean (and standard deviation).
 
+        A dask array ``X`` gives a lazy dask array of means, block by block (with
+        ``return_std=True``, a tuple of two lazy arrays).
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -770,6 +776,8 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
             Predictive standard deviation (only with ``return_std=True``).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return self._predict_lazy(X, return_std, n_samples)
         k = self.n_outputs_
         S = self.n_mc_samples if n_samples is None else int(n_samples)
         draws = self._mc(X, S, None, lambda out: out.flatten(1)).reshape(-1, S, k)
@@ -782,3 +790,15 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
         if self._y_ndim_ == 1:
             return mean.ravel(), std.ravel()
         return mean, std
+
+    @rowwise(n_outputs=lambda est: None if est._y_ndim_ == 1 else est.n_outputs_)
+    def _predict_mean(self, X: Any, n_samples: int | None) -> np.ndarray:
+        return self.predict(X, n_samples=n_samples)
+
+    @rowwise(n_outputs=lambda est: None if est._y_ndim_ == 1 else est.n_outputs_)
+    def _predict_std(self, X: Any, n_samples: int | None) -> np.ndarray:
+        return self.predict(X, return_std=True, n_samples=n_samples)[1]
+
+    def _predict_lazy(self, X: Any, return_std: bool, n_samples: int | None) -> Any:
+        mean = self._predict_mean(X, n_samples)
+        return (mean, self._predict_std(X, n_samples)) if return_std else mean
