@@ -91,15 +91,9 @@ PENDING["vocabulary"] |= {
     "COMETMoERegressor",
     "GroupEnvelopeMLPClassifier",
     "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
     "QuickSelection",
     "SparseMatrixFactorization",
 }
-PENDING["parameter_count"] |= {"SparseMLPClassifier", "SparseMLPRegressor"}
-PENDING_FILES["size"] |= {"sparsestat/neural/layers/_sparse.py"}
 PENDING_FILES["docstrings"] |= {
-    "sparsestat/neural/_base.py",
     "sparsestat/neural/_quickselection.py",
-    "sparsestat/neural/layers/_sparse.py",
 }

@@ -14,8 +14,8 @@ from sklearn.base import clone  # noqa: E402
 
 from sparsestat.datasets import make_implicit_feedback  # noqa: E402
 from sparsestat.metrics import recall_at_k  # noqa: E402
-from sparsestat.neural import SparseMatrixFactorization  # noqa: E402
-from sparsestat.neural.layers import MaskedEmbedding, RigL  # noqa: E402
+from sparsestat.neural import RigL, SparseMatrixFactorization  # noqa: E402
+from sparsestat.neural.layers import MaskedEmbedding  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -77,7 +77,8 @@ def test_global_scope_updater_moves_budget_between_tables():
         }
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    upd = RigL(alpha=0.5, update_interval=1, end_step=10, scope="global").attach(model, opt)
+    upd = RigL(0.5, update_interval=1, update_end=1.0, scope="global")
+    upd.attach(model, opt, total_steps=10)
     total = sum(upd.budgets)
     for _ in range(5):
         opt.zero_grad()

@@ -14,13 +14,9 @@ from sklearn.utils.validation import check_is_fitted
 from sparsestat.metrics import recall_at_k
 from sparsestat.neural import import_torch
 from sparsestat.neural._base import resolve_device
-from sparsestat.neural.layers._sparse import (
-    MaskedEmbedding,
-    RigL,
-    SparsityUpdater,
-    StaticMask,
-    random_mask,
-)
+from sparsestat.neural.layers._dst import RigL, StaticMask
+from sparsestat.neural.layers._masked import MaskedEmbedding
+from sparsestat.neural.layers._masks import random_mask
 from sparsestat.utils import progress_bar
 from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data
 
@@ -234,21 +230,20 @@ class SparseMatrixFactorization(BaseEstimator):
         n_pos = users.size
         steps_per_epoch = math.ceil(n_pos / self.batch_size)
         total = self.max_iter * steps_per_epoch
-        updater: SparsityUpdater
+        updater: StaticMask
         if self.density < 1.0:
             updater = RigL(
-                alpha=self.prune_rate,
+                drop_fraction=self.prune_rate,
                 update_interval=self.update_interval,
-                end_step=total,
+                update_end=1.0,
                 growth=self.growth,
                 schedule=self.schedule,
                 drop_fraction_min=self.prune_rate_min,
                 scope="global" if self.scope == "global" else "layer",
-                generator=gen,
             )
         else:
             updater = StaticMask()
-        updater.attach(model, opt)
+        updater.attach(model, opt, total_steps=total, generator=gen)
         self.budget_ = sum(updater.budgets)
         self.nnz_history_ = [self.budget_]
         u_all = torch.as_tensor(users, dtype=torch.long)

@@ -10,8 +10,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
 from sparsestat.neural._base import BaseTorchEstimator
+from sparsestat.neural.layers._dst import SET
+from sparsestat.neural.layers._masked import MaskedLinear
 from sparsestat.neural.layers._mlp import get_activation
-from sparsestat.neural.layers._sparse import SET, MaskedLinear
 from sparsestat.utils._compat import Interval, StrOptions
 from sparsestat.utils._dask import rowwise
 
@@ -292,17 +293,15 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         steps_per_epoch : int
             Optimizer steps per epoch.
         """
-        horizon = self.max_epochs * steps_per_epoch
-        gen = torch.Generator().manual_seed(self._draw_seed())
-        self._updater = SET(
-            zeta=self.zeta,
-            update_interval=steps_per_epoch,
-            end_step=horizon,
-            drop="signed",
-            init_std=0.1,
-            generator=gen,
-        ).attach(self.module_, self.optimizer_)
-        self._updater.step = self.n_steps_
+        horizon = self._resolved_max_epochs() * steps_per_epoch
+        self._updater = SET(drop_fraction=self.zeta, drop="signed", init_std=0.1).attach(
+            self.module_,
+            self.optimizer_,
+            total_steps=horizon,
+            steps_per_epoch=steps_per_epoch,
+            step=self.n_steps_,
+            generator=torch.Generator().manual_seed(self._draw_seed()),
+        )
 
     def on_grad_computed(self, X, y):
         """Zero the gradients of inactive connections.

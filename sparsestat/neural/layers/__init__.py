@@ -1,7 +1,10 @@
 """Plain PyTorch pieces (layers, masks, gates, schedulers) for your own models.
 
-This module only re-exports: each family keeps its layers in a private file
-(``layers/_<family>.py``) and adds one import line here.
+This module only re-exports; the pieces live in private files split by concept: masks and
+schedules (``_masks``), masked layers (``_masked``), sparse-training methods and dynamic
+sparse training (``_dst``, ``_nm``), optimizers (``_optim``), activations
+(``_activations``), gates (``_comet``), group-envelope regularisation (``_envelope``),
+Bayesian layers (``_ssvi``), MLPs (``_mlp``) and the sparse-autoencoder pieces (``_sae``).
 
 Examples
 --------
@@ -15,6 +18,7 @@ from sparsestat.neural import import_torch
 
 import_torch()
 
+from sparsestat.neural.layers._activations import TopKActivation  # noqa: E402
 from sparsestat.neural.layers._comet import (  # noqa: E402
     COMETGate,
     DSelectKGate,
@@ -26,16 +30,31 @@ from sparsestat.neural.layers._comet import (  # noqa: E402
     log_sinkhorn,
     smooth_step,
 )
-from sparsestat.neural.layers._envelope import (  # noqa: E402
-    GroupEnvelopeRegularizer,
-    PrunedMLP,
-    prune_mlp,
+from sparsestat.neural.layers._envelope import PrunedMLP, prune_mlp  # noqa: E402
+from sparsestat.neural.layers._masked import (  # noqa: E402
+    MaskedEmbedding,
+    MaskedLinear,
+    NMSparseLinear,
+    apply_nm_mask_,
+    export_semi_structured,
+    srste_weight,
+)
+from sparsestat.neural.layers._masks import (  # noqa: E402
+    PGFSchedule,
+    cosine_drop_fraction,
+    erk_densities,
+    is_nm_sparse,
+    nm_mask,
+    random_mask,
+    sdgf_patterns,
+    sparse_ift_widths,
+    topk_mask,
+    uniform_densities,
 )
 from sparsestat.neural.layers._mlp import MLP, get_activation  # noqa: E402
+from sparsestat.neural.layers._optim import AdamS  # noqa: E402
 from sparsestat.neural.layers._sae import *  # noqa: E402, F403
 from sparsestat.neural.layers._sae import __all__ as _sae_all  # noqa: E402
-from sparsestat.neural.layers._sparse import *  # noqa: E402, F403
-from sparsestat.neural.layers._sparse import __all__ as _sparse_all  # noqa: E402
 from sparsestat.neural.layers._ssvi import (  # noqa: E402
     SSVI_CRITERIA,
     SparseBayesConv2d,
@@ -55,7 +74,6 @@ __all__ = [
     "TopKGate",
     "log_sinkhorn",
     "smooth_step",
-    "GroupEnvelopeRegularizer",
     "MLP",
     "PrunedMLP",
     "prune_mlp",
@@ -67,5 +85,57 @@ __all__ = [
     "get_activation",
     *_sae_all,
     "ssvi_removal_score",
-    *_sparse_all,
+    # sparse training: masks, masked layers, optimizers, activations
+    "AdamS",
+    "MaskedEmbedding",
+    "MaskedLinear",
+    "NMSparseLinear",
+    "PGFSchedule",
+    "TopKActivation",
+    "apply_nm_mask_",
+    "cosine_drop_fraction",
+    "erk_densities",
+    "export_semi_structured",
+    "is_nm_sparse",
+    "nm_mask",
+    "random_mask",
+    "sdgf_patterns",
+    "sparse_ift_widths",
+    "srste_weight",
+    "topk_mask",
+    "uniform_densities",
 ]
+
+
+#: names that moved to :mod:`sparsestat.neural` (the variant objects of the estimators):
+#: old name -> (defining module, name in sparsestat.neural)
+_MOVED = {
+    "GroupEnvelopeRegularizer": ("layers._envelope", "GroupEnvelopeRegularizer"),
+    "SparseTrainingMethod": ("layers._dst", "SparseTrainingMethod"),
+    "Dense": ("layers._dst", "Dense"),
+    "StaticMask": ("layers._dst", "StaticMask"),
+    "SparsityUpdater": ("layers._dst", "StaticMask"),
+    "SET": ("layers._dst", "SET"),
+    "RigL": ("layers._dst", "RigL"),
+    "SparseIFT": ("layers._dst", "SparseIFT"),
+    "STE": ("layers._nm", "STE"),
+    "SRSTE": ("layers._nm", "SRSTE"),
+    "PGF": ("layers._nm", "PGF"),
+    "CAST": ("layers._nm", "CAST"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        module, new = _MOVED[name]
+        warnings.warn(
+            f"sparsestat.neural.layers.{name} moved to sparsestat.neural.{new}; the old "
+            "location will be removed in sparsestat 0.3.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(f"sparsestat.neural.{module}"), new)
+    raise AttributeError(f"module 'sparsestat.neural.layers' has no attribute {name!r}")

@@ -23,7 +23,6 @@ from sparsestat.utils._compat import Interval, RealNotInt, StrOptions
 __all__ = [
     "GroupEnvelopeMLPClassifier",
     "GroupEnvelopeMLPRegressor",
-    "GroupEnvelopeRegularizer",
 ]
 
 
