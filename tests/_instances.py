@@ -159,7 +159,7 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "SparseMatrixFactorization": [
         {
             "n_components": 4,
-            "max_iter": 2,
+            "max_epochs": 2,
             "batch_size": 16,
             "update_interval": 2,
             "random_state": 0,
@@ -197,17 +197,6 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
         name: {"check_sample_weight_equivalence_on_dense_data": _NOISY_WEIGHTS}
         for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
     },
-    "SparseMatrixFactorization": dict.fromkeys(
-        [
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_fit_idempotent",
-            "check_estimator_sparse_array",
-            "check_estimator_sparse_matrix",
-        ],
-        "recommender: predict(X) returns the (n_users, n_items) score matrix of the training "
-        "users, not one value per row (spec sparse_training.md 2.5)",
-    ),
     "KroneckerSBL": {
         "check_complex_data": "complex-valued SBL: complex X and y are accepted on purpose",
     },

@@ -82,7 +82,6 @@ PENDING_FILES["private_imports"] |= {"sparsestat/neural/_sae.py"}
 PENDING_FILES["docstrings"] |= {"sparsestat/neural/_sae.py"}
 
 # ---- neural: the other torch estimators and the base
-PENDING["dask"] |= {"SparseMatrixFactorization"}
 PENDING["vocabulary"] |= {
     "SSVIClassifier",
     "SSVIRegressor",

@@ -33,12 +33,14 @@ from sparsestat.neural._mixins import TorchClassifierMixin, TorchRegressorMixin
 from sparsestat.utils import progress_bar
 from sparsestat.utils._compat import (
     Interval,
+    InvalidParameterError,
     StrOptions,
     check_sample_weight,
     fit_context,
     validate_data,
 )
 from sparsestat.utils._dask import is_dask_array, partial_fit_chunks
+from sparsestat.utils._deprecation import warn_renamed
 
 torch = import_torch()
 
@@ -291,7 +293,8 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
     _module_class: Any = None
 
     #: renamed parameters kept for one release through ``**kwargs``: old name -> new name
-    _renamed_params: dict[str, str] = {}
+    #: (or (new name, conversion of the old value)); read them with :meth:`_renamed`
+    _renamed_params: dict[str, Any] = {}
 
     #: ``max_epochs="auto"``: (fewest epochs, fewest optimiser steps, most epochs)
     _auto_epochs: tuple[int, int, int] = (50, 2000, 500)
@@ -377,6 +380,38 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             return True
         head, sep, tail = key.partition("__")
         return bool(sep) and bool(tail) and head in self._routed_prefixes
+
+    def _renamed(self, new: str) -> Any:
+        """The value of parameter ``new``, or of its old name given through ``**kwargs``.
+
+        An old name (a key of ``_renamed_params``) that the caller set wins, with a
+        ``FutureWarning``; setting both names raises ``ValueError``. The old value is
+        validated against the new parameter's constraints.
+        """
+        routed = getattr(self, "_routed_params", {})
+        for old, target in self._renamed_params.items():
+            target, convert = target if isinstance(target, tuple) else (target, None)
+            if target != new or old not in routed:
+                continue
+            name = type(self).__name__
+            default = inspect.signature(type(self).__init__).parameters[new].default
+            current = getattr(self, new)
+            if not (current is default or (type(current) is type(default) and current == default)):
+                raise ValueError(
+                    f"{name}: {old!r} is the deprecated name of {new!r}; set only {new!r} "
+                    f"(got {old}={routed[old]!r} and {new}={current!r})."
+                )
+            warn_renamed(old, new, name, stacklevel=4)
+            value = routed[old] if convert is None else convert(routed[old])
+            probe = copy.copy(self)
+            probe._routed_params = {}
+            setattr(probe, new, value)
+            try:
+                probe._validate_params()
+            except InvalidParameterError as exc:
+                raise InvalidParameterError(str(exc).replace(f"'{new}'", f"'{old}'")) from None
+            return value
+        return getattr(self, new)
 
     def _accepted_routed(self, prefix: str) -> set[str] | None:
         """Names accepted after ``prefix__`` (None: not checked).
