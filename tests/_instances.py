@@ -105,7 +105,7 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
         name: [
             {
                 "hidden_layer_sizes": (16,),
-                "k": 0.5,
+                "n_nonzero_groups": 0.5,
                 "max_epochs": 20,
                 "finetune_epochs": 5,
                 "lr": 0.05,

@@ -82,17 +82,3 @@ PENDING_FILES["private_imports"] |= {"sparsestat/neural/_sae.py"}
 PENDING_FILES["docstrings"] |= {"sparsestat/neural/_sae.py"}
 
 # ---- neural: the other torch estimators and the base
-PENDING["vocabulary"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "QuickSelection",
-    "SparseMatrixFactorization",
-}
-PENDING_FILES["docstrings"] |= {
-    "sparsestat/neural/_quickselection.py",
-}
