@@ -27,14 +27,7 @@ PENDING_FILES: dict[str, set[str]] = {
 PENDING["sample_weight"] |= {"SparseBayesianLearning"}
 PENDING["dask"] |= {"SparseBayesianLearning", "KroneckerSBL"}
 
-# ---- privacy: LDPSparseLinearRegression, LDPIHTRegressor
-PENDING["dask"] |= {"LDPSparseLinearRegression", "LDPIHTRegressor"}
-PENDING_FILES["private_imports"] |= {"sparsestat/privacy/_dask.py", "sparsestat/privacy/_nldp.py"}
-PENDING_FILES["docstrings"] |= {
-    "sparsestat/privacy/_iht.py",
-    "sparsestat/privacy/_nldp.py",
-    "sparsestat/privacy/mechanisms.py",
-}
+# ---- privacy: LDPSparseLinearRegression, LDPIHTRegressor (nothing pending)
 
 # ---- linear: IHTRegressor, LqRegression, RandomSupportRegressor, penalties, prox, cd
 PENDING["sample_weight"] |= {"IHTRegressor", "LqRegression", "RandomSupportRegressor"}
