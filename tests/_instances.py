@@ -22,11 +22,16 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
     "RandomSupportRegressor": [{"n_cert": 20, "r_max": 3, "random_state": 0}],
     "SparseAutoencoder": [
-        {"n_components": 8, "k": 2, "max_epochs": 2, "batch_size": 16, "random_state": 0},
         {
             "n_components": 8,
-            "activation": "batchtopk",
-            "k": 2,
+            "activation": lambda: _sae_variant("TopK"),
+            "max_epochs": 2,
+            "batch_size": 16,
+            "random_state": 0,
+        },
+        {
+            "n_components": 8,
+            "activation": lambda: _sae_variant("BatchTopK"),
             "max_epochs": 2,
             "batch_size": 16,
             "random_state": 0,
@@ -238,6 +243,13 @@ def _lq_dictionary(n_components: int, n_features: int) -> np.ndarray:
     """Small fixed dictionary with unit-norm atoms for LqSparseCoder."""
     D = np.random.default_rng(0).standard_normal((n_components, n_features))
     return D / np.linalg.norm(D, axis=1, keepdims=True)
+
+
+def _sae_variant(name: str, **params: Any) -> Any:
+    """A SparseAutoencoder variant object (imported here: it needs torch)."""
+    import sparsestat.neural as neural
+
+    return getattr(neural, name)(**params)
 
 
 def _materialise(params: dict[str, Any]) -> dict[str, Any]:
