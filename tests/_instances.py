@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.utils import get_tags
 
 from sparsestat.utils import all_estimators
 
@@ -212,6 +213,7 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
                 "check_fit_idempotent",
                 "check_fit_check_is_fitted",
                 "check_n_features_in",
+                "check_array_api_input",
             ),
             "fixed dictionary width; run with a matching width in test_lq_coding.py",
         ),
@@ -266,3 +268,20 @@ def instances() -> Iterator[BaseEstimator]:
 def expected_failed_checks(estimator: BaseEstimator) -> dict[str, str]:
     """The checks that cannot apply to ``estimator``, with reasons."""
     return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+
+
+def sample_data(
+    estimator: BaseEstimator, n: int = 24, d: int = 5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Small (X, y) that ``estimator`` accepts: y is None for unsupervised estimators,
+    binary labels for classifiers, a noisy linear response for regressors."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if not get_tags(estimator).target_tags.required:
+        y = None
+    elif is_classifier(estimator):
+        y = np.arange(n) % 2
+    else:
+        y = X[:, 0] - 2 * X[:, 1] + 0.1 * rng.standard_normal(n)
+    adapt = DATA_ADAPTERS.get(type(estimator).__name__)
+    return adapt(X, y) if adapt else (X, y)
