@@ -173,8 +173,35 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
+#: the torch estimators train in float32: a weighted fit equals the fit on repeated rows only
+#: to float32 rounding (tests/test_neural_base.py checks it at 1e-4), or only in expectation
+#: where rows draw their own noise
+_FLOAT32_WEIGHTS = (
+    "float32 training: integer weights equal repeated rows to float32 rounding (~1e-6 "
+    "relative), not to the check's 1e-7; tested at 1e-4 in tests/test_neural_*.py"
+)
+_NOISY_WEIGHTS = (
+    "Monte-Carlo noise is drawn per row, so a repeated row gets fresh noise: weights equal "
+    "repetition in expectation; the weighted loss is tested in tests/test_neural_*.py"
+)
+
 #: name -> {check name: reason}
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    **{
+        name: {"check_sample_weight_equivalence_on_dense_data": _FLOAT32_WEIGHTS}
+        for name in (
+            "COMETMoEClassifier",
+            "COMETMoERegressor",
+            "GroupEnvelopeMLPClassifier",
+            "GroupEnvelopeMLPRegressor",
+            "SparseMLPClassifier",
+            "SparseMLPRegressor",
+        )
+    },
+    **{
+        name: {"check_sample_weight_equivalence_on_dense_data": _NOISY_WEIGHTS}
+        for name in ("SSVIClassifier", "SSVIRegressor", "MeanFieldVIClassifier")
+    },
     "SparseMatrixFactorization": dict.fromkeys(
         [
             "check_methods_sample_order_invariance",

@@ -82,30 +82,7 @@ PENDING_FILES["private_imports"] |= {"sparsestat/neural/_sae.py"}
 PENDING_FILES["docstrings"] |= {"sparsestat/neural/_sae.py"}
 
 # ---- neural: the other torch estimators and the base
-PENDING["sample_weight"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-}
-PENDING["dask"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-    "QuickSelection",
-    "SparseMatrixFactorization",
-}
+PENDING["dask"] |= {"SparseMatrixFactorization"}
 PENDING["vocabulary"] |= {
     "SSVIClassifier",
     "SSVIRegressor",

@@ -13,6 +13,7 @@ from sparsestat.neural._base import BaseTorchEstimator
 from sparsestat.neural.layers._mlp import get_activation
 from sparsestat.neural.layers._sparse import SET, MaskedLinear
 from sparsestat.utils._compat import Interval, StrOptions
+from sparsestat.utils._dask import rowwise
 
 torch = import_torch()
 nn = torch.nn
@@ -235,6 +236,10 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         check_is_fitted(self)
         return self.module_
 
+    def _prepare_targets(self, y, fit, sample_weight=None):
+        self._fit_weight = sample_weight  # for the standardisation in _build_module
+        return None
+
     def _build_module(self, X, y):
         d = X.shape[1]
         k = self.n_features_to_select
@@ -246,8 +251,10 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
             raise ValueError(f"n_features_to_select={k} exceeds the {d} features of X.")
         self.n_features_to_select_ = int(k)
         Xn = X.double().numpy()
-        self.mean_ = Xn.mean(axis=0) if self.standardize else np.zeros(d)
-        scale = Xn.std(axis=0) if self.standardize else np.ones(d)
+        w = self.__dict__.pop("_fit_weight", None)  # weighted moments: of the repeated rows
+        self.mean_ = np.average(Xn, axis=0, weights=w) if self.standardize else np.zeros(d)
+        var = np.average((Xn - self.mean_) ** 2, axis=0, weights=w)
+        scale = np.sqrt(var) if self.standardize else np.ones(d)
         self.scale_ = np.where(scale > 0, scale, 1.0)
         gen = torch.Generator().manual_seed(self._draw_seed())
         self.nnz_history_ = []
@@ -261,18 +268,19 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
             gen,
         )
 
-    def _train(self, X_cpu, y_t, *, partial, seed):
+    def _train(self, X_cpu, y_t, *, partial, seed, sample_weight=None):
         mean = torch.as_tensor(self.mean_, dtype=torch.float32)
         scale = torch.as_tensor(self.scale_, dtype=torch.float32)
         clean = (X_cpu - mean) / scale
         gen = torch.Generator().manual_seed(seed)
         noisy = clean + self.noise_factor * torch.randn(clean.shape, generator=gen)
-        super()._train(torch.cat([noisy, clean], dim=1), y_t, partial=partial, seed=seed)
+        rows = torch.cat([noisy, clean], dim=1)
+        super()._train(rows, y_t, partial=partial, seed=seed, sample_weight=sample_weight)
 
-    def _batch_loss(self, X, y, n_train):
+    def _batch_loss(self, X, y, n_train, sample_weight=None):
         d = X.shape[1] // 2
         recon = self.module_(X[:, :d])
-        return 0.5 * (recon - X[:, d:]).pow(2).sum(dim=1).mean()
+        return self._weighted_mean(0.5 * (recon - X[:, d:]).pow(2).sum(dim=1), sample_weight)
 
     def on_train_begin(self, n_epochs, steps_per_epoch):
         """Attach the SET updater (one update per epoch, none after the last).
@@ -357,6 +365,22 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         ranking[order] = np.arange(1, order.size + 1)
         self.ranking_ = ranking
         self.support_ = ranking <= self.n_features_to_select_
+
+    @rowwise(n_outputs=lambda est: est.n_features_to_select_, dtype=lambda est, dt: dt)
+    def transform(self, X):
+        """Keep the selected columns (a dask array gives a lazy dask array).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        X_selected : ndarray of shape (n_samples, n_features_to_select_)
+            The columns of ``X`` in ``get_support()``, in their original units.
+        """
+        return super().transform(X)
 
     def _get_support_mask(self):
         check_is_fitted(self)

@@ -26,6 +26,7 @@ from sparsestat.neural.layers._comet import (
     TopKGate,
 )
 from sparsestat.utils._compat import Interval, StrOptions
+from sparsestat.utils._dask import rowwise
 
 __all__ = ["COMETMoEClassifier", "COMETMoERegressor"]
 
@@ -84,9 +85,9 @@ class _COMETBase(BaseTorchEstimator):
     def _perm(self) -> PermutationLocalSearch | None:
         return self.module_.gate.permutation
 
-    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
-        out, g, penalty = self.module_(X)
-        loss = self._task_loss(out, y) + self.entropy_reg * penalty
+    def _batch_loss(self, X: Any, y: Any, n_train: float, sample_weight: Any = None) -> Any:
+        out, g, penalty = self.module_(X, sample_weight)
+        loss = self._task_loss(out, y, sample_weight) + self.entropy_reg * penalty
         perm = self._perm()
         if perm is not None and not perm.frozen:
             loss = loss + self.perm_entropy_reg * perm.penalty()
@@ -131,6 +132,7 @@ class _COMETBase(BaseTorchEstimator):
         else:  # the permutation used at inference (hardened, or the rounding of the soft one)
             self.permutation_ = perm._round(perm.matrix()).argmax(1).cpu().numpy()
 
+    @rowwise(n_outputs=lambda est: est.n_experts, dtype=lambda est, _: np.float64)
     def gate_weights(self, X: Any) -> np.ndarray:
         """Gate weights of every sample over the experts.
 

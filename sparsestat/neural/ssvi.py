@@ -28,6 +28,7 @@ from sparsestat.neural.layers._ssvi import (
     SSVIScheduler,
 )
 from sparsestat.utils._compat import Interval, StrOptions
+from sparsestat.utils._dask import is_dask_array, rowwise
 
 __all__ = ["MeanFieldVIClassifier", "SSVIClassifier", "SSVIRegressor"]
 
@@ -203,10 +204,10 @@ class _SSVIBase(BaseTorchEstimator):
         if self._schedules_on():
             self._scheduler.set_capture(self._scheduler.is_update_step(t))
 
-    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
+    def _batch_loss(self, X: Any, y: Any, n_train: float, sample_weight: Any = None) -> Any:
         out = self.module_(X)
         kl = self.module_.kl() if self.kl_weight > 0 else out.new_zeros(())
-        return self._task_loss(out, y) + self._kl_factor() * kl / n_train
+        return self._task_loss(out, y, sample_weight) + self._kl_factor() * kl / n_train
 
     def on_batch_end(self, X: Any, y: Any, loss: Any) -> None:
         for layer in self.module_.bayes_layers:
@@ -523,8 +524,10 @@ class SSVIClassifier(TorchClassifierMixin, ClassifierMixin, _SSVIBase):
         self.verbose = verbose
         self._store_routed(kwargs)
 
+    @rowwise(n_outputs=lambda est: len(est.classes_), dtype=lambda est, _: np.float64)
     def predict_proba(self, X: Any, n_samples: int | None = None, mc_seed: int | None = None):
-        """Class probabilities averaged over Monte-Carlo weight draws.
+        """Class probabilities averaged over Monte-Carlo weight draws (the same draws for
+        every row, so a dask array gives the NumPy result block by block).
 
         Parameters
         ----------
@@ -736,9 +739,12 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
     def _n_noise_params(self) -> int:
         return self.n_outputs_
 
-    def _task_loss(self, out: Any, y: Any) -> Any:
+    def _task_loss(self, out: Any, y: Any, sample_weight: Any = None) -> Any:
         log_s = self.module_.log_noise
-        return (0.5 * ((y - out) / log_s.exp()) ** 2 + log_s).mean() + 0.5 * math.log(2 * math.pi)
+        nll = 0.5 * ((y - out) / log_s.exp()) ** 2 + log_s
+        if sample_weight is None:
+            return nll.mean() + 0.5 * math.log(2 * math.pi)
+        return self._weighted_mean(nll.mean(dim=1), sample_weight) + 0.5 * math.log(2 * math.pi)
 
     def on_train_end(self) -> None:
         """Hook: record the fitted attributes, ``noise_std_`` included."""
@@ -748,6 +754,9 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
 
     def predict(self, X: Any, return_std: bool = False, n_samples: int | None = None):
         """Posterior predictive mean (and standard deviation).
+
+        A dask array ``X`` gives a lazy dask array of means, block by block (with
+        ``return_std=True``, a tuple of two lazy arrays).
 
         Parameters
         ----------
@@ -767,6 +776,8 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
             Predictive standard deviation (only with ``return_std=True``).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return self._predict_lazy(X, return_std, n_samples)
         k = self.n_outputs_
         S = self.n_mc_samples if n_samples is None else int(n_samples)
         draws = self._mc(X, S, None, lambda out: out.flatten(1)).reshape(-1, S, k)
@@ -779,3 +790,15 @@ class SSVIRegressor(TorchRegressorMixin, RegressorMixin, _SSVIBase):
         if self._y_ndim_ == 1:
             return mean.ravel(), std.ravel()
         return mean, std
+
+    @rowwise(n_outputs=lambda est: None if est._y_ndim_ == 1 else est.n_outputs_)
+    def _predict_mean(self, X: Any, n_samples: int | None) -> np.ndarray:
+        return self.predict(X, n_samples=n_samples)
+
+    @rowwise(n_outputs=lambda est: None if est._y_ndim_ == 1 else est.n_outputs_)
+    def _predict_std(self, X: Any, n_samples: int | None) -> np.ndarray:
+        return self.predict(X, return_std=True, n_samples=n_samples)[1]
+
+    def _predict_lazy(self, X: Any, return_std: bool, n_samples: int | None) -> Any:
+        mean = self._predict_mean(X, n_samples)
+        return (mean, self._predict_std(X, n_samples)) if return_std else mean
