@@ -278,3 +278,40 @@ def test_topk_ties_keep_the_earlier_unit(backend):
     if backend == "numba":  # the compiled heap keeps the earlier columns among ties
         assert z.tolist() == [[0, 2, 2, 0, 0, 3], [5, 5, 5, 0, 0, 0]]
     assert ((z != 0).sum(1) == 3).all()
+
+
+# --------------------------------------------------------------------------- sample weights
+def test_integer_sample_weight_equals_repeated_rows_full_batch(planted):
+    X = planted[0][:80]
+    sw = np.random.default_rng(0).integers(0, 4, size=80)
+    kw = {"n_components": 24, "activation": TopK(3), "max_epochs": 6, "batch_size": 1000}
+    kw["random_state"] = 0
+    weighted = SparseAutoencoder(**kw).fit(X, sample_weight=sw)
+    repeated = SparseAutoencoder(**kw).fit(np.repeat(X, sw, axis=0))
+    plain = SparseAutoencoder(**kw).fit(X)
+    assert weighted.input_scale_ == pytest.approx(repeated.input_scale_, rel=1e-10)
+    assert weighted._dead_after == repeated._dead_after == int(sw.sum())
+    for attr in ("components_", "decoder_bias_", "encoder_bias_", "feature_density_"):
+        np.testing.assert_allclose(
+            getattr(weighted, attr), getattr(repeated, attr), atol=1e-4, err_msg=attr
+        )
+    np.testing.assert_allclose(weighted.transform(X), repeated.transform(X), atol=1e-4)
+    assert np.abs(plain.components_ - repeated.components_).max() > 1e-2  # weights matter
+
+
+def test_zero_sample_weight_removes_rows_and_weights_reach_every_variant(planted):
+    X = planted[0][:400]
+    sw = np.ones(400)
+    sw[::4] = 0.0
+    kw = {"n_components": 24, "activation": BatchTopK(3), "max_epochs": 2, "batch_size": 64}
+    kw["random_state"] = 0
+    a = SparseAutoencoder(**kw).fit(X, sample_weight=sw)
+    b = SparseAutoencoder(**kw).fit(X[sw > 0])
+    np.testing.assert_array_equal(a.components_, b.components_)
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, 400)
+    for act in (JumpReLU(3), ReLU(alpha=1.0), TopAFA(afa_coef=0.1), TopK(3, multi_topk=True)):
+        est = SparseAutoencoder(24, activation=act, max_epochs=1, batch_size=64, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            est.fit(X, sample_weight=sw)
+        assert np.isfinite(est.components_).all() and est.history_[-1]["fvu"] < 1.5

@@ -46,6 +46,8 @@ from sparsestat.neural.layers._ssvi import (  # noqa: E402
 from sparsestat.neural.layers.sae_activation_base import SAEActivation  # noqa: E402
 from sparsestat.neural.layers.sae_activations import *  # noqa: E402, F403
 from sparsestat.neural.layers.sae_activations import __all__ as _sae_act_all  # noqa: E402
+from sparsestat.neural.layers.sae_choice import FeatureChoice, MutualChoice  # noqa: E402
+from sparsestat.neural.layers.sae_gsae import GSAE  # noqa: E402
 from sparsestat.neural.layers.sae_losses import *  # noqa: E402, F403
 from sparsestat.neural.layers.sae_losses import __all__ as _sae_loss_all  # noqa: E402
 from sparsestat.neural.layers.sae_module import SparseAutoencoderModule  # noqa: E402
@@ -76,6 +78,9 @@ __all__ = [
     "SparseBayesLinear",
     "folded_normal_moments",
     "get_activation",
+    "FeatureChoice",
+    "GSAE",
+    "MutualChoice",
     "SAEActivation",
     "SparseAutoencoderModule",
     *_sae_act_all,

@@ -262,6 +262,7 @@ class SAEActivation(nn.Module):
         var0: float,
         step: int,
         total_steps: int,
+        sample_weight: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         """The variant's own loss term added to the reconstruction loss (None: none).
 
@@ -281,6 +282,8 @@ class SAEActivation(nn.Module):
             Optimiser steps taken so far (for warm-ups).
         total_steps : int
             Optimiser steps of this ``fit`` / ``partial_fit`` call.
+        sample_weight : Tensor of shape (B,), default=None
+            Row weights (mean 1 over the training set) of the per-row terms.
 
         Returns
         -------
@@ -388,6 +391,32 @@ class SAEActivation(nn.Module):
         values : Tensor of shape (nnz,)
             Kept code values of a training batch.
         """
+
+
+def weighted_mean(values: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of per-row ``values``, weighted by ``sample_weight`` (normalised to mean 1).
+
+    Parameters
+    ----------
+    values : Tensor of shape (B,)
+        Per-row terms.
+    sample_weight : Tensor of shape (B,), default=None
+        Row weights divided by their mean over the training set (None: all 1).
+
+    Returns
+    -------
+    mean : scalar Tensor
+        ``mean(sample_weight * values)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> weighted_mean(torch.tensor([1.0, 3.0]), torch.tensor([0.5, 1.5]))
+    tensor(2.5000)
+    """
+    if sample_weight is None:
+        return values.mean()
+    return (values * sample_weight.to(values.dtype)).mean()
 
 
 class ThresholdMixin:

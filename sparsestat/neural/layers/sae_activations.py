@@ -14,20 +14,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparsestat.neural.layers.sae_activation_base import SAEActivation
+from sparsestat.neural.layers.sae_activation_base import SAEActivation, weighted_mean
+from sparsestat.neural.layers.sae_choice import FeatureChoice, MutualChoice
+from sparsestat.neural.layers.sae_gsae import GSAE
 from sparsestat.neural.layers.sae_selection import (
     jumprelu,
     jumprelu_step,
     matching_pursuit,
     top_afa,
 )
-from sparsestat.neural.layers.sae_topk import (
-    AbsTopK,
-    BatchTopK,
-    FeatureChoice,
-    MutualChoice,
-    TopK,
-)
+from sparsestat.neural.layers.sae_topk import AbsTopK, BatchTopK, TopK
 
 __all__ = [
     "ACTIVATIONS",
@@ -155,22 +151,25 @@ class JumpReLU(SAEActivation):
         """
         return jumprelu(pre, self._theta(), float(self.bandwidth))
 
-    def l0(self, pre: torch.Tensor) -> torch.Tensor:
+    def l0(self, pre: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Mean number of active latents per row, differentiable in the threshold.
 
         Parameters
         ----------
         pre : Tensor of shape (B, F)
             Encoder pre-activations.
+        sample_weight : Tensor of shape (B,), default=None
+            Row weights (mean 1).
 
         Returns
         -------
         l0 : scalar Tensor
             Mean L0 with the straight-through gradient to the thresholds.
         """
-        return jumprelu_step(pre, self._theta(), float(self.bandwidth)).sum(-1).mean()
+        steps = jumprelu_step(pre, self._theta(), float(self.bandwidth)).sum(-1)
+        return weighted_mean(steps, sample_weight)
 
-    def extra_loss(self, sae, x, z, pre, var0, step, total_steps):
+    def extra_loss(self, sae, x, z, pre, var0, step, total_steps, sample_weight=None):
         """The sparsity loss ('target' or 'step').
 
         Parameters
@@ -189,13 +188,15 @@ class JumpReLU(SAEActivation):
             Unused.
         total_steps : int
             Unused.
+        sample_weight : Tensor of shape (B,), default=None
+            Row weights of the per-row terms.
 
         Returns
         -------
         loss : scalar Tensor
             ``l0_coef * (L0 / k - 1)**2`` or ``l0_coef * L0``.
         """
-        l0 = self.l0(pre)
+        l0 = self.l0(pre, sample_weight)
         if self.l0_loss == "target":
             return float(self.l0_coef) * (l0 / float(self._k or 1) - 1.0).square()
         return float(self.l0_coef) * l0
@@ -281,7 +282,7 @@ class ReLU(SAEActivation):
         """
         return torch.relu(pre)
 
-    def extra_loss(self, sae, x, z, pre, var0, step, total_steps):
+    def extra_loss(self, sae, x, z, pre, var0, step, total_steps, sample_weight=None):
         """The warmed-up L1 penalty weighted by the decoder row norms.
 
         Parameters
@@ -300,6 +301,8 @@ class ReLU(SAEActivation):
             Optimiser steps so far.
         total_steps : int
             Steps of this call (the warm-up lasts 5 % of them).
+        sample_weight : Tensor of shape (B,), default=None
+            Row weights of the per-row terms.
 
         Returns
         -------
@@ -307,7 +310,7 @@ class ReLU(SAEActivation):
             The penalty.
         """
         warm = min(1.0, (step + 1) / max(1, int(0.05 * total_steps)))
-        l1 = (z * sae.W_dec.norm(dim=1)).sum(1).mean()
+        l1 = weighted_mean((z * sae.W_dec.norm(dim=1)).sum(1), sample_weight)
         return warm * float(self.alpha) * l1 / var0
 
 
@@ -411,7 +414,7 @@ class TopAFA(SAEActivation):
         """
         return self(torch.relu(pre), x_centered.norm(dim=-1), decoder.norm(dim=-1))
 
-    def extra_loss(self, sae, x, z, pre, var0, step, total_steps):
+    def extra_loss(self, sae, x, z, pre, var0, step, total_steps, sample_weight=None):
         """The norm-matching loss when ``afa_coef > 0``.
 
         Parameters
@@ -430,6 +433,8 @@ class TopAFA(SAEActivation):
             Unused.
         total_steps : int
             Unused.
+        sample_weight : Tensor of shape (B,), default=None
+            Row weights of the per-row terms.
 
         Returns
         -------
@@ -439,7 +444,8 @@ class TopAFA(SAEActivation):
         if float(self.afa_coef) <= 0:
             return None
         target = (x - sae.b_dec).norm(dim=1)
-        return float(self.afa_coef) * (z.norm(dim=1) - target).square().mean() / var0
+        gap = (z.norm(dim=1) - target).square()
+        return float(self.afa_coef) * weighted_mean(gap, sample_weight) / var0
 
 
 class MatchingPursuit(SAEActivation):
@@ -621,3 +627,78 @@ def make_activation(activation: str | SAEActivation) -> SAEActivation:
         f"activation must be one of {list(ACTIVATIONS)} or an activation object "
         f"(e.g. TopK(k=8)); got {activation!r}"
     )
+
+
+#: the former flat parameters of SparseAutoencoder (deprecated) and the parameter of the
+#: activation object each one sets
+FLAT_PARAMETERS: dict[str, str] = {
+    "k": "k",
+    "multi_topk": "multi_topk",
+    "l1_coef": "alpha",
+    "jumprelu_bandwidth": "bandwidth",
+    "jumprelu_init_threshold": "init_threshold",
+    "jumprelu_sparsity": "l0_loss",
+    "l0_coef": "l0_coef",
+    "fc_capacity": "capacity",
+    "zipf_exponent": "zipf_exponent",
+    "aux_zipf_ratio": "aux_zipf_ratio",
+    "afa_coef": "afa_coef",
+    "abstopk_scope": "scope",
+    "mp_signed": "signed",
+    "mp_tol": "tol",
+    "mp_max_iter": "max_iter",
+    "threshold_rate": "threshold_rate",
+    "inference_mode": "inference_mode",
+    "grad_beta": "beta",
+    "gradient_fn": "gradient_fn",
+    "grad_normalize": "normalize",
+}
+_GSAE_FLAT = ("grad_beta", "gradient_fn", "grad_normalize")
+
+
+def activation_from_flat_parameters(
+    activation: str | SAEActivation, flat: dict[str, Any]
+) -> SAEActivation:
+    """A fresh activation from ``activation`` and the former flat parameters of the estimator.
+
+    Each name of :data:`FLAT_PARAMETERS` sets the matching parameter of the activation (of
+    the base of a :class:`GSAE`) where it has one; ``grad_beta > 0`` wraps the activation in
+    a :class:`GSAE`; ``inference_mode='auto'`` means ``'threshold'``. Names that the
+    activation does not have are ignored, as the estimator ignored them.
+
+    Parameters
+    ----------
+    activation : str or SAEActivation
+        A name or an activation object (cloned).
+    flat : dict
+        Former flat parameters and their values.
+
+    Returns
+    -------
+    activation : SAEActivation
+        A new activation.
+
+    Examples
+    --------
+    >>> activation_from_flat_parameters("mp", {"k": 3, "mp_tol": 0.5})
+    MatchingPursuit(k=3, tol=0.5)
+    """
+    act = make_activation(activation)
+    old = dict(flat)
+    grad = {name: old.pop(name) for name in _GSAE_FLAT if name in old}
+    if old.get("inference_mode") == "auto":
+        old["inference_mode"] = "threshold"
+    inner = act
+    if isinstance(act, GSAE):
+        if act.base is None:
+            act.base = TopK()
+        inner = act.base
+    valid = inner.get_params(deep=False)
+    mapped = {FLAT_PARAMETERS[k]: v for k, v in old.items() if FLAT_PARAMETERS[k] in valid}
+    inner.set_params(**mapped)
+    gsae = {FLAT_PARAMETERS[k]: v for k, v in grad.items()}
+    if isinstance(act, GSAE):
+        act.set_params(**gsae)
+    elif float(grad.get("grad_beta", 0.0) or 0.0) > 0:
+        act = GSAE(act, **gsae)
+    return act

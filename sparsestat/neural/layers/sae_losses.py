@@ -29,6 +29,7 @@ def auxk_loss(
     k_aux: int,
     signed: bool = False,
     encoder: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """AuxK loss: rebuild the detached residual from the top pre-activations of masked latents.
 
@@ -50,11 +51,14 @@ def auxk_loss(
         Sparse path: ``pre`` is detached and equals ``x_centered @ weight.T + bias``; the
         selected values are differentiated through :func:`gather_preactivations` and decoded
         by :func:`sparse_decode` (same value and gradients, O(B k_aux d) instead of O(B F d)).
+    sample_weight : Tensor of shape (B,), default=None
+        Row weights of both sums (and of the mean of ``e``).
 
     Returns
     -------
     loss : scalar Tensor
-        ``||e - e_hat||^2 / ||e - mean(e)||^2`` (batch sums) times ``min(n_masked / k_aux, 1)``;
+        ``||e - e_hat||^2 / ||e - mean(e)||^2`` (batch sums, weighted by ``sample_weight``)
+        times ``min(n_masked / k_aux, 1)``;
         0 when no latent is masked, NaN mapped to 0.
 
     Examples
@@ -81,8 +85,14 @@ def auxk_loss(
         idx = row_topk_indices(rank, kk)
         z_aux = torch.zeros_like(a).scatter(-1, idx, a.gather(-1, idx))
         e_hat = z_aux @ decoder
-    denom = (e - e.mean(0)).square().sum()
-    loss = (e_hat - e).square().sum() / denom
+    if sample_weight is None:
+        denom = (e - e.mean(0)).square().sum()
+        loss = (e_hat - e).square().sum() / denom
+    else:
+        w = sample_weight.to(e.dtype)[:, None]
+        centre = (w * e).sum(0) / w.sum()
+        denom = (w * (e - centre).square()).sum()
+        loss = (w * (e_hat - e).square()).sum() / denom
     loss = loss * min(n_masked / int(k_aux), 1.0)
     return torch.nan_to_num(loss, nan=0.0, posinf=0.0)
 

@@ -25,6 +25,7 @@ __all__ = [
     "select_sparse",
     "sparse_decode",
     "sparse_step_grads",
+    "sparse_train_step",
 ]
 
 
@@ -359,3 +360,95 @@ def densify_codes(
     z = values.new_zeros(shape)
     z[rows, cols] = values
     return z
+
+
+@torch.no_grad()
+def sparse_train_step(
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    *,
+    weight: float = 1.0,
+    grad: torch.Tensor | None = None,
+    aux_mask: torch.Tensor | None = None,
+    k_aux: int = 1,
+    aux_coef: float = 0.0,
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """One training step of the sparse path without autograd: the loss, and every gradient
+    written into the parameters' ``.grad``.
+
+    The loss is ``weight * mean_i ||x_i - x_hat_i||^2`` plus ``aux_coef`` times the AuxK
+    loss of :func:`~sparsestat.neural.layers.auxk_loss` on the ``aux_mask`` latents, with
+    the gradients of :func:`sparse_step_grads` (one fused pass each); equal to the autograd
+    step of :meth:`SparseAutoencoderModule.forward_sparse` to float rounding. The batch
+    threshold of BatchTopK-like activations is updated as in training mode.
+
+    Parameters
+    ----------
+    module : SparseAutoencoderModule
+        An autoencoder whose activation has a sparse scope (TopK, BatchTopK, AbsTopK, ...).
+    x : Tensor of shape (B, d)
+        The (scaled) batch.
+    weight : float, default=1.0
+        Weight of the mean squared reconstruction error (e.g. ``1 / var0``).
+    grad : Tensor of shape (B, d), default=None
+        Downstream gradients (g-SAE).
+    aux_mask : BoolTensor of shape (F,), default=None
+        Dead latents of the AuxK loss (None: no AuxK).
+    k_aux : int, default=1
+        AuxK latents per row.
+    aux_coef : float, default=0.0
+        Coefficient of the AuxK loss.
+
+    Returns
+    -------
+    loss : float
+        The loss value.
+    row_errors : Tensor of shape (B,)
+        ``||x_i - x_hat_i||^2``.
+    counts : LongTensor of shape (F,)
+        Rows of the batch in which each latent fired.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sparsestat.neural.layers import SparseAutoencoderModule, TopK
+    >>> m = SparseAutoencoderModule(4, 8, TopK(2))
+    >>> loss, err, counts = sparse_train_step(m, torch.randn(5, 4))
+    >>> m.W_enc.grad.shape, int(counts.sum())
+    (torch.Size([8, 4]), 10)
+    """
+    m = module
+    B = x.shape[0]
+    xc = x - m.b_dec
+    pre = torch.addmm(m.b_enc, xc, m.W_enc.T)
+    rows, cols, _ = m.sparse_select(pre, grad=grad)
+    relu = not m.signed
+    w = float(weight) / B
+    loss, resid, g_w, g_be, g_d, g_x = sparse_step_grads(
+        xc, xc, pre, rows, cols, m.W_enc, m.W_dec, w, relu
+    )
+    g_bd = (2.0 * w) * resid.sum(0)
+    n_masked = 0 if aux_mask is None or aux_coef <= 0 else int(aux_mask.sum())
+    if n_masked > 0:
+        kk = min(int(k_aux), n_masked)
+        e = -resid  # x - x_hat, held fixed
+        denom = float((e - e.mean(0)).square().sum())
+        scale = aux_coef * min(n_masked / int(k_aux), 1.0)
+        if denom > 0 and math.isfinite(denom):
+            ra, ca, _ = select_sparse(pre, kk, signed=m.signed, mask=aux_mask)
+            aux = sparse_step_grads(xc, e, pre, ra, ca, m.W_enc, m.W_dec, scale / denom, relu)
+            if math.isfinite(aux[0]):
+                loss += aux[0]
+                g_w += aux[2]
+                g_be += aux[3]
+                g_d += aux[4]
+                g_x += aux[5]
+    g_bd -= g_x.sum(0)
+    for p, g in ((m.W_enc, g_w), (m.b_enc, g_be), (m.W_dec, g_d), (m.b_dec, g_bd)):
+        p.grad = g
+    vals = pre.reshape(-1).take(rows * pre.shape[1] + cols)
+    if relu:
+        vals = vals.clamp_min(0)
+    m.act.update_sparse_threshold(vals)
+    counts = torch.bincount(cols[vals != 0], minlength=pre.shape[1])
+    return loss, resid.square().sum(1), counts
