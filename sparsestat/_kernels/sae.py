@@ -173,12 +173,14 @@ def _flat_topk(values: np.ndarray, k: int) -> np.ndarray:
     # NumPy's introselect (C) finds the threshold several times faster than Numba's
     # np.partition; the ordered scan is compiled. The k-th largest is taken as the k-th
     # smallest of the negated values: np.partition with kth near the end of an array with
-    # many equal values (the zeros of a ReLU) degrades to ~25x slower on NumPy 2.x, the
-    # cause of a BatchTopK step costing twice a TopK step (benchmarks/bench_sae_kernels.py)
+    # many equal values (the zeros of a ReLU) degrades on NumPy 2.x (80x slower on a
+    # 512 x 128 block), the cause of a BatchTopK step costing twice a TopK step
+    # (benchmarks/bench_sae_kernels.py)
     values = np.ascontiguousarray(values)
     k = int(k)
-    thr = -np.partition(-values, k - 1)[k - 1]
-    return _flat_topk_scan(values, thr, k)
+    negated = -values  # the one copy; partitioned in place
+    negated.partition(k - 1)
+    return _flat_topk_scan(values, -negated[k - 1], k)
 
 
 # --------------------------------------------------------------------------- backward passes
