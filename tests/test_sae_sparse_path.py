@@ -337,3 +337,69 @@ def test_flat_topk_fast_matches_generic_with_ties(dtype):
         assert np.all(np.diff(fast) > 0)
         np.testing.assert_array_equal(np.sort(v[fast]), np.sort(v)[-k:])
     np.testing.assert_array_equal(K.flat_topk(torch.from_numpy(v), 64).numpy(), K.flat_topk(v, 64))
+
+
+# --------------------------------------------------------------------------- device paths
+def _to_numpy(x):
+    return np.asarray(x.cpu() if hasattr(x, "cpu") else x)
+
+
+@pytest.mark.parametrize("lib", ["array_api_strict", "torch"])
+def test_generic_kernels_on_other_array_libraries_equal_numba(lib):
+    """The generic (array-API) kernels, which CuPy / CUDA tensors would run, on
+    array_api_strict and torch CPU tensors, against the compiled versions on NumPy."""
+    if lib == "array_api_strict":
+        xps = pytest.importorskip("array_api_strict")
+        conv = xps.asarray
+    else:
+        conv = torch.from_numpy
+    rng = np.random.default_rng(7)
+    B, F, d, k = 16, 11, 6, 3
+    rank, _, rows, cols = _flat_selection(rng, B, F, k)
+    g_out, xc = rng.standard_normal((B, d)), rng.standard_normal((B, d))
+    vals, g_vals = rng.standard_normal(B * k), rng.standard_normal(B * k)
+    D, W = rng.standard_normal((F, d)), rng.standard_normal((F, d))
+    pre = xc @ W.T + rng.standard_normal(F)
+    cases = {
+        "sae_row_topk": (rank, k),
+        "sae_flat_topk": (rank.reshape(-1), 20),
+        "sae_sparse_decode_backward": (g_out, vals, rows, cols, D),
+        "sae_sparse_encode_backward": (g_vals, rows, cols, xc, W),
+        "sae_step_grads": (xc, g_out, pre, rows, cols, W, D, 0.3, True),
+    }
+    for name, args in cases.items():
+        with force_backend("numba"):
+            want = get_kernel(name, args[0])(*args)
+        converted = [conv(a) if isinstance(a, np.ndarray) else a for a in args]
+        got = get_kernel(name, converted[0])(*converted)
+        want = want if isinstance(want, tuple) else (want,)
+        got = got if isinstance(got, tuple) else (got,)
+        for g, w in zip(got, want):
+            g, w = _to_numpy(g) if not np.isscalar(g) else g, np.asarray(w)
+            if name == "sae_row_topk":  # the same set per row
+                g, w = np.sort(g, 1), np.sort(w, 1)
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, err_msg=name)
+    from sparsestat._kernels.geomedian import geometric_median
+
+    reps = rng.integers(1, 4, size=B)
+    weighted = _to_numpy(geometric_median(conv(xc), weights=conv(reps.astype(float))))
+    np.testing.assert_allclose(weighted, geometric_median(np.repeat(xc, reps, axis=0)), atol=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["topk", "batchtopk", "abstopk"])
+def test_estimator_device_path_on_the_cpu_equals_the_compiled_path(activation):
+    """Inside ``force_backend("generic")`` the CPU takes the path of CUDA devices (autograd
+    through ``embedding_bag`` and ``torch.topk``, no compiled step): same training to float32
+    rounding."""
+    X = _data()
+    kw = {"n_components": 48, "activation": make_activation(activation).set_params(k=3)}
+    kw.update(batch_size=128, max_epochs=2, random_state=0)
+    compiled = SparseAutoencoder(**kw).fit(X)
+    assert compiled._use_manual_step()
+    with force_backend("generic"):
+        device = SparseAutoencoder(**kw).fit(X)
+        assert not device._use_manual_step() and device._use_sparse_path()
+        Z_device = device.transform(X)
+    np.testing.assert_allclose(device.components_, compiled.components_, atol=2e-4)
+    np.testing.assert_allclose(device.history_[-1]["fvu"], compiled.history_[-1]["fvu"], rtol=1e-3)
+    np.testing.assert_allclose(Z_device, compiled.transform(X), atol=2e-3)
