@@ -22,6 +22,32 @@ from sparsestat.utils._compat import InvalidParameterError
 __all__ = ["SAEActivation"]
 
 
+def inherit_doc(method: Any) -> Any:
+    """Give an override of a :class:`SAEActivation` hook the hook's docstring.
+
+    Parameters
+    ----------
+    method : function
+        The override.
+
+    Returns
+    -------
+    method : function
+        The same function, documented.
+
+    Examples
+    --------
+    >>> class Plain(SAEActivation):
+    ...     @inherit_doc
+    ...     def after_step(self):
+    ...         pass
+    >>> Plain.after_step.__doc__ == SAEActivation.after_step.__doc__
+    True
+    """
+    method.__doc__ = getattr(SAEActivation, method.__name__).__doc__
+    return method
+
+
 class SAEActivation(nn.Module):
     """Base class of the activations of a sparse autoencoder.
 

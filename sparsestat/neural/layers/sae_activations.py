@@ -14,7 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparsestat.neural.layers.sae_activation_base import SAEActivation, weighted_mean
+from sparsestat.neural.layers.sae_activation_base import (
+    SAEActivation,
+    inherit_doc,
+    weighted_mean,
+)
 from sparsestat.neural.layers.sae_choice import FeatureChoice, MutualChoice
 from sparsestat.neural.layers.sae_gsae import GSAE
 from sparsestat.neural.layers.sae_selection import (
@@ -103,27 +107,11 @@ class JumpReLU(SAEActivation):
 
     @property
     def n_active(self) -> int | None:
-        """The resolved target L0.
-
-        Returns
-        -------
-        k : int or None
-            Target number of active latents per row.
-        """
+        """The resolved target L0."""
         return self._k
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check the parameters, resolve ``k`` and allocate the thresholds.
-
-        Parameters
-        ----------
-        n_features : int
-            Input dimension d.
-        n_components : int
-            Number of latents F.
-        batch_size : int, default=None
-            Unused.
-        """
         self._k = self._resolve_k(n_features, n_components)
         self._check_real("bandwidth", 0.0, closed=False)
         self._check_real("init_threshold", 0.0, closed=False)
@@ -169,52 +157,21 @@ class JumpReLU(SAEActivation):
         steps = jumprelu_step(pre, self._theta(), float(self.bandwidth)).sum(-1)
         return weighted_mean(steps, sample_weight)
 
+    @inherit_doc
     def extra_loss(self, sae, x, z, pre, var0, step, total_steps, sample_weight=None):
-        """The sparsity loss ('target' or 'step').
-
-        Parameters
-        ----------
-        sae : SparseAutoencoderModule
-            Unused.
-        x : Tensor of shape (B, d)
-            Unused.
-        z : Tensor of shape (B, F)
-            Unused.
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        var0 : float
-            Unused.
-        step : int
-            Unused.
-        total_steps : int
-            Unused.
-        sample_weight : Tensor of shape (B,), default=None
-            Row weights of the per-row terms.
-
-        Returns
-        -------
-        loss : scalar Tensor
-            ``l0_coef * (L0 / k - 1)**2`` or ``l0_coef * L0``.
-        """
         l0 = self.l0(pre, sample_weight)
         if self.l0_loss == "target":
             return float(self.l0_coef) * (l0 / float(self._k or 1) - 1.0).square()
         return float(self.l0_coef) * l0
 
+    @inherit_doc
     @torch.no_grad()
     def after_step(self) -> None:
-        """Keep the thresholds >= 1e-6 (after each optimiser step)."""
         if self.threshold is not None:
             self.threshold.clamp_(min=1e-6)
 
+    @inherit_doc
     def inference_threshold(self) -> Any:
-        """The learnt thresholds.
-
-        Returns
-        -------
-        threshold : ndarray of shape (F,) or None
-            Per-latent thresholds.
-        """
         if self.threshold is None:
             return None
         return self.threshold.detach().cpu().double().numpy().clip(min=0.0)
@@ -253,18 +210,8 @@ class ReLU(SAEActivation):
         super().__init__()
         self.alpha = alpha
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check ``alpha``.
-
-        Parameters
-        ----------
-        n_features : int
-            Unused.
-        n_components : int
-            Unused.
-        batch_size : int, default=None
-            Unused.
-        """
         self._check_real("alpha", 0.0)
 
     def forward(self, pre: torch.Tensor) -> torch.Tensor:
@@ -282,33 +229,8 @@ class ReLU(SAEActivation):
         """
         return torch.relu(pre)
 
+    @inherit_doc
     def extra_loss(self, sae, x, z, pre, var0, step, total_steps, sample_weight=None):
-        """The warmed-up L1 penalty weighted by the decoder row norms.
-
-        Parameters
-        ----------
-        sae : SparseAutoencoderModule
-            The autoencoder (its decoder).
-        x : Tensor of shape (B, d)
-            Unused.
-        z : Tensor of shape (B, F)
-            Codes.
-        pre : Tensor of shape (B, F)
-            Unused.
-        var0 : float
-            Fixed data variance.
-        step : int
-            Optimiser steps so far.
-        total_steps : int
-            Steps of this call (the warm-up lasts 5 % of them).
-        sample_weight : Tensor of shape (B,), default=None
-            Row weights of the per-row terms.
-
-        Returns
-        -------
-        loss : scalar Tensor
-            The penalty.
-        """
         warm = min(1.0, (step + 1) / max(1, int(0.05 * total_steps)))
         l1 = weighted_mean((z * sae.W_dec.norm(dim=1)).sum(1), sample_weight)
         return warm * float(self.alpha) * l1 / var0
@@ -351,18 +273,8 @@ class TopAFA(SAEActivation):
         super().__init__()
         self.afa_coef = afa_coef
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check ``afa_coef``.
-
-        Parameters
-        ----------
-        n_features : int
-            Unused.
-        n_components : int
-            Unused.
-        batch_size : int, default=None
-            Unused.
-        """
         self._check_real("afa_coef", 0.0)
 
     def forward(
@@ -389,58 +301,12 @@ class TopAFA(SAEActivation):
         """
         return top_afa(acts, target_norm, decoder_norms)[0]
 
+    @inherit_doc
     def codes(self, pre, *, x_centered, decoder, k=None, grad=None, scores=None):
-        """Top-AFA codes of ``relu(pre)`` with target ``||x_centered||``.
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        x_centered : Tensor of shape (B, d)
-            ``x - b_dec``.
-        decoder : Tensor of shape (F, d)
-            Decoder rows.
-        k : int, default=None
-            Unused.
-        grad : Tensor, default=None
-            Unused.
-        scores : Tensor, default=None
-            Unused.
-
-        Returns
-        -------
-        z : Tensor of shape (B, F)
-            Codes.
-        """
         return self(torch.relu(pre), x_centered.norm(dim=-1), decoder.norm(dim=-1))
 
+    @inherit_doc
     def extra_loss(self, sae, x, z, pre, var0, step, total_steps, sample_weight=None):
-        """The norm-matching loss when ``afa_coef > 0``.
-
-        Parameters
-        ----------
-        sae : SparseAutoencoderModule
-            The autoencoder (its pre-bias).
-        x : Tensor of shape (B, d)
-            The scaled batch.
-        z : Tensor of shape (B, F)
-            Codes.
-        pre : Tensor of shape (B, F)
-            Unused.
-        var0 : float
-            Fixed data variance.
-        step : int
-            Unused.
-        total_steps : int
-            Unused.
-        sample_weight : Tensor of shape (B,), default=None
-            Row weights of the per-row terms.
-
-        Returns
-        -------
-        loss : scalar Tensor or None
-            ``afa_coef * mean (||z|| - ||x - b||)**2 / var0``.
-        """
         if float(self.afa_coef) <= 0:
             return None
         target = (x - sae.b_dec).norm(dim=1)
@@ -500,27 +366,11 @@ class MatchingPursuit(SAEActivation):
 
     @property
     def n_active(self) -> int | None:
-        """The resolved number of training steps.
-
-        Returns
-        -------
-        k : int or None
-            Steps (at most that many active latents per row).
-        """
+        """The resolved number of training steps."""
         return self._k
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check the parameters and resolve ``k``.
-
-        Parameters
-        ----------
-        n_features : int
-            Input dimension d.
-        n_components : int
-            Number of latents F.
-        batch_size : int, default=None
-            Unused.
-        """
         self._k = self._resolve_k(n_features, n_components)
         if not isinstance(self.signed, bool):
             self._invalid("signed", "a bool")
@@ -559,29 +409,8 @@ class MatchingPursuit(SAEActivation):
         tol = None if self.training else self.tol
         return matching_pursuit(residual, dictionary, steps, signed=bool(self.signed), tol=tol)[0]
 
+    @inherit_doc
     def codes(self, pre, *, x_centered, decoder, k=None, grad=None, scores=None):
-        """Matching-pursuit codes of ``x_centered`` over ``decoder``.
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Unused (the pursuit recomputes its correlations).
-        x_centered : Tensor of shape (B, d)
-            ``x - b_dec``.
-        decoder : Tensor of shape (F, d)
-            Decoder rows.
-        k : int, default=None
-            Overrides the number of steps.
-        grad : Tensor, default=None
-            Unused.
-        scores : Tensor, default=None
-            Unused.
-
-        Returns
-        -------
-        z : Tensor of shape (B, F)
-            Codes.
-        """
         return self._pursue(x_centered, decoder, k)
 
 

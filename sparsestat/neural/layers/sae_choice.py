@@ -12,7 +12,11 @@ from numbers import Real
 
 import torch
 
-from sparsestat.neural.layers.sae_activation_base import SAEActivation, ThresholdMixin
+from sparsestat.neural.layers.sae_activation_base import (
+    SAEActivation,
+    ThresholdMixin,
+    inherit_doc,
+)
 from sparsestat.neural.layers.sae_losses import zipf_underused_mask
 from sparsestat.neural.layers.sae_selection import (
     feature_choice,
@@ -80,52 +84,21 @@ class MutualChoice(BatchTopK):
         self.aux_zipf_ratio = aux_zipf_ratio
         self.register_buffer("density", None)
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check the parameters, resolve ``k`` and allocate the firing densities.
-
-        Parameters
-        ----------
-        n_features : int
-            Input dimension d.
-        n_components : int
-            Number of latents F.
-        batch_size : int, default=None
-            Unused.
-        """
         super().build(n_features, n_components, batch_size)
         self._check_real("zipf_exponent", 0.0)
         self._check_real("aux_zipf_ratio", 0.0)
         self.density = torch.zeros(n_components, dtype=torch.float64)
 
+    @inherit_doc
     def update_statistics(self, counts: torch.Tensor, n_rows: int) -> None:
-        """EMA of the firing densities (fraction of rows in which each latent fires).
-
-        Parameters
-        ----------
-        counts : LongTensor of shape (F,)
-            Rows of the batch in which each latent fired.
-        n_rows : int
-            Rows in the batch.
-        """
         if self.density is not None:
             frac = counts.to(self.density) / max(n_rows, 1)
             self.density.lerp_(frac, float(self.threshold_rate))
 
+    @inherit_doc
     def aux_mask(self, since_fired: torch.Tensor, dead_after: int) -> torch.Tensor | None:
-        """Under-used latents (aux_zipf).
-
-        Parameters
-        ----------
-        since_fired : LongTensor of shape (F,)
-            Unused.
-        dead_after : int
-            Unused.
-
-        Returns
-        -------
-        mask : BoolTensor of shape (F,)
-            Latents firing below ``aux_zipf_ratio`` times their Zipf-expected density.
-        """
         return zipf_underused_mask(
             self.density, self._kk(), self.aux_zipf_ratio, self.zipf_exponent
         ).cpu()
@@ -203,27 +176,11 @@ class FeatureChoice(ThresholdMixin, SAEActivation):
 
     @property
     def n_active(self) -> int | None:
-        """The resolved ``k``.
-
-        Returns
-        -------
-        k : int or None
-            Mean latents per row.
-        """
+        """The resolved ``k``."""
         return self._k
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check the parameters (``k * batch_size >= n_components``) and allocate the state.
-
-        Parameters
-        ----------
-        n_features : int
-            Input dimension d.
-        n_components : int
-            Number of latents F.
-        batch_size : int, default=None
-            Training batch size.
-        """
         self._k = self._resolve_k(n_features, n_components)
         self._check_options("capacity", ("uniform", "zipf"))
         self._check_options("inference_mode", _INFERENCE)
@@ -300,21 +257,8 @@ class FeatureChoice(ThresholdMixin, SAEActivation):
         self.threshold[fresh] = low[fresh]
         self.threshold[upd] = torch.lerp(self.threshold[upd], low[upd], rate)
 
+    @inherit_doc
     def aux_mask(self, since_fired: torch.Tensor, dead_after: int) -> torch.Tensor | None:
-        """Under-used latents (aux_zipf).
-
-        Parameters
-        ----------
-        since_fired : LongTensor of shape (F,)
-            Unused.
-        dead_after : int
-            Unused.
-
-        Returns
-        -------
-        mask : BoolTensor of shape (F,)
-            Latents firing below ``aux_zipf_ratio`` times their Zipf-expected density.
-        """
         k = self._state()
         return zipf_underused_mask(
             self.density, k, self.aux_zipf_ratio, float(self.zipf_exponent)

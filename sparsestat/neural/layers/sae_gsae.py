@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sparsestat.neural.layers.sae_activation_base import SAEActivation
+from sparsestat.neural.layers.sae_activation_base import SAEActivation, inherit_doc
 from sparsestat.neural.layers.sae_topk import TopK
 
 __all__ = ["GSAE"]
@@ -83,71 +83,31 @@ class GSAE(SAEActivation):
 
     @property
     def signed(self) -> bool:  # type: ignore[override]
-        """Whether the base selection keeps signs.
-
-        Returns
-        -------
-        signed : bool
-            As the base.
-        """
+        """Whether the base selection keeps signs."""
         return self._sel().signed
 
     @property
     def aux_loss(self) -> str | None:  # type: ignore[override]
-        """The base's auxiliary loss.
-
-        Returns
-        -------
-        aux_loss : str or None
-            As the base.
-        """
+        """The base's auxiliary loss."""
         return self._sel().aux_loss
 
     @property
     def uses_gradients(self) -> bool:  # type: ignore[override]
-        """True when ``beta > 0``.
-
-        Returns
-        -------
-        uses : bool
-            Whether the codes depend on gradients.
-        """
+        """True when ``beta > 0``."""
         return float(self.beta) > 0
 
     @property
     def sparse_scope(self) -> str | None:
-        """The base's scope.
-
-        Returns
-        -------
-        scope : str or None
-            Scope of the sparse selection.
-        """
+        """The base's scope."""
         return self._sel().sparse_scope
 
     @property
     def n_active(self) -> int | None:
-        """The base's resolved ``k``.
-
-        Returns
-        -------
-        k : int or None
-            Latents per row.
-        """
+        """The base's resolved ``k``."""
         return self._sel().n_active
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check the parameters and build the base selection.
-
-        Parameters
-        ----------
-        n_features : int
-            Input dimension d.
-        n_components : int
-            Number of latents F.
-        batch_size : int, default=None
-            Training batch size.
-        """
         base = self._sel()
         if not (isinstance(base, SAEActivation) and base.rankable):
             self._invalid("base", "TopK, BatchTopK, AbsTopK or MutualChoice")
@@ -204,153 +164,42 @@ class GSAE(SAEActivation):
         """
         return self._sel()(pre, scores)
 
+    @inherit_doc
     def codes(self, pre, *, x_centered, decoder, k=None, grad=None, scores=None):
-        """Codes of the base selection ranked by the g-SAE scores (base order without ``grad``).
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        x_centered : Tensor of shape (B, d)
-            Centred inputs.
-        decoder : Tensor of shape (F, d)
-            Decoder rows.
-        k : int, default=None
-            Overrides the base's ``k`` where it has a per-row one.
-        grad : Tensor of shape (B, d), default=None
-            Downstream gradients.
-        scores : Tensor of shape (B, F), default=None
-            Explicit ranking scores (override ``grad``).
-
-        Returns
-        -------
-        z : Tensor of shape (B, F)
-            Codes.
-        """
         if scores is None:
             scores = self._scores(pre, grad, decoder)
         return self._sel().codes(
             pre, x_centered=x_centered, decoder=decoder, k=k, grad=None, scores=scores
         )
 
+    @inherit_doc
     def sparse_select(self, pre, *, k=None, grad=None, decoder=None, scores=None):
-        """The base's sparse selection ranked by the g-SAE scores.
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        k : int, default=None
-            Overrides ``k``.
-        grad : Tensor of shape (B, d), default=None
-            Downstream gradients.
-        decoder : Tensor of shape (F, d), default=None
-            Decoder rows.
-        scores : Tensor of shape (B, F), default=None
-            Explicit ranking scores.
-
-        Returns
-        -------
-        rows, cols, offsets : LongTensor
-            See :func:`~sparsestat.neural.layers.select_sparse`.
-        """
         if scores is None and decoder is not None:
             scores = self._scores(pre, grad, decoder)
         return self._sel().sparse_select(pre, k=k, scores=scores)
 
+    @inherit_doc
     def update_sparse_threshold(self, values: torch.Tensor) -> None:
-        """The base's threshold update.
-
-        Parameters
-        ----------
-        values : Tensor of shape (nnz,)
-            Kept code values.
-        """
         self._sel().update_sparse_threshold(values)
 
+    @inherit_doc
     def extra_loss(self, sae, x, z, pre, var0, step, total_steps, sample_weight=None):
-        """The base's extra loss.
-
-        Parameters
-        ----------
-        sae : SparseAutoencoderModule
-            The autoencoder.
-        x : Tensor of shape (B, d)
-            The scaled batch.
-        z : Tensor of shape (B, F)
-            Its codes.
-        pre : Tensor of shape (B, F)
-            Its pre-activations.
-        var0 : float
-            Fixed data variance.
-        step : int
-            Optimiser steps so far.
-        total_steps : int
-            Steps of this call.
-        sample_weight : Tensor of shape (B,), default=None
-            Row weights of the per-row terms.
-
-        Returns
-        -------
-        loss : scalar Tensor or None
-            The base's term.
-        """
         return self._sel().extra_loss(sae, x, z, pre, var0, step, total_steps, sample_weight)
 
+    @inherit_doc
     def aux_mask(self, since_fired: torch.Tensor, dead_after: int) -> torch.Tensor | None:
-        """The base's auxiliary-loss latents.
-
-        Parameters
-        ----------
-        since_fired : LongTensor of shape (F,)
-            Training rows since each latent last fired.
-        dead_after : int
-            Rows without firing after which a latent is dead.
-
-        Returns
-        -------
-        mask : BoolTensor of shape (F,) or None
-            As the base.
-        """
         return self._sel().aux_mask(since_fired, dead_after)
 
+    @inherit_doc
     def update_statistics(self, counts: torch.Tensor, n_rows: int) -> None:
-        """The base's statistics update.
-
-        Parameters
-        ----------
-        counts : LongTensor of shape (F,)
-            Rows of the batch in which each latent fired.
-        n_rows : int
-            Rows in the batch.
-        """
         self._sel().update_statistics(counts, n_rows)
 
+    @inherit_doc
     def inference_threshold(self) -> Any:
-        """The base's inference threshold.
-
-        Returns
-        -------
-        threshold : float, ndarray or None
-            As the base.
-        """
         return self._sel().inference_threshold()
 
+    @inherit_doc
     def batch_gradients(self, x: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor | None:
-        """``grad`` if given, else ``gradient_fn(x)`` (None when ``beta == 0``).
-
-        Parameters
-        ----------
-        x : Tensor of shape (B, d)
-            The batch in input units.
-        grad : Tensor of shape (B, d) or None
-            Gradients given to ``fit``.
-
-        Returns
-        -------
-        grad : Tensor of shape (B, d) or None
-            The batch's downstream gradients.
-        """
         if float(self.beta) <= 0:
             return None
         if grad is not None:

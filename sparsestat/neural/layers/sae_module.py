@@ -41,6 +41,7 @@ class SparseAutoencoderModule(nn.Module):
     --------
     >>> import torch
     >>> from sparsestat.neural.layers import SparseAutoencoderModule, TopK
+    >>> _ = torch.manual_seed(0)
     >>> sae = SparseAutoencoderModule(8, 16, TopK(k=2))
     >>> x_hat, z, pre = sae(torch.randn(5, 8))
     >>> [int(n) for n in (z != 0).sum(1)]
@@ -70,35 +71,17 @@ class SparseAutoencoderModule(nn.Module):
 
     @property
     def unit_norm_decoder(self) -> bool:
-        """Whether decoder rows are kept at unit norm (all activations but ``ReLU``).
-
-        Returns
-        -------
-        unit : bool
-            The activation's rule.
-        """
+        """Whether decoder rows are kept at unit norm (all activations but ``ReLU``)."""
         return self.act.unit_norm_decoder
 
     @property
     def signed(self) -> bool:
-        """Whether codes may be negative (AbsTopK, signed MP).
-
-        Returns
-        -------
-        signed : bool
-            The activation's rule.
-        """
+        """Whether codes may be negative (AbsTopK, signed MP)."""
         return bool(self.act.signed)
 
     @property
     def supports_sparse(self) -> bool:
-        """Whether :meth:`forward_sparse` applies (fixed-budget top-k family).
-
-        Returns
-        -------
-        supported : bool
-            True when the activation has a sparse scope.
-        """
+        """Whether :meth:`forward_sparse` applies (fixed-budget top-k family)."""
         return self.act.sparse_scope is not None
 
     @torch.no_grad()

@@ -17,6 +17,7 @@ import torch
 from sparsestat.neural.layers.sae_activation_base import (
     SAEActivation,
     ThresholdMixin,
+    inherit_doc,
     weighted_mean,
 )
 from sparsestat.neural.layers.sae_selection import (
@@ -75,38 +76,16 @@ class TopK(SAEActivation):
 
     @property
     def n_active(self) -> Any:
-        """The resolved ``k``.
-
-        Returns
-        -------
-        k : int, float or None
-            Latents kept per row.
-        """
+        """The resolved ``k``."""
         return self._k
 
     @property
     def sparse_scope(self) -> str | None:
-        """'row' (the sparse path), or None with ``multi_topk``.
-
-        Returns
-        -------
-        scope : str or None
-            Scope of the sparse selection.
-        """
+        """'row' (the sparse path), or None with ``multi_topk``."""
         return None if self.multi_topk else "row"
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check ``k`` and resolve None (see :meth:`SAEActivation.build`).
-
-        Parameters
-        ----------
-        n_features : int
-            Input dimension d.
-        n_components : int
-            Number of latents F.
-        batch_size : int, default=None
-            Unused.
-        """
         if isinstance(self.k, float) and 0.0 < self.k <= 1.0:
             self._k = max(1, int(round(self.k * n_components)))
         else:
@@ -144,84 +123,19 @@ class TopK(SAEActivation):
         """
         return topk_relu(pre, self._kk(None), scores)
 
+    @inherit_doc
     def codes(self, pre, *, x_centered, decoder, k=None, grad=None, scores=None):
-        """TopK codes (``k`` overrides the number kept per row).
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        x_centered : Tensor of shape (B, d)
-            Unused.
-        decoder : Tensor of shape (F, d)
-            Unused.
-        k : int, default=None
-            Overrides ``k``.
-        grad : Tensor, default=None
-            Unused.
-        scores : Tensor of shape (B, F), default=None
-            Ranking scores (g-SAE).
-
-        Returns
-        -------
-        z : Tensor of shape (B, F)
-            Codes.
-        """
         return topk_relu(pre, self._kk(k), scores)
 
+    @inherit_doc
     def extra_loss(self, sae, x, z, pre, var0, step, total_steps, sample_weight=None):
-        """``FVU(4k) / 8`` with ``multi_topk`` (sparsify's Multi-TopK), else None.
-
-        Parameters
-        ----------
-        sae : SparseAutoencoderModule
-            The autoencoder.
-        x : Tensor of shape (B, d)
-            The scaled batch.
-        z : Tensor of shape (B, F)
-            Its codes.
-        pre : Tensor of shape (B, F)
-            Its pre-activations.
-        var0 : float
-            Fixed data variance.
-        step : int
-            Unused.
-        total_steps : int
-            Unused.
-        sample_weight : Tensor of shape (B,), default=None
-            Row weights of the per-row terms.
-
-        Returns
-        -------
-        loss : scalar Tensor or None
-            The Multi-TopK term.
-        """
         if not self.multi_topk:
             return None
         x4 = sae.decode(topk_relu(pre, 4 * self._kk(None)))
         return weighted_mean((x - x4).square().sum(1), sample_weight) / var0 / 8
 
+    @inherit_doc
     def sparse_select(self, pre, *, k=None, grad=None, decoder=None, scores=None):
-        """Per-row selection as flat ``(rows, cols, offsets)``.
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        k : int, default=None
-            Overrides ``k``.
-        grad : Tensor, default=None
-            Unused.
-        decoder : Tensor, default=None
-            Unused.
-        scores : Tensor of shape (B, F), default=None
-            Ranking scores.
-
-        Returns
-        -------
-        rows, cols, offsets : LongTensor
-            See :func:`~sparsestat.neural.layers.select_sparse`.
-        """
         return select_sparse(pre, self._kk(k), scope="row", signed=self.signed, scores=scores)
 
 
@@ -305,38 +219,16 @@ class BatchTopK(ThresholdMixin, SAEActivation):
 
     @property
     def n_active(self) -> int | None:
-        """The resolved ``k``.
-
-        Returns
-        -------
-        k : int or None
-            Mean latents per row.
-        """
+        """The resolved ``k``."""
         return self._k
 
     @property
     def sparse_scope(self) -> str | None:
-        """'batch': the sparse path selects over the whole batch.
-
-        Returns
-        -------
-        scope : str
-            Scope of the sparse selection.
-        """
+        """'batch': the sparse path selects over the whole batch."""
         return "batch"
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check the parameters and resolve ``k=None`` (see :meth:`SAEActivation.build`).
-
-        Parameters
-        ----------
-        n_features : int
-            Input dimension d.
-        n_components : int
-            Number of latents F.
-        batch_size : int, default=None
-            Unused.
-        """
         self._k = self._resolve_k(n_features, n_components)
         rate = self.threshold_rate
         if not (isinstance(rate, Real) and 0 < rate <= 1):
@@ -375,62 +267,16 @@ class BatchTopK(ThresholdMixin, SAEActivation):
             return self._select(pre, scores)
         return threshold_activation(pre, self._threshold(pre), self.signed)
 
+    @inherit_doc
     def codes(self, pre, *, x_centered, decoder, k=None, grad=None, scores=None):
-        """Codes of a batch (``k`` is ignored: the budget is fixed by the training ``k``).
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        x_centered : Tensor of shape (B, d)
-            Unused.
-        decoder : Tensor of shape (F, d)
-            Unused.
-        k : int, default=None
-            Unused.
-        grad : Tensor, default=None
-            Unused.
-        scores : Tensor of shape (B, F), default=None
-            Ranking scores (g-SAE).
-
-        Returns
-        -------
-        z : Tensor of shape (B, F)
-            Codes.
-        """
         return self(pre, scores)
 
+    @inherit_doc
     def sparse_select(self, pre, *, k=None, grad=None, decoder=None, scores=None):
-        """Batch selection as flat ``(rows, cols, offsets)``.
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        k : int, default=None
-            Unused.
-        grad : Tensor, default=None
-            Unused.
-        decoder : Tensor, default=None
-            Unused.
-        scores : Tensor of shape (B, F), default=None
-            Ranking scores.
-
-        Returns
-        -------
-        rows, cols, offsets : LongTensor
-            See :func:`~sparsestat.neural.layers.select_sparse`.
-        """
         return select_sparse(pre, self._kk(), scope="batch", signed=self.signed, scores=scores)
 
+    @inherit_doc
     def update_sparse_threshold(self, values: torch.Tensor) -> None:
-        """Update the threshold from the kept values of a training batch (train mode only).
-
-        Parameters
-        ----------
-        values : Tensor of shape (nnz,)
-            Kept code values.
-        """
         if self.training:
             self.update_threshold_values(values)
 
@@ -477,27 +323,11 @@ class AbsTopK(BatchTopK):
 
     @property
     def sparse_scope(self) -> str | None:
-        """The scope: 'row' or 'batch'.
-
-        Returns
-        -------
-        scope : str
-            Scope of the sparse selection.
-        """
+        """The scope: 'row' or 'batch'."""
         return self.scope
 
+    @inherit_doc
     def build(self, n_features: int, n_components: int, batch_size: int | None = None) -> None:
-        """Check the parameters and resolve ``k=None``.
-
-        Parameters
-        ----------
-        n_features : int
-            Input dimension d.
-        n_components : int
-            Number of latents F.
-        batch_size : int, default=None
-            Unused.
-        """
         super().build(n_features, n_components, batch_size)
         self._check_options("scope", ("row", "batch"))
 
@@ -520,74 +350,22 @@ class AbsTopK(BatchTopK):
             return super().forward(pre, scores)
         return abs_topk(pre, self._kk(), scores)
 
+    @inherit_doc
     def codes(self, pre, *, x_centered, decoder, k=None, grad=None, scores=None):
-        """Codes of a batch (``k`` overrides the per-row k of scope 'row').
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        x_centered : Tensor of shape (B, d)
-            Unused.
-        decoder : Tensor of shape (F, d)
-            Unused.
-        k : int, default=None
-            Overrides ``k`` (scope 'row').
-        grad : Tensor, default=None
-            Unused.
-        scores : Tensor of shape (B, F), default=None
-            Ranking scores (g-SAE).
-
-        Returns
-        -------
-        z : Tensor of shape (B, F)
-            Codes.
-        """
         if self.scope == "row":
             return abs_topk(pre, self._kk() if k is None else k, scores)
         return self(pre, scores)
 
+    @inherit_doc
     def sparse_select(self, pre, *, k=None, grad=None, decoder=None, scores=None):
-        """Selection as flat ``(rows, cols, offsets)``.
-
-        Parameters
-        ----------
-        pre : Tensor of shape (B, F)
-            Pre-activations.
-        k : int, default=None
-            Overrides ``k`` (scope 'row').
-        grad : Tensor, default=None
-            Unused.
-        decoder : Tensor, default=None
-            Unused.
-        scores : Tensor of shape (B, F), default=None
-            Ranking scores.
-
-        Returns
-        -------
-        rows, cols, offsets : LongTensor
-            See :func:`~sparsestat.neural.layers.select_sparse`.
-        """
         kk = self._kk() if k is None or self.scope == "batch" else k
         return select_sparse(pre, kk, scope=self.scope, signed=True, scores=scores)
 
+    @inherit_doc
     def update_sparse_threshold(self, values: torch.Tensor) -> None:
-        """Update the threshold (scope 'batch', train mode).
-
-        Parameters
-        ----------
-        values : Tensor of shape (nnz,)
-            Kept code values.
-        """
         if self.scope == "batch":
             super().update_sparse_threshold(values)
 
+    @inherit_doc
     def inference_threshold(self) -> Any:
-        """The ``|pre|`` threshold of scope 'batch' (None for scope 'row').
-
-        Returns
-        -------
-        threshold : float or None
-            The learnt threshold.
-        """
         return super().inference_threshold() if self.scope == "batch" else None
