@@ -16,7 +16,7 @@ from sparsestat.neural.layers import (  # noqa: E402
     MaskedLinear,
     NMSparseLinear,
     PGFSchedule,
-    TopKActivation,
+    TopK,
     apply_nm_mask_,
     cosine_drop_fraction,
     erk_densities,
@@ -476,13 +476,13 @@ def test_sparse_ift_widths():
 def test_topk_activation():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(10, 16, generator=gen)
-    out = TopKActivation(4)(x)
+    out = TopK(4)(x)
     assert bool(((out != 0).sum(1) <= 4).all())
     kth = torch.relu(x).topk(4, dim=1).values[:, -1:]
     torch.testing.assert_close(out, torch.where(torch.relu(x) >= kth, torch.relu(x), 0.0))
-    assert torch.equal(TopKActivation(16)(x), torch.relu(x))
-    assert torch.equal(TopKActivation(40)(x), torch.relu(x))
-    assert bool(((TopKActivation(0.25)(x) != 0).sum(1) <= 4).all())
+    assert torch.equal(TopK(16)(x), torch.relu(x))
+    assert torch.equal(TopK(40)(x), torch.relu(x))
+    assert bool(((TopK(0.25)(x) != 0).sum(1) <= 4).all())
 
 
 def test_export_semi_structured_needs_cuda():

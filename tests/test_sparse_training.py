@@ -29,7 +29,7 @@ from sparsestat.neural import (  # noqa: E402
     SparseMLPRegressor,
     StaticMask,
 )
-from sparsestat.neural.layers import TopKActivation, erk_densities, is_nm_sparse  # noqa: E402
+from sparsestat.neural.layers import TopK, erk_densities, is_nm_sparse  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -215,7 +215,7 @@ def test_sparse_ift_wide_and_parallel(data16):
 
 def test_topk_activation_density(data16):
     X, y = data16
-    clf = SparseMLPClassifier(**_fast(method="dense", activation=TopKActivation(4))).fit(X, y)
+    clf = SparseMLPClassifier(**_fast(method="dense", activation=TopK(4))).fit(X, y)
     dens = clf.activation_density(X)
     assert dens.shape == (1,) and dens[0] <= 4 / 16 + 1e-12
     relu = SparseMLPClassifier(**_fast(method="dense")).fit(X, y)

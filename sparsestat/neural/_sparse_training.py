@@ -12,7 +12,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
 from sparsestat.neural._base import BaseTorchEstimator, TorchClassifierMixin, TorchRegressorMixin
-from sparsestat.neural.layers._activations import TopKActivation
 from sparsestat.neural.layers._dst import (
     SET,
     Dense,
@@ -24,6 +23,7 @@ from sparsestat.neural.layers._dst import (
 from sparsestat.neural.layers._masked import MaskedLinear, NMSparseLinear
 from sparsestat.neural.layers._mlp import get_activation
 from sparsestat.neural.layers._nm import CAST, PGF, SRSTE, STE
+from sparsestat.neural.layers.sae_topk import TopK
 from sparsestat.utils._compat import HasMethods, Interval, StrOptions
 from sparsestat.utils._deprecation import warn_renamed
 
@@ -332,7 +332,7 @@ class _SparseMLPBase(BaseTorchEstimator):
         topk = self._old("activation_topk")
         if topk is None:
             return self.activation
-        return TopKActivation(int(topk) if float(topk) >= 1 else float(topk))
+        return TopK(int(topk) if float(topk) >= 1 else float(topk))
 
     def _resolved(self):
         """(method object, sparsity, hidden sizes, excluded layer positions)."""

@@ -1,10 +1,11 @@
 """Plain PyTorch pieces (layers, masks, gates, schedulers) for your own models.
 
-This module only re-exports; the pieces live in private files split by concept: masks and
+This module only re-exports; the pieces live in files split by concept: masks and
 schedules (``_masks``), masked layers (``_masked``), sparse-training methods and dynamic
-sparse training (``_dst``, ``_nm``), optimizers (``_optim``), activations
-(``_activations``), gates (``_comet``), group-envelope regularisation (``_envelope``),
-Bayesian layers (``_ssvi``), MLPs (``_mlp``) and the sparse-autoencoder pieces (``_sae``).
+sparse training (``_dst``, ``_nm``), optimizers (``_optim``), gates (``_comet``),
+group-envelope regularisation (``_envelope``), Bayesian layers (``_ssvi``), MLPs (``_mlp``)
+and the sparse-autoencoder pieces and activations (``sae_*``; ``TopK`` also serves as a
+top-k activation in ordinary networks).
 
 Examples
 --------
@@ -18,7 +19,6 @@ from sparsestat.neural import import_torch
 
 import_torch()
 
-from sparsestat.neural.layers._activations import TopKActivation  # noqa: E402
 from sparsestat.neural.layers._comet import (  # noqa: E402
     COMETGate,
     DSelectKGate,
@@ -53,8 +53,6 @@ from sparsestat.neural.layers._masks import (  # noqa: E402
 )
 from sparsestat.neural.layers._mlp import MLP, get_activation  # noqa: E402
 from sparsestat.neural.layers._optim import AdamS  # noqa: E402
-from sparsestat.neural.layers._sae import *  # noqa: E402, F403
-from sparsestat.neural.layers._sae import __all__ as _sae_all  # noqa: E402
 from sparsestat.neural.layers._ssvi import (  # noqa: E402
     SSVI_CRITERIA,
     SparseBayesConv2d,
@@ -63,6 +61,20 @@ from sparsestat.neural.layers._ssvi import (  # noqa: E402
     folded_normal_moments,
     ssvi_removal_score,
 )
+from sparsestat.neural.layers.sae_activation_base import SAEActivation  # noqa: E402
+from sparsestat.neural.layers.sae_activations import *  # noqa: E402, F403
+from sparsestat.neural.layers.sae_activations import __all__ as _sae_act_all  # noqa: E402
+from sparsestat.neural.layers.sae_choice import FeatureChoice, MutualChoice  # noqa: E402
+from sparsestat.neural.layers.sae_gsae import GSAE  # noqa: E402
+from sparsestat.neural.layers.sae_losses import *  # noqa: E402, F403
+from sparsestat.neural.layers.sae_losses import __all__ as _sae_loss_all  # noqa: E402
+from sparsestat.neural.layers.sae_module import SparseAutoencoderModule  # noqa: E402
+from sparsestat.neural.layers.sae_selection import *  # noqa: E402, F403
+from sparsestat.neural.layers.sae_selection import __all__ as _sae_sel_all  # noqa: E402
+from sparsestat.neural.layers.sae_sparse_path import *  # noqa: E402, F403
+from sparsestat.neural.layers.sae_sparse_path import __all__ as _sae_path_all  # noqa: E402
+from sparsestat.neural.layers.sae_topk import *  # noqa: E402, F403
+from sparsestat.neural.layers.sae_topk import __all__ as _sae_topk_all  # noqa: E402
 
 __all__ = [
     "COMETGate",
@@ -83,15 +95,23 @@ __all__ = [
     "SparseBayesLinear",
     "folded_normal_moments",
     "get_activation",
-    *_sae_all,
+    "FeatureChoice",
+    "GSAE",
+    "MutualChoice",
+    "SAEActivation",
+    "SparseAutoencoderModule",
+    *_sae_act_all,
+    *_sae_loss_all,
+    *_sae_sel_all,
+    *_sae_path_all,
+    *_sae_topk_all,
     "ssvi_removal_score",
-    # sparse training: masks, masked layers, optimizers, activations
+    # sparse training: masks, masked layers, optimizers
     "AdamS",
     "MaskedEmbedding",
     "MaskedLinear",
     "NMSparseLinear",
     "PGFSchedule",
-    "TopKActivation",
     "apply_nm_mask_",
     "cosine_drop_fraction",
     "erk_densities",
