@@ -441,3 +441,15 @@ def test_unknown_routed_parameter_is_named():
         SparseMLPClassifier().set_params(optimizer__momentum=0.9)
     est = SparseMLPClassifier(method="cast").set_params(optimizer__variant="ast")
     assert est.get_params()["optimizer__variant"] == "ast"  # CAST's AdamS takes it
+
+
+def test_topk_activation_is_tuned_as_activation__k(data16):
+    X, y = data16
+    grid = GridSearchCV(
+        SparseMLPClassifier(**_fast(method="dense", activation=TopK(k=8))),
+        {"activation__k": [2, 4]},
+        cv=2,
+    ).fit(X, y)
+    best = grid.best_estimator_
+    k = grid.best_params_["activation__k"]
+    assert best.activation.k == k and best.activation_density(X)[0] <= k / 16 + 1e-12

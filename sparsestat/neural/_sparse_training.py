@@ -77,16 +77,26 @@ _RENAMED = {
 }
 
 
+def _activation(activation, fan_in, width):
+    """A hidden activation module: by name, or a copy of the given module; a sparse
+    activation with a ``build`` hook (such as ``TopK``) resolves its ``k`` for the width."""
+    if isinstance(activation, str):
+        return get_activation(activation)
+    act = copy.deepcopy(activation)
+    if callable(getattr(act, "build", None)):
+        act.build(fan_in, width)
+    return act
+
+
 class _SparseMLPModule(nn.Module):
     """Parallel branches of ``Linear -> activation`` stacks whose outputs are summed."""
 
     def __init__(self, branches, activation):
         super().__init__()
         self.branches = nn.ModuleList(nn.ModuleList(layers) for layers in branches)
-        n_hidden = len(branches[0]) - 1
         self.acts = nn.ModuleList(
-            get_activation(activation) if isinstance(activation, str) else copy.deepcopy(activation)
-            for _ in range(n_hidden)
+            _activation(activation, layer.in_features, layer.out_features)
+            for layer in branches[0][:-1]
         )
 
     def linears(self):
