@@ -119,13 +119,14 @@ class SparseTrainingMethod(BaseEstimator):
         Parameters
         ----------
         model : torch.nn.Module
-            The model being trained.
+            The model being trained (its masked or N:M layers are found in it).
         optimizer : torch.optim.Optimizer
-            Its optimizer.
+            Its optimizer (the state of regrown weights is reset).
         total_steps : int, optional
-            Length of training in optimiser steps (schedules end there).
+            Length of training in optimiser steps: schedules end there, and no mask update
+            happens at or after it.
         steps_per_epoch : int, optional
-            Steps per epoch (``update_interval=None`` means one epoch).
+            Steps per epoch (what ``update_interval=None`` means).
         step : int, default=0
             Global step the training starts at (continued training).
         generator : torch.Generator, optional
@@ -134,10 +135,18 @@ class SparseTrainingMethod(BaseEstimator):
         Returns
         -------
         runtime : SparseTrainingMethod
-            The object whose hooks to call (this one).
+            The object whose hooks to call (this one; a copy of the mask method for
+            :class:`SparseIFT`).
         """
+        old = getattr(self, "_old", {})
         self.model_, self.optimizer_, self.step = model, optimizer, int(step)
-        self.generator = generator
+        self.generator = old.get("generator") if generator is None else generator
+        return self._attach(model, optimizer, total_steps, steps_per_epoch)
+
+    def _attach(
+        self, model: Any, optimizer: Any, total_steps: int | None, steps_per_epoch: int | None
+    ) -> SparseTrainingMethod:
+        """Method-specific binding (after :meth:`attach` stored the common state)."""
         return self
 
     def on_batch_begin(self, step: int) -> None:
@@ -235,46 +244,9 @@ class StaticMask(SparseTrainingMethod):
             return uniform_densities(shapes, density, dense=dense)
         raise ValueError(f"density_init must be 'erk' or 'uniform'; got {self.density_init!r}.")
 
-    def attach(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        *,
-        total_steps: int | None = None,
-        steps_per_epoch: int | None = None,
-        step: int = 0,
-        generator: torch.Generator | None = None,
+    def _attach(
+        self, model: Any, optimizer: Any, total_steps: int | None, steps_per_epoch: int | None
     ) -> StaticMask:
-        """Register the model's masked layers and the optimizer; apply the masks.
-
-        Parameters
-        ----------
-        model : torch.nn.Module
-            Model holding :class:`MaskedLinear` (or ``MaskedEmbedding``) layers.
-        optimizer : torch.optim.Optimizer
-            Its optimizer (the state of grown weights is reset).
-        total_steps : int, optional
-            Length of training in optimiser steps: no mask update at or after it.
-        steps_per_epoch : int, optional
-            Steps per epoch (what ``update_interval=None`` means).
-        step : int, default=0
-            Global step the training starts at.
-        generator : torch.Generator, optional
-            Randomness of growth and of grown weights.
-
-        Returns
-        -------
-        self : StaticMask
-            The attached updater.
-        """
-        super().attach(
-            model,
-            optimizer,
-            total_steps=total_steps,
-            steps_per_epoch=steps_per_epoch,
-            step=step,
-            generator=generator,
-        )
         self.layers = [mod for mod in model.modules() if isinstance(mod, MaskedWeightMixin)]
         self.optimizer = optimizer
         self.budgets = [layer.budget for layer in self.layers]
@@ -347,19 +319,11 @@ class _DynamicSparsity(StaticMask):
     def _end_step(self, total_steps: int | None) -> float:
         return math.inf if total_steps is None else total_steps
 
-    def attach(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        *,
-        total_steps: int | None = None,
-        steps_per_epoch: int | None = None,
-        step: int = 0,
-        generator: torch.Generator | None = None,
+    def _attach(
+        self, model: Any, optimizer: Any, total_steps: int | None, steps_per_epoch: int | None
     ) -> _DynamicSparsity:
         old = getattr(self, "_old", {})
-        generator = old.get("generator") if generator is None else generator
-        super().attach(model, optimizer, step=step, generator=generator)
+        super()._attach(model, optimizer, total_steps, steps_per_epoch)
         for name, allowed in (
             ("drop", ("magnitude", "signed")),
             ("growth", ("random", "gradient", "momentum")),
@@ -709,43 +673,14 @@ class SparseIFT(SparseTrainingMethod):
         density = min(1.0, base_count / sum(a * b for a, b in shapes))
         return shapes, n_branches, self._mask()._layer_densities(shapes, density, dense)
 
-    def attach(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        *,
-        total_steps: int | None = None,
-        steps_per_epoch: int | None = None,
-        step: int = 0,
-        generator: torch.Generator | None = None,
+    def _attach(
+        self, model: Any, optimizer: Any, total_steps: int | None, steps_per_epoch: int | None
     ) -> SparseTrainingMethod:
-        """Attach a copy of the mask method (whose hooks then run the training).
-
-        Parameters
-        ----------
-        model : torch.nn.Module
-            The model being trained.
-        optimizer : torch.optim.Optimizer
-            Its optimizer.
-        total_steps : int, optional
-            Length of training in optimiser steps.
-        steps_per_epoch : int, optional
-            Steps per epoch.
-        step : int, default=0
-            Global step the training starts at.
-        generator : torch.Generator, optional
-            Randomness of growth.
-
-        Returns
-        -------
-        runtime : StaticMask, SET or RigL
-            The attached copy of ``mask``.
-        """
         return clone(self._mask()).attach(
             model,
             optimizer,
             total_steps=total_steps,
             steps_per_epoch=steps_per_epoch,
-            step=step,
-            generator=generator,
+            step=self.step,
+            generator=self.generator,
         )

@@ -83,38 +83,10 @@ class _NMMethod(SparseTrainingMethod):
             fan_in, fan_out, n=self.n, m=self.m, method=self._layer_method, **self._layer_kwargs()
         )
 
-    def attach(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        *,
-        total_steps: int | None = None,
-        steps_per_epoch: int | None = None,
-        step: int = 0,
-        generator: torch.Generator | None = None,
+    def _attach(
+        self, model: Any, optimizer: Any, total_steps: int | None, steps_per_epoch: int | None
     ) -> SparseTrainingMethod:
-        """Bind to the model's :class:`NMSparseLinear` layers (training resumes dense).
-
-        Parameters
-        ----------
-        model : torch.nn.Module
-            Model holding ``NMSparseLinear`` layers.
-        optimizer : torch.optim.Optimizer
-            Its optimizer.
-        total_steps : int, optional
-            Length of training in optimiser steps (the horizon of the schedules).
-        steps_per_epoch : int, optional
-            Unused by the N:M methods.
-        step : int, default=0
-            Global step the training starts at.
-        generator : torch.Generator, optional
-            Unused by the N:M methods.
-
-        Returns
-        -------
-        self : the attached method
-        """
-        super().attach(model, optimizer, step=step, generator=generator)
+        super()._attach(model, optimizer, total_steps, steps_per_epoch)
         self.layers = [mod for mod in model.modules() if isinstance(mod, NMSparseLinear)]
         for layer in self.layers:
             layer.finalized = False
@@ -273,41 +245,12 @@ class PGF(_NMMethod):
     def _layer_kwargs(self) -> dict[str, Any]:
         return {"pgf_backward": self.backward}
 
-    def attach(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        *,
-        total_steps: int | None = None,
-        steps_per_epoch: int | None = None,
-        step: int = 0,
-        generator: torch.Generator | None = None,
+    def _attach(
+        self, model: Any, optimizer: Any, total_steps: int | None, steps_per_epoch: int | None
     ) -> SparseTrainingMethod:
-        """Bind to the model's N:M layers and give them the schedule over ``total_steps``.
-
-        Parameters
-        ----------
-        model : torch.nn.Module
-            Model holding ``NMSparseLinear(method="pgf")`` layers.
-        optimizer : torch.optim.Optimizer
-            Its optimizer.
-        total_steps : int
-            Length of training in optimiser steps (the schedule's horizon).
-        steps_per_epoch : int, optional
-            Unused.
-        step : int, default=0
-            Global step the training starts at.
-        generator : torch.Generator, optional
-            Unused.
-
-        Returns
-        -------
-        self : PGF
-            The attached method.
-        """
         if total_steps is None:
             raise ValueError("PGF needs total_steps (the horizon of its schedule).")
-        super().attach(model, optimizer, step=step, generator=generator)
+        super()._attach(model, optimizer, total_steps, steps_per_epoch)
         for layer in self.layers:
             layer.pgf = PGFSchedule(
                 total_steps,
@@ -393,39 +336,10 @@ class CAST(_NMMethod):
             **kwargs,
         )
 
-    def attach(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        *,
-        total_steps: int | None = None,
-        steps_per_epoch: int | None = None,
-        step: int = 0,
-        generator: torch.Generator | None = None,
+    def _attach(
+        self, model: Any, optimizer: Any, total_steps: int | None, steps_per_epoch: int | None
     ) -> SparseTrainingMethod:
-        """Bind to the model's N:M layers; set the decay warm-up of the optimizer.
-
-        Parameters
-        ----------
-        model : torch.nn.Module
-            Model holding ``NMSparseLinear(method="cast")`` layers.
-        optimizer : AdamS
-            Its optimizer.
-        total_steps : int, optional
-            Length of training in optimiser steps (the warm-up is a fraction of it).
-        steps_per_epoch : int, optional
-            Unused.
-        step : int, default=0
-            Global step the training starts at.
-        generator : torch.Generator, optional
-            Unused.
-
-        Returns
-        -------
-        self : CAST
-            The attached method.
-        """
-        super().attach(model, optimizer, step=step, generator=generator)
+        super()._attach(model, optimizer, total_steps, steps_per_epoch)
         if total_steps is not None:
             for group in optimizer.param_groups:
                 group["warmup_steps"] = int(self.warmup * total_steps)
