@@ -133,7 +133,8 @@ class NMSparseLinear(nn.Linear):
     -----
     The reference SR-STE layer drops the bias in its forward and ignores its decay argument;
     both are done properly here. ``pgf_backward="ste"`` follows the authors' code,
-    ``"scaled"`` is autograd's gradient [inferred].
+    ``"scaled"`` is autograd's gradient (not specified by the paper; offered because it is
+    the exact gradient of the decayed forward).
 
     References
     ----------

@@ -317,8 +317,9 @@ def sparse_ift_widths(
 
     Notes
     -----
-    The MLP adaptation is ours [inferred]: the weight budget of the sparse network equals the
-    dense base's weight count, spread over layers by the chosen density rule.
+    The MLP adaptation is not specified by the paper; chosen here: the weight budget of the
+    sparse network equals the dense base's weight count, spread over layers by the chosen
+    density rule.
 
     References
     ----------
@@ -361,7 +362,8 @@ def sdgf_patterns(n: int, m: int, structure: str = "stepwise") -> list[tuple[int
     Notes
     -----
     The final frame is forced to the target, which the reference code's frame count misses
-    for targets such as 3:8 [inferred].
+    for targets such as 3:8 (not specified by the paper; chosen so that training ends at
+    the requested pattern).
 
     References
     ----------
@@ -432,7 +434,8 @@ class PGFSchedule:
     decay : {"exp", "linear", "step"}, default="exp"
         MDGF decay of the pruned-weight factor alpha(t).
     decay_coef : float or "auto", default="auto"
-        Rate c. ``"auto"`` reaches alpha = 0.01 after 10% of the sparse phase [inferred].
+        Rate c. ``"auto"`` reaches alpha = 0.01 after 10% of the sparse phase (not
+        specified by the paper; chosen to match the rate of the authors' ViT recipe).
     structure : {None, "stepwise", "geometric"}, default=None
         SDGF pattern sequence instead of MDGF decay (hard masks).
     dense_fraction : float, default=0.0

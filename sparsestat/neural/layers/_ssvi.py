@@ -26,9 +26,9 @@ __all__ = [
 ]
 
 SSVI_CRITERIA = ("magnitude", "snr", "e_abs", "snr_abs", "e_exp_abs", "snr_exp_abs")
-#: Defaults shared by the layers and the SSVI estimators (MLP values [inferred], calibrated on
-#: digits; the paper's ResNet prior N(0, 0.005^2) penalises the few large active weights of a
-#: sparse MLP too strongly).
+#: Defaults shared by the layers and the SSVI estimators (MLP values, not from the paper,
+#: calibrated on digits; the paper's ResNet prior N(0, 0.005^2) penalises the few large active
+#: weights of a sparse MLP too strongly).
 DEFAULT_PRIOR_STD = 1.0
 DEFAULT_SIGMA_INIT = 1e-3
 _SQRT2 = math.sqrt(2.0)
