@@ -7,12 +7,14 @@ import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
 
-from sparsestat._kernels.cd import cd_solve, penalty_spec
-from sparsestat.penalties import CEL0, Penalty, make_penalty
-from sparsestat.utils import progress_bar
+from sparsestat._kernels.cd import penalty_spec
+from sparsestat._solvers.cd import alpha_max, cd_path, cd_solve, make_problem
+from sparsestat.penalties import Penalty
 from sparsestat.utils._compat import (
     Interval,
     StrOptions,
@@ -23,51 +25,44 @@ from sparsestat.utils._compat import (
 
 __all__ = ["LqRegression", "lq_path"]
 
-_NAMES = ("l1", "l0", "l1/2", "lq", "cel0")
+#: Penalty names (``'l1_2'`` is another spelling of ``'l1/2'``).
+PENALTY_NAMES = ("l1", "l0", "l1/2", "l1_2", "lq", "cel0")
 
 
-def _center(X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> tuple[Any, ...]:
-    if not fit_intercept:
-        return X, y, np.zeros(X.shape[1], dtype=X.dtype), 0.0
-    X_mean = X.mean(axis=0)
-    y_mean = float(y.mean())
-    return X - X_mean, y - y_mean, X_mean, y_mean
-
-
-def _alpha_max(X: np.ndarray, y: np.ndarray, name: str, q: float, atom_norms: Any) -> float:
-    """Smallest alpha for which zero is a coordinate-wise fixed point of CD."""
-    n = X.shape[0]
-    g = X.T @ y / n
-    L = np.sum(X**2, axis=0) / n
-    if name == "l1":
-        return float(np.max(np.abs(g)))
-    out = 0.0
-    for j in np.flatnonzero(L > 0):
-        step = 1.0 / L[j]
-        if name == "cel0":
-            a = np.sqrt(L[j]) if atom_norms is None else atom_norms[j]
-            pen: Penalty = CEL0(1.0, atom_norms=np.array([a]))
-        else:
-            pen = make_penalty(name, alpha=1.0, q=q)
-        out = max(out, pen.alpha_max(np.array([g[j] * step]) / step, step=step))
-    return float(out)
-
-
-def _validate_Xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def _check_Xy(X: Any, y: Any) -> tuple[Any, np.ndarray]:
     from sklearn.utils import check_X_y
 
-    X, y = check_X_y(X, y, dtype=np.float64, y_numeric=True)
+    X, y = check_X_y(X, y, accept_sparse=["csc", "csr"], dtype=np.float64, y_numeric=True)
     return X, y
+
+
+def unconverged_warning(where: str, certificate: float, kind: str, tol: float, hint: str) -> None:
+    """Emit the ``ConvergenceWarning`` of an unconverged coordinate-descent solve."""
+    warnings.warn(
+        f"{where} did not converge: {kind} = {certificate:.3e} > tol = {tol:.1e} "
+        f"(relative to ||y||^2 / n for the duality gap, to ||X^T y||_inf / n for the "
+        f"fixed-point distance). {hint}",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
+def make_alpha_grid(problem: Any, name: str, q: float, atom_norms: Any, n: int, eps: float) -> Any:
+    """``n`` values log-spaced from ``alpha_max`` down to ``eps * alpha_max`` (decreasing)."""
+    a_max = alpha_max(problem, name, q=q, atom_norms=atom_norms)
+    if a_max <= 0:
+        return np.zeros(1)
+    return np.geomspace(a_max, a_max * eps, n)
 
 
 @validate_params(
     {
-        "X": ["array-like"],
+        "X": ["array-like", "sparse matrix"],
         "y": ["array-like"],
-        "penalty": [StrOptions(set(_NAMES)), Penalty],
+        "penalty": [StrOptions(set(PENALTY_NAMES)), Penalty],
         "q": [Interval(numbers.Real, 0, 1, closed="right")],
-        "alphas": ["array-like", None],
-        "n_alphas": [Interval(numbers.Integral, 1, None, closed="left")],
+        "alphas": [Interval(numbers.Integral, 1, None, closed="left"), "array-like", None],
+        "n_alphas": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "eps": [Interval(numbers.Real, 0, 1, closed="neither")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -83,7 +78,7 @@ def lq_path(
     penalty: Any = "l1",
     q: float = 0.5,
     alphas: Any = None,
-    n_alphas: int = 30,
+    n_alphas: Any = None,
     eps: float = 1e-3,
     tol: float = 1e-6,
     max_iter: int = 100,
@@ -98,19 +93,21 @@ def lq_path(
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Design.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Design (CSC / CSR input is used without densifying).
     y : array-like of shape (n_samples,)
         Target.
-    penalty : {'l1', 'l0', 'l1/2', 'lq', 'cel0'} or Penalty, default='l1'
-        Penalty (the ``alpha`` of a Penalty object is replaced by the grid).
+    penalty : {'l1', 'l0', 'l1/2', 'l1_2', 'lq', 'cel0'} or Penalty, default='l1'
+        Penalty (``'l1_2'`` is another spelling of ``'l1/2'``); the ``alpha`` of a Penalty
+        object is replaced by the grid.
     q : float, default=0.5
         Exponent of 'lq'.
-    alphas : array-like or None, default=None
-        The grid; when None, ``n_alphas`` values log-spaced from ``alpha_max`` (the smallest
-        alpha whose solution is zero) down to ``eps * alpha_max``.
-    n_alphas : int, default=30
-        Length of the automatic grid.
+    alphas : int, array-like or None, default=None
+        The grid, or the number of values of the automatic grid: log-spaced from
+        ``alpha_max`` (the smallest alpha whose solution is zero) down to
+        ``eps * alpha_max``. None means 30 values.
+    n_alphas : int or None, default=None
+        Deprecated spelling of an integer ``alphas`` (kept for one release; it warns).
     eps : float, default=1e-3
         Ratio ``alpha_min / alpha_max`` of the automatic grid.
     tol : float, default=1e-6
@@ -130,12 +127,16 @@ def lq_path(
         Solutions along the path.
     certificates : ndarray of shape (n_alphas,)
         Final certificate of every solve (relative duality gap for 'l1', relative
-        fixed-point distance otherwise).
+        fixed-point distance otherwise). A ``ConvergenceWarning`` names the solves whose
+        certificate stayed above ``tol``.
 
     Notes
     -----
-    For non-convex penalties each point is a coordinate-wise minimiser reached from the
-    previous one; the path is the usual continuation heuristic, not a global solution.
+    ``alpha_max`` is computed from the correlations and column norms the solver itself uses
+    and checked with its own coordinate step, with a relative margin of ``1e-10``; zero is
+    therefore the first solution of the automatic grid on every machine. For non-convex
+    penalties each point is a coordinate-wise minimiser reached from the previous one; the
+    path is the usual continuation heuristic, not a global solution.
 
     References
     ----------
@@ -148,38 +149,56 @@ def lq_path(
     >>> from sparsestat.linear_model import lq_path
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((50, 10)); y = X[:, 0] * 3.0
-    >>> alphas, coefs, _ = lq_path(X, y, penalty="l0", n_alphas=5)
+    >>> alphas, coefs, _ = lq_path(X, y, penalty="l0", alphas=5)
     >>> coefs.shape
     (10, 5)
+    >>> bool(np.all(coefs[:, 0] == 0))  # alpha_max: zero is the solution
+    True
     """
-    X, y = _validate_Xy(X, y)
+    X, y = _check_Xy(X, y)
     name, _, q_, atom_norms = penalty_spec(penalty, 1.0, q)
-    if alphas is None:
-        a_max = _alpha_max(X, y, name, q_, atom_norms)
-        alphas = np.geomspace(a_max, a_max * eps, n_alphas) if a_max > 0 else np.zeros(1)
-    else:
-        alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
-        if np.any(alphas < 0) or not np.all(np.isfinite(alphas)):
-            raise ValueError("alphas must be finite and non-negative")
-    w = None if coef_init is None else np.asarray(coef_init, dtype=np.float64)
-    coefs = np.zeros((X.shape[1], len(alphas)))
-    certs = np.zeros(len(alphas))
-    for i in progress_bar(range(len(alphas)), verbose=verbose, desc="lq_path"):
-        res = cd_solve(
-            X,
-            y,
-            name,
-            float(alphas[i]),
-            q=q_,
-            atom_norms=atom_norms,
-            w0=w,
-            tol=tol,
-            max_iter=max_iter,
+    if n_alphas is not None:
+        warnings.warn(
+            "n_alphas is deprecated and will be removed in the next release: pass the number "
+            "of values as alphas=n_alphas.",
+            FutureWarning,
+            stacklevel=3,
         )
-        w = res["coef"]
-        coefs[:, i] = w
-        certs[i] = res["certificate"]
-    return alphas, coefs, certs
+        if alphas is None:
+            alphas = n_alphas
+    problem = make_problem(X, y, fit_intercept=False)
+    if alphas is None or isinstance(alphas, numbers.Integral):
+        n = 30 if alphas is None else int(alphas)
+        grid = make_alpha_grid(problem, name, q_, atom_norms, n, eps)
+    else:
+        grid = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
+        if np.any(grid < 0) or not np.all(np.isfinite(grid)):
+            raise ValueError("alphas must be finite and non-negative")
+    w0 = None if coef_init is None else np.asarray(coef_init, dtype=np.float64)
+    res = cd_path(
+        problem,
+        name,
+        grid,
+        q=q_,
+        atom_norms=atom_norms,
+        w0=w0,
+        tol=tol,
+        max_iter=max_iter,
+        verbose=verbose,
+    )
+    certs = res["certificates"]
+    if not np.all(res["converged"]):
+        bad = np.flatnonzero(~res["converged"])
+        kind = "duality_gap" if name == "l1" else "fixpoint_distance"
+        unconverged_warning(
+            f"lq_path: {bad.size} of {grid.size} solves (alphas {grid[bad[0]]:.3g}"
+            f"{'' if bad.size == 1 else ', ...'})",
+            float(np.max(certs[bad])),
+            kind,
+            tol,
+            "Increase max_iter or tol.",
+        )
+    return grid, res["coefs"], certs
 
 
 class LqRegression(RegressorMixin, BaseEstimator):
@@ -192,25 +211,30 @@ class LqRegression(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    penalty : {'l1', 'l0', 'l1/2', 'lq', 'cel0'} or Penalty, default='l1'
-        The penalty, or a :mod:`sparsestat.penalties` object (tunable as ``penalty__alpha``;
-        ``alpha`` and ``q`` are then ignored).
+    penalty : {'l1', 'l0', 'l1/2', 'l1_2', 'lq', 'cel0'} or Penalty, default='l1'
+        The penalty ``P`` (``'l1_2'`` is another spelling of ``'l1/2'``), or a
+        :mod:`sparsestat.penalties` object (tunable as ``penalty__alpha``; ``alpha`` and
+        ``q`` are then ignored). With a name, ``alpha`` is tuned directly (``GridSearchCV``
+        over ``alpha``).
     alpha : float, default=1.0
         Penalty weight.
     q : float, default=0.5
         Exponent of 'lq', in (0, 1].
     fit_intercept : bool, default=True
-        Fit an unpenalised intercept (by centring).
+        Fit an unpenalised intercept (by centring; sparse ``X`` is centred implicitly and
+        stays sparse).
     max_iter : int, default=100
         Maximum number of outer (working-set) iterations.
     tol : float, default=1e-6
-        Stop when the certificate is at most ``tol``: the duality gap divided by
-        ``||y||^2 / n`` for 'l1', the largest coordinate fixed-point distance
+        Stop when the certificate is at most ``tol``. Both certificates are relative, as in
+        scikit-learn: the duality gap divided by ``||y||^2 / n`` for 'l1' (the criterion of
+        scikit-learn's ``Lasso``), the largest coordinate fixed-point distance
         ``L_j |w_j - prox(w_j - g_j / L_j)|`` divided by ``||X^T y||_inf / n`` otherwise.
     warm_start : bool, default=False
         Start from the previous ``coef_``.
     verbose : int, default=0
-        Unused for a single fit (the path function shows a bar); kept for API symmetry.
+        If positive, a progress bar over the outer (working-set) iterations, showing the
+        current certificate.
 
     Attributes
     ----------
@@ -227,13 +251,16 @@ class LqRegression(RegressorMixin, BaseEstimator):
     certificate_kind_ : str
         'duality_gap' (l1) or 'fixpoint_distance'.
     converged_ : bool
-        Whether ``certificate_ <= tol``.
+        Whether ``certificate_ <= tol``; a ``ConvergenceWarning`` is raised otherwise.
     n_features_in_ : int
         Number of features seen by ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Feature names seen in ``fit`` (only when ``X`` has string column names).
 
     See Also
     --------
     lq_path : The regularisation path with warm starts.
+    LqRegressionCV : ``alpha`` chosen by cross-validation along the path.
 
     Notes
     -----
@@ -242,9 +269,16 @@ class LqRegression(RegressorMixin, BaseEstimator):
     them; with these norms each coordinate step of CEL0 is a hard threshold, so CD on CEL0
     and on l0 coincide coordinate-wise. Non-convex penalties give coordinate-wise minimisers
     that depend on the start (use ``warm_start`` or :func:`lq_path` for continuation).
-    Complexity: one epoch ``O(n |WS|)``, one outer scoring ``O(n p)``. Working sets and the
-    fixed-point score follow skglm's ``AndersonCD`` (without Anderson acceleration)
-    [inferred: the spec does not fix the solver details].
+
+    ``sample_weight`` gives the objective ``1/(2 sum s) sum_i s_i (y_i - x_i w - b)^2 +
+    alpha P(w)``, so integer weights equal repeated rows (scikit-learn's convention).
+
+    Complexity: one epoch ``O(n |WS|)`` (``O(|WS|^2)`` through the working set's Gram
+    matrix when ``|WS| <= n / 2``), one outer scoring ``O(n p)`` (``O(nnz)`` for sparse
+    ``X``). Working sets and the fixed-point score follow skglm's ``AndersonCD`` (without
+    Anderson acceleration); this solver design is not specified by the paper, which codes
+    with iterative thresholding; chosen here because coordinate descent with working sets is
+    the fastest known solver for these penalties on a single design [2]_.
 
     References
     ----------
@@ -268,7 +302,7 @@ class LqRegression(RegressorMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "penalty": [StrOptions(set(_NAMES)), Penalty],
+        "penalty": [StrOptions(set(PENALTY_NAMES)), Penalty],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "q": [Interval(numbers.Real, 0, 1, closed="right")],
         "fit_intercept": ["boolean"],
@@ -300,35 +334,34 @@ class LqRegression(RegressorMixin, BaseEstimator):
         self.verbose = verbose
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the penalised least-squares model.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Design.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Design; CSC / CSR matrices are used without densifying.
         y : array-like of shape (n_samples,)
             Target.
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Non-negative weights of the squared errors (integer weights equal repeated rows).
 
         Returns
         -------
         self : LqRegression
             The fitted estimator.
         """
-        # Fortran order: the CD kernel reads columns, X.T is then C-contiguous without a copy
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True, order="F")
-        dtype = X.dtype
-        X = X.astype(np.float64, order="F", copy=False)
-        y = y.astype(np.float64, copy=False)
+        X, y, sample_weight, dtype = validate_linear_data(self, X, y, sample_weight)
         name, alpha, q, atom_norms = penalty_spec(self.penalty, self.alpha, self.q)
-        Xc, yc, X_mean, y_mean = _center(X, y, self.fit_intercept)
+        problem = make_problem(
+            X, y, sample_weight=sample_weight, fit_intercept=self.fit_intercept
+        )
         w0 = None
         coef = getattr(self, "coef_", None)
         if self.warm_start and coef is not None and coef.shape == (X.shape[1],):
-            w0 = coef
+            w0 = np.asarray(coef, dtype=np.float64)
         res = cd_solve(
-            Xc,
-            yc,
+            problem,
             name,
             alpha,
             q=q,
@@ -336,20 +369,22 @@ class LqRegression(RegressorMixin, BaseEstimator):
             w0=w0,
             tol=self.tol,
             max_iter=self.max_iter,
+            verbose=self.verbose,
         )
         self.coef_ = res["coef"].astype(dtype, copy=False)
-        self.intercept_ = float(y_mean - X_mean @ res["coef"]) if self.fit_intercept else 0.0
+        self.intercept_ = problem.intercept(res["coef"]) if self.fit_intercept else 0.0
         self.n_iter_ = res["n_iter"]
         self.n_epochs_ = res["n_epochs"]
         self.certificate_ = res["certificate"]
         self.certificate_kind_ = res["certificate_kind"]
-        self.converged_ = bool(self.certificate_ <= self.tol)
+        self.converged_ = res["converged"]
         if not self.converged_:
-            warnings.warn(
-                f"LqRegression did not converge in max_iter={self.max_iter} outer iterations: "
-                f"{self.certificate_kind_} = {self.certificate_:.3e} > tol = {self.tol:.1e}.",
-                ConvergenceWarning,
-                stacklevel=2,
+            unconverged_warning(
+                f"LqRegression (max_iter={self.max_iter} outer iterations)",
+                self.certificate_,
+                self.certificate_kind_,
+                self.tol,
+                "Increase max_iter or tol, or scale the features.",
             )
         return self
 
@@ -358,7 +393,7 @@ class LqRegression(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples.
 
         Returns
@@ -366,12 +401,45 @@ class LqRegression(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predictions.
         """
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return X @ self.coef_ + self.intercept_
+        return linear_predict(self, X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
         return tags
+
+
+def validate_linear_data(est: Any, X: Any, y: Any, sample_weight: Any) -> tuple[Any, ...]:
+    """Validate ``(X, y, sample_weight)`` for the linear models; float64 copies for the solver.
+
+    Returns ``X`` (float64, dense or CSC), ``y``, the weights (or None) and the input dtype.
+    """
+    from sparsestat.utils._compat import check_sample_weight
+
+    X, y = validate_data(
+        est,
+        X,
+        y,
+        accept_sparse=["csc", "csr"],
+        dtype=[np.float64, np.float32],
+        y_numeric=True,
+        order="F",
+    )
+    dtype = X.dtype
+    if sp.issparse(X):
+        X = sp.csc_matrix(X, dtype=np.float64)
+    else:
+        X = X.astype(np.float64, order="F", copy=False)
+    y = np.asarray(y, dtype=np.float64)
+    if sample_weight is not None:
+        sample_weight = check_sample_weight(sample_weight, X, dtype=np.float64)
+        if not np.any(sample_weight > 0):
+            raise ValueError("sample_weight must have at least one positive entry.")
+    return X, y, sample_weight, dtype
+
+
+def linear_predict(est: Any, X: Any) -> Any:
+    """``X @ coef_ + intercept_`` after validation (dense or sparse ``X``; dtype of ``coef_``)."""
+    check_is_fitted(est)
+    X = validate_data(est, X, reset=False, accept_sparse=["csr", "csc"], dtype=est.coef_.dtype)
+    return np.asarray(X @ est.coef_).ravel() + est.intercept_
