@@ -6,6 +6,8 @@ scikit-learn module is mended in one file, tested against the oldest supported r
 
 from __future__ import annotations
 
+from typing import Any
+
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import (
     HasMethods,
@@ -17,7 +19,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_params,
 )
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
 __all__ = [
     "HasMethods",
@@ -27,6 +29,7 @@ __all__ = [
     "Options",
     "RealNotInt",
     "StrOptions",
+    "check_sample_weight",
     "fit_context",
     "validate_data",
     "validate_params",
@@ -35,3 +38,16 @@ __all__ = [
 #: ``@fit_context(prefer_skip_nested_validation=True)`` validates ``_parameter_constraints``
 #: when ``fit`` starts, as scikit-learn's own estimators do.
 fit_context = _fit_context
+
+
+def check_sample_weight(
+    sample_weight: Any, X: Any, *, dtype: Any = None, ensure_non_negative: bool = True
+) -> Any:
+    """Validate ``sample_weight`` against ``X``: None gives ones, a scalar is broadcast.
+
+    scikit-learn's ``_check_sample_weight``, with negative weights rejected by default (a
+    weight is a count of repeated rows in every estimator of this library).
+    """
+    return _check_sample_weight(
+        sample_weight, X, dtype=dtype, ensure_non_negative=ensure_non_negative
+    )
