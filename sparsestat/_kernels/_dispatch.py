@@ -118,3 +118,27 @@ def get_kernel(name: str, *arrays: Any) -> Callable[..., Any]:
         if serves == lib and backend in impls:
             return impls[backend]
     return impls["generic"]
+
+
+# ----------------------------------------------------------------------------- linear models
+def move_to_namespace(a: Any, xp: Any, device: Any) -> Any:
+    """``a`` as an array of namespace ``xp`` on ``device``, converted only when it is foreign.
+
+    DLPack first (no copy where the libraries allow it); otherwise through a NumPy array on
+    the host (array-api-strict arrays on a virtual device are moved to its CPU device
+    first). Used to bring ``y`` and ``sample_weight`` to the library and device of ``X``.
+    """
+    from array_api_compat import device as array_device
+
+    if a is None:
+        return None
+    xp_a = get_namespace(a)
+    if xp_a is xp and array_device(a) == device:
+        return a
+    try:
+        return xp.from_dlpack(a, device=device)
+    except (AttributeError, TypeError, NotImplementedError, BufferError, ValueError, RuntimeError):
+        pass
+    if type(a).__module__.split(".")[0] == "array_api_strict":
+        a = xp_a.asarray(a, device=xp_a.Device("CPU_DEVICE"))
+    return xp.asarray(np.asarray(to_numpy(a)), device=device)

@@ -372,9 +372,7 @@ def cd_solve(
                 if moved.size:
                     r -= design.matvec_ws(ws[moved], (w_ws - w_old)[moved])
             else:
-                n_epochs += design.residual_epochs(
-                    r, w, ws, kind, alpha, q, a, stop, max_epochs
-                )
+                n_epochs += design.residual_epochs(r, w, ws, kind, alpha, q, a, stop, max_epochs)
             bar.update(1)
     finally:
         bar.close()

@@ -5,7 +5,7 @@ from sparsestat.linear_model._greedy_complex import (
     kronecker_omp,
     oracle_least_squares,
 )
-from sparsestat.linear_model._iht import IHTRegressor, iht
+from sparsestat.linear_model._iht import IHTRegressor, IHTRegressorCV, iht
 from sparsestat.linear_model._lq import LqRegression, lq_path
 from sparsestat.linear_model._random_support import (
     RandomSupportRegressor,
@@ -14,6 +14,7 @@ from sparsestat.linear_model._random_support import (
 
 __all__ = [
     "IHTRegressor",
+    "IHTRegressorCV",
     "LqRegression",
     "RandomSupportRegressor",
     "iht",

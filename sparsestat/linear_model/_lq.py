@@ -353,9 +353,7 @@ class LqRegression(RegressorMixin, BaseEstimator):
         """
         X, y, sample_weight, dtype = validate_linear_data(self, X, y, sample_weight)
         name, alpha, q, atom_norms = penalty_spec(self.penalty, self.alpha, self.q)
-        problem = make_problem(
-            X, y, sample_weight=sample_weight, fit_intercept=self.fit_intercept
-        )
+        problem = make_problem(X, y, sample_weight=sample_weight, fit_intercept=self.fit_intercept)
         w0 = None
         coef = getattr(self, "coef_", None)
         if self.warm_start and coef is not None and coef.shape == (X.shape[1],):
