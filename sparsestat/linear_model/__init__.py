@@ -6,7 +6,7 @@ from sparsestat.linear_model._greedy_complex import (
     oracle_least_squares,
 )
 from sparsestat.linear_model._iht import IHTRegressor, IHTRegressorCV, iht
-from sparsestat.linear_model._lq import LqRegression, lq_path
+from sparsestat.linear_model._lq import LqRegression, LqRegressionCV, lq_path
 from sparsestat.linear_model._random_support import (
     RandomSupportRegressor,
     random_support_regression,
@@ -16,6 +16,7 @@ __all__ = [
     "IHTRegressor",
     "IHTRegressorCV",
     "LqRegression",
+    "LqRegressionCV",
     "RandomSupportRegressor",
     "iht",
     "lq_path",
