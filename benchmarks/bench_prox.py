@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15, help="timed calls per kernel and run")
     args = parser.parse_args()
     print(bench_header("Prox kernels (sparsestat._kernels.prox) vs plain NumPy"))
-    print(f"load average before: {' '.join(open('/proc/loadavg').read().split()[:3])}")
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     z = np.random.default_rng(0).standard_normal(SHAPE) * 2
     speedups: dict[str, list[float]] = {name: [] for name in CASES}
     last: dict[str, list[float]] = {}
@@ -153,7 +153,7 @@ def main() -> None:
                 speedups[name].append(t_peer / t_ours)
                 err = float(np.max(np.abs(out_ours - out_peer)))
                 last[name] = [z.size / t_ours / 1e6, z.size / t_peer / 1e6, err]
-    print(f"load average after: {' '.join(open('/proc/loadavg').read().split()[:3])}\n")
+    print("load average after: {:.2f} {:.2f} {:.2f}\n".format(*os.getloadavg()))
     rows = []
     for name in CASES:
         s = speedups[name]
