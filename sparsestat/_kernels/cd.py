@@ -223,7 +223,7 @@ def coordinate_alpha_max(corr: Any, L: Any, kind: int, q: float, a: Any) -> np.n
     >>> coordinate_alpha_max(np.array([2.0, -1.0]), np.ones(2), 1, 0.5, np.ones(2))
     array([2. , 0.5])
     """
-    return _coordinate_alpha_max(  # type: ignore[no-any-return]
+    return _coordinate_alpha_max(
         np.ascontiguousarray(corr, dtype=np.float64),
         np.ascontiguousarray(L, dtype=np.float64),
         int(kind),

@@ -58,14 +58,14 @@ class _DenseDesign:
         self.sq_norms = np.einsum("ji,ji->j", self.XT, self.XT) / self.n_samples
 
     def corr(self, r: np.ndarray) -> np.ndarray:
-        return get_kernel("cd_dense_corr", r)(self.XT, r)  # type: ignore[no-any-return]
+        return get_kernel("cd_dense_corr", r)(self.XT, r)
 
     def gram(self, ws: np.ndarray) -> np.ndarray:
         Xw = self.XT[ws]
         return np.ascontiguousarray(Xw @ Xw.T / self.n_samples)
 
     def matvec_ws(self, ws: np.ndarray, dw: np.ndarray) -> np.ndarray:
-        return dw @ self.XT[ws]  # type: ignore[no-any-return]
+        return dw @ self.XT[ws]
 
     def residual_epochs(self, r: np.ndarray, w: np.ndarray, ws: np.ndarray, *args: Any) -> int:
         return int(get_kernel("cd_dense_epochs", r)(self.XT, r, w, self.sq_norms, ws, *args))
@@ -86,7 +86,7 @@ class _SparseDesign:
         self.sq_norms = np.maximum(sq, 0.0) / self.n_samples
 
     def corr(self, r: np.ndarray) -> np.ndarray:
-        return (self.B.T @ r - self.xbar * float(self.u @ r)) / self.n_samples  # type: ignore[no-any-return]
+        return (self.B.T @ r - self.xbar * float(self.u @ r)) / self.n_samples
 
     def gram(self, ws: np.ndarray) -> np.ndarray:
         Bw = self.B[:, ws]
@@ -96,7 +96,7 @@ class _SparseDesign:
         return np.ascontiguousarray(G / self.n_samples)
 
     def matvec_ws(self, ws: np.ndarray, dw: np.ndarray) -> np.ndarray:
-        return self.B[:, ws] @ dw - self.u * float(self.xbar[ws] @ dw)  # type: ignore[no-any-return]
+        return self.B[:, ws] @ dw - self.u * float(self.xbar[ws] @ dw)
 
     def residual_epochs(self, r: np.ndarray, w: np.ndarray, ws: np.ndarray, *args: Any) -> int:
         state = np.array([0.0, float(self.u @ r)])
@@ -142,7 +142,7 @@ class LeastSquaresProblem:
     @property
     def sq_norms(self) -> np.ndarray:
         """``||A_j||^2 / n`` of every column."""
-        return self.design.sq_norms  # type: ignore[no-any-return]
+        return self.design.sq_norms
 
     @property
     def n_features(self) -> int:
@@ -330,14 +330,14 @@ def cd_solve(
     grad_scale = max(float(np.max(np.abs(design.corr(y)))) if d else 0.0, _TINY)
     epochs_fn = get_kernel("cd_gram_epochs", y)
 
-    def certify() -> tuple[float, np.ndarray]:
+    def certify() -> tuple[float, np.ndarray, np.ndarray]:
         corr = design.corr(r)
         score = fixpoint_scores(corr, w, L, kind, alpha, q, a)
         if kind == 0:
             cert = dual_gap_l1(r, w, corr, y_sq, alpha) / max(y_sq / n, _TINY)
         else:
             cert = float(np.max(score)) / grad_scale if d else 0.0
-        return cert, score, corr  # type: ignore[return-value]
+        return cert, score, corr
 
     n_epochs = 0
     prev_stop = np.inf
@@ -346,7 +346,7 @@ def cd_solve(
     bar = progress_bar(total=max_iter, verbose=verbose, desc=f"CD ({penalty})", unit="ws")
     try:
         for it in range(max_iter + 1):
-            cert, score, corr = certify()  # type: ignore[misc]
+            cert, score, corr = certify()
             bar.set_postfix(certificate=f"{cert:.2e}", refresh=False)
             if cert <= tol or it == max_iter:
                 break

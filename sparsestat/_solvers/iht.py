@@ -32,15 +32,15 @@ class _CenteredSparse(LinearOperator):
 
     def _matvec(self, v: np.ndarray) -> np.ndarray:
         v = np.ravel(v)
-        return self.B @ v - self.u * float(self.xbar @ v)  # type: ignore[no-any-return]
+        return self.B @ v - self.u * float(self.xbar @ v)
 
     def _rmatvec(self, r: np.ndarray) -> np.ndarray:
         r = np.ravel(r)
-        return self.B.T @ r - self.xbar * float(self.u @ r)  # type: ignore[no-any-return]
+        return self.B.T @ r - self.xbar * float(self.u @ r)
 
     def columns(self, idx: np.ndarray) -> np.ndarray:
         """The dense ``n x len(idx)`` block ``A[:, idx]``."""
-        return self.B[:, idx].toarray() - np.outer(self.u, self.xbar[idx])  # type: ignore[no-any-return]
+        return self.B[:, idx].toarray() - np.outer(self.u, self.xbar[idx])
 
 
 class IHTProblem:
