@@ -246,7 +246,7 @@ class L1(Penalty):
 
         Returns
         -------
-        spec : tuple
+        parameters : tuple
             ``(code, alpha, q, atom_norms)``: the integer code of
             :data:`sparsestat._kernels.cd.PENALTY_CODES`, the weight, the exponent (1) and
             None.
@@ -354,7 +354,7 @@ class L0(Penalty):
 
         Returns
         -------
-        spec : tuple
+        parameters : tuple
             ``(code, alpha, q, atom_norms)`` (``q`` unused, ``atom_norms`` None).
         """
         return PENALTY_CODES["l0"], _check_alpha(self.alpha), 0.5, None
@@ -487,7 +487,7 @@ class Lq(Penalty):
 
         Returns
         -------
-        spec : tuple
+        parameters : tuple
             ``(code, alpha, q, atom_norms)`` (``atom_norms`` None).
         """
         return PENALTY_CODES["lq"], _check_alpha(self.alpha), self._q(), None
@@ -543,7 +543,7 @@ class L1_2(Lq):
 
         Returns
         -------
-        spec : tuple
+        parameters : tuple
             ``(code, alpha, q, atom_norms)`` with the closed-form half-thresholding code.
         """
         return PENALTY_CODES["l1/2"], _check_alpha(self.alpha), 0.5, None
@@ -692,7 +692,7 @@ class CEL0(Penalty):
 
         Returns
         -------
-        spec : tuple
+        parameters : tuple
             ``(code, alpha, q, atom_norms)`` (``q`` unused; the atom norms or None).
         """
         a = None if self.atom_norms is None else self._a()

@@ -39,11 +39,11 @@ from numba import njit
 
 from sparsestat._kernels._dispatch import register
 from sparsestat._kernels.prox import (
-    _prox_cel0_scalar,
-    _prox_half_scalar,
-    _prox_l0_scalar,
-    _prox_l1_scalar,
-    _prox_lq_scalar,
+    prox_cel0_scalar,
+    prox_half_scalar,
+    prox_l0_scalar,
+    prox_l1_scalar,
+    prox_lq_scalar,
 )
 
 __all__ = [
@@ -86,7 +86,7 @@ def penalty_spec(penalty: Any, alpha: float = 1.0, q: float = 0.5) -> tuple[str,
 
     Returns
     -------
-    spec : tuple
+    parameters : tuple
         Name, weight, exponent and CEL0 atom norms (None when not given).
 
     Examples
@@ -104,13 +104,13 @@ def penalty_spec(penalty: Any, alpha: float = 1.0, q: float = 0.5) -> tuple[str,
             )
         q_ = float(q) if name == "lq" else (1.0 if name == "l1" else 0.5)
         return name, float(alpha), q_, None
-    spec = getattr(penalty, "kernel_spec", None)
-    if spec is None:
+    hand_down = getattr(penalty, "kernel_spec", None)
+    if hand_down is None:
         raise ValueError(
             f"coordinate descent supports the penalties {tuple(PENALTY_CODES)}; "
             f"got {type(penalty).__name__}"
         )
-    code, a_, q_, norms = spec()
+    code, a_, q_, norms = hand_down()
     name = {v: k for k, v in PENALTY_CODES.items()}[int(code)]
     return name, float(a_), float(q_), norms
 
@@ -121,19 +121,19 @@ def _prox1(z: float, L: float, kind: int, alpha: float, q: float, a: float) -> f
     """Prox of ``p / L`` at ``z`` for penalty ``kind`` (weight ``alpha``)."""
     t = alpha / L
     if kind == 0:
-        return _prox_l1_scalar(z, t)
+        return prox_l1_scalar(z, t)
     if kind == 1:
-        return _prox_l0_scalar(z, t)
+        return prox_l0_scalar(z, t)
     if kind == 2:
-        return _prox_half_scalar(z, t)
+        return prox_half_scalar(z, t)
     if kind == 3:
-        return _prox_lq_scalar(z, t, q)
+        return prox_lq_scalar(z, t, q)
     gamma = 1.0 / L
     if gamma * a * a >= 1.0 - 1e-12:
         # hard-threshold branch, decided with a tolerance: in CD a = sqrt(L) and gamma = 1/L,
         # so gamma a^2 is 1 up to rounding (both branches give the same threshold there)
-        return _prox_l0_scalar(z, alpha * gamma)
-    return _prox_cel0_scalar(z, alpha, gamma, a)
+        return prox_l0_scalar(z, alpha * gamma)
+    return prox_cel0_scalar(z, alpha, gamma, a)
 
 
 #: Public name of the scalar coordinate prox (for other Numba kernels).

@@ -6,13 +6,13 @@ product of the step and the penalty weight; it may be a scalar or an array that 
 against ``z``. NumPy input runs through a Numba loop, other libraries (CuPy, torch) through the
 generic array-API code; both are registered in :mod:`sparsestat._kernels._dispatch`.
 
-The formulas follow the spec ``lq_sparse_coding.md``: soft thresholding (l1), hard
+The operators: soft thresholding (l1), hard
 thresholding (l0, threshold sqrt(2t), ties to zero), half thresholding (l1/2, Xu et al. 2012,
 threshold (3/2) t^(2/3)), general lq for 0 < q < 1 (Marjanovic and Solo 2012, Newton on the
 largest root), CEL0 (Soubies, Blanc-Feraud and Aubert 2015, with per-atom norms), group soft
 thresholding (l2,1) and the top-k projections.
 
-The scalar Numba functions ``_prox_*_scalar`` are meant for other Numba kernels (coordinate
+The scalar Numba functions ``prox_*_scalar`` are meant for other Numba kernels (coordinate
 descent) that apply one prox at a time.
 """
 
@@ -29,6 +29,11 @@ from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
 
 __all__ = [
     "lq_threshold",
+    "prox_cel0_scalar",
+    "prox_half_scalar",
+    "prox_l0_scalar",
+    "prox_l1_scalar",
+    "prox_lq_scalar",
     "project_abs_topk",
     "project_topk",
     "prox_cel0",
@@ -79,7 +84,7 @@ def lq_threshold(t: Any, q: float) -> tuple[Any, Any]:
 
 # ----------------------------------------------------------------------------- Numba scalars
 @njit(cache=True)
-def _prox_l1_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
+def prox_l1_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
     a = abs(z)
     if a <= t:
         return z - z  # a zero of z's type, without the sign of z
@@ -87,7 +92,7 @@ def _prox_l1_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _prox_l0_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
+def prox_l0_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
     if abs(z) > math.sqrt(2.0 * t):
         return z
     return z - z
@@ -109,7 +114,7 @@ def _half_given_threshold(z: float, t: float, thr: float) -> float:  # pragma: n
 
 
 @njit(cache=True)
-def _prox_half_scalar(z: float, t: float) -> float:  # pragma: no cover - compiled
+def prox_half_scalar(z: float, t: float) -> float:  # pragma: no cover - compiled
     return _half_given_threshold(z, t, 1.5 * t ** (2.0 / 3.0))
 
 
@@ -131,12 +136,12 @@ def _lq_newton(a: float, t: float, q: float, jump: float) -> float:  # pragma: n
 
 
 @njit(cache=True)
-def _prox_lq_scalar(z: float, t: float, q: float) -> float:  # pragma: no cover - compiled
+def prox_lq_scalar(z: float, t: float, q: float) -> float:  # pragma: no cover - compiled
     a = abs(z)
     if t <= 0.0:
         return z
     if q >= 1.0:
-        return _prox_l1_scalar(z, t)
+        return prox_l1_scalar(z, t)
     jump = (2.0 * t * (1.0 - q)) ** (1.0 / (2.0 - q))
     tau = (2.0 - q) / (2.0 * (1.0 - q)) * jump
     if a <= tau:
@@ -146,7 +151,7 @@ def _prox_lq_scalar(z: float, t: float, q: float) -> float:  # pragma: no cover 
 
 
 @njit(cache=True)
-def _prox_cel0_scalar(z: float, alpha: float, gamma: float, a: float) -> float:  # pragma: no cover
+def prox_cel0_scalar(z: float, alpha: float, gamma: float, a: float) -> float:  # pragma: no cover
     az = abs(z)
     ga2 = gamma * a * a  # one rounding for both the branch test and the divisor
     if ga2 >= 1.0:
@@ -173,10 +178,10 @@ def _nb_l1(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
     if nt == 1:
         ts = t[0]
         for i in range(z.size):
-            out[i] = _prox_l1_scalar(z[i], ts)
+            out[i] = prox_l1_scalar(z[i], ts)
         return out
     for i in range(z.size):
-        out[i] = _prox_l1_scalar(z[i], t[i])
+        out[i] = prox_l1_scalar(z[i], t[i])
     return out
 
 
@@ -200,7 +205,7 @@ def _nb_l0(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
             out[i] = zi if abs(zi) > thr else zi - zi
         return out
     for i in range(z.size):
-        out[i] = _prox_l0_scalar(z[i], t[i])
+        out[i] = prox_l0_scalar(z[i], t[i])
     return out
 
 
@@ -214,7 +219,7 @@ def _nb_half(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
             out[i] = _half_given_threshold(z[i], t[0], thr)
         return out
     for i in range(z.size):
-        out[i] = _prox_half_scalar(z[i], t[i])
+        out[i] = prox_half_scalar(z[i], t[i])
     return out
 
 
@@ -279,7 +284,7 @@ def _nb_lq(z: Any, t: Any, q: float) -> Any:  # pragma: no cover - compiled
     out = np.empty_like(z)
     nt = t.size
     for i in range(z.size):
-        out[i] = _prox_lq_scalar(z[i], t[i if nt > 1 else 0], q)
+        out[i] = prox_lq_scalar(z[i], t[i if nt > 1 else 0], q)
     return out
 
 
@@ -301,7 +306,7 @@ def _nb_cel0(z: Any, alpha: Any, gamma: Any, a: Any) -> Any:  # pragma: no cover
             out[i] = sh if zi >= 0.0 else -sh
         return out
     for i in range(z.size):
-        out[i] = _prox_cel0_scalar(
+        out[i] = prox_cel0_scalar(
             z[i], alpha[i if nal > 1 else 0], gamma[i if nga > 1 else 0], a[i if na > 1 else 0]
         )
     return out

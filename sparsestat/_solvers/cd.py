@@ -307,7 +307,8 @@ def cd_solve(
     Returns
     -------
     result : dict
-        ``coef``, ``n_iter`` (outer iterations), ``n_epochs``, ``certificate``,
+        ``coef``, ``n_iter`` (outer iterations: scoring passes, at least 1 and at most
+        ``max_iter``), ``n_epochs``, ``certificate``,
         ``certificate_kind`` ('duality_gap' or 'fixpoint_distance'), ``converged`` and
         ``objective``.
 
@@ -378,7 +379,7 @@ def cd_solve(
         bar.close()
     return {
         "coef": w,
-        "n_iter": int(it),
+        "n_iter": min(int(it) + 1, max_iter),  # scoring passes, the final check included
         "n_epochs": int(n_epochs),
         "certificate": float(cert),
         "certificate_kind": "duality_gap" if kind == 0 else "fixpoint_distance",

@@ -33,7 +33,7 @@ from sparsestat.utils._dask import rowwise
 __all__ = ["RandomSupportRegressor", "random_support_regression"]
 
 _ZERO_TOL = 1e-12  # columns with scale below this times the largest are constant: dropped
-_S_TOL = 1e-10  # residual columns below this scale have no residual atom (spec, Numerics)
+_S_TOL = 1e-10  # residual columns below this scale have no residual atom
 _RANK_TOL = 1e-12  # singular values below this times the largest are not factors
 _LOCAL_TOL = 0.1  # sigma_min below which the worst sampled support gets a local atom
 
