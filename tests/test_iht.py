@@ -124,6 +124,30 @@ def test_convergence_warning_names_the_certificate():
     assert not model.converged_
 
 
+def test_debiased_fixed_point_certifies_convergence():
+    """Correlated columns (diabetes): the iterates creep along the support, but the debiased
+    result is already L-stationary (checked by an independent IHT step), and here a 100x
+    longer run ends at the same coefficients."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    short = IHTRegressor(9, max_iter=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        short.fit(X, y)
+    assert short.converged_ and short.relative_change_ > short.tol
+    Xc, yc = X - X.mean(0), y - y.mean()
+    step = 1.0 / np.linalg.norm(Xc, 2) ** 2
+    z = short.coef_ + step * Xc.T @ (yc - Xc @ short.coef_)
+    keep = np.argsort(-np.abs(z), kind="stable")[:9]
+    assert set(keep) == set(short.support_)  # one classical IHT step keeps the support
+    long = IHTRegressor(9, max_iter=30_000, tol=1e-12).fit(X, y)
+    np.testing.assert_allclose(short.coef_, long.coef_, rtol=1e-10, atol=1e-10)
+    with pytest.warns(ConvergenceWarning, match="not an IHT fixed point"):
+        IHTRegressor(10, max_iter=1, tol=0.0).fit(*_iid_problem(60, 80, 4, 4, noise=1.0)[:2])
+
+
 def test_too_many_nonzero_coefs_is_a_clear_error():
     X, y, _ = _iid_problem(30, 10, 2, 9)
     with pytest.raises(

@@ -18,7 +18,7 @@ from array_api_compat import device as array_device
 from scipy.sparse.linalg import LinearOperator
 
 from sparsestat._kernels._dispatch import backend_name, get_namespace, move_to_namespace
-from sparsestat._kernels.iht import iht_solve, spectral_norm_sq
+from sparsestat._kernels.iht import adjoint, iht_solve, spectral_norm_sq
 
 __all__ = ["IHTProblem", "iht_fit", "iht_k_path", "make_iht_problem"]
 
@@ -206,7 +206,9 @@ def iht_fit(
     Returns
     -------
     result : dict
-        ``coef``, ``n_iter``, ``change`` (last relative change) and ``converged``.
+        ``coef``, ``n_iter``, ``change`` (last relative change) and ``converged`` (the change
+        is at most ``tol``, or, with ``debias``, the result is a fixed point of the IHT step:
+        see :func:`is_fixed_point`).
     """
     xp, d = problem.xp, problem.n_features
     y = problem.y
@@ -222,16 +224,39 @@ def iht_fit(
         L = problem.lipschitz()
         step = float(step_size) / L if L > 0 else 0.0
     coef, n_iter, change = iht_solve(problem.A, y, k, step, w0, max_iter, tol)
+    converged = bool(change <= tol)
     if debias:
         support = xp.nonzero(coef != 0)[0]
         if support.shape[0]:
             coef = scatter(problem.least_squares(support), support, d, xp)
-    return {
-        "coef": coef,
-        "n_iter": int(n_iter),
-        "change": float(change),
-        "converged": bool(change <= tol),
-    }
+            if not converged:
+                converged = is_fixed_point(problem, coef, support, step)
+    return {"coef": coef, "n_iter": int(n_iter), "change": float(change), "converged": converged}
+
+
+def is_fixed_point(problem: IHTProblem, coef: Any, support: Any, step: float | None) -> bool:
+    """Whether the debiased ``coef`` is a fixed point of an IHT step (L-stationarity).
+
+    ``coef`` are least-squares coefficients on their support ``S`` (zero gradient there), so
+    an IHT step of size ``mu`` from them returns them exactly when no coordinate off ``S``
+    would enter: ``mu max_{j not in S} |g_j| <= min_{i in S} |w_i|`` with
+    ``g = A^T (y - A w)``. ``mu`` is the fixed step, or ``1 / ||A||_2^2`` for the normalised
+    rule: the coefficients are then L-stationary (Beck and Eldar 2013), the optimality
+    condition that the limit points of classical IHT satisfy.
+    """
+    xp = problem.xp
+    A = problem.A
+    mu = step
+    if mu is None:
+        L = problem.lipschitz()
+        if L <= 0:
+            return True
+        mu = 1.0 / L
+    grad = adjoint(A) @ (problem.y - A @ coef)
+    on = coef != 0
+    off_max = float(xp.max(xp.where(on, xp.zeros_like(grad), xp.abs(grad))))
+    on_min = float(xp.min(xp.abs(xp.take(coef, support, axis=0))))
+    return mu * off_max <= on_min
 
 
 def iht_k_path(

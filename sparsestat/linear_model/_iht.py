@@ -159,7 +159,12 @@ class IHTRegressor(RegressorMixin, BaseEstimator):
     n_iter_ : int
         Number of IHT iterations run (0 when least squares was solved directly).
     converged_ : bool
-        Whether the relative change fell below ``tol``.
+        Whether the relative change fell below ``tol`` or, with ``debias=True``, the debiased
+        coefficients are L-stationary [3]_: a fixed point of the IHT step (of size
+        ``step_size / ||X||_2^2``, or ``1 / ||X||_2^2`` for the normalised rule), the
+        optimality condition of the limit points of IHT. The iterates may then still be
+        creeping along their support (slowly on correlated columns), which does not change
+        the debiased result.
     relative_change_ : float
         The last relative change of the iterates (the stopping certificate).
     n_features_in_ : int
@@ -186,6 +191,8 @@ class IHTRegressor(RegressorMixin, BaseEstimator):
        Applied and Computational Harmonic Analysis 27(3), 265-274, 2009.
     .. [2] T. Blumensath, M. E. Davies, "Normalized iterative hard thresholding: guaranteed
        stability and performance", IEEE J. Selected Topics in Signal Processing 4(2), 2010.
+    .. [3] A. Beck, Y. C. Eldar, "Sparsity constrained nonlinear optimization: optimality
+       conditions and algorithms", SIAM J. Optimization 23(3), 2013.
 
     Examples
     --------
@@ -276,10 +283,11 @@ class IHTRegressor(RegressorMixin, BaseEstimator):
         )
         _set_fitted(self, problem, res, X.dtype)
         if not self.converged_:
+            stationary = " and the debiased result is not an IHT fixed point" if self.debias else ""
             warnings.warn(
                 f"IHTRegressor did not converge in max_iter={self.max_iter} iterations: the "
                 f"relative change of the iterates is {self.relative_change_:.3e} > "
-                f"tol={self.tol:.1e}. Increase max_iter.",
+                f"tol={self.tol:.1e}{stationary}. Increase max_iter.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
