@@ -555,3 +555,41 @@ def _dense_corr_generic(XT: Any, r: Any) -> Any:
 
 
 register("cd_dense_corr", "numba")(_dense_corr_numba)
+
+
+@njit(cache=True)
+def _csc_column_sq_sums(indptr: Any, data: Any) -> Any:
+    d = indptr.shape[0] - 1
+    out = np.zeros(d)
+    for j in range(d):
+        s = 0.0
+        for p in range(indptr[j], indptr[j + 1]):
+            s += data[p] * data[p]
+        out[j] = s
+    return out
+
+
+def csc_column_sq_sums(indptr: Any, data: Any) -> np.ndarray:
+    """``sum_i B_ij^2`` of every column of a CSC matrix, without a temporary of size nnz.
+
+    Parameters
+    ----------
+    indptr : ndarray of int of shape (n_columns + 1,)
+        Column pointers.
+    data : ndarray of shape (nnz,)
+        Values.
+
+    Returns
+    -------
+    sq : ndarray of shape (n_columns,)
+        Squared column norms.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from sparsestat._kernels.cd import csc_column_sq_sums
+    >>> B = sp.csc_matrix(np.array([[1.0, 0.0], [2.0, 3.0]]))
+    >>> csc_column_sq_sums(B.indptr, B.data)
+    array([5., 9.])
+    """
+    return _csc_column_sq_sums(indptr, data)  # type: ignore[no-any-return]

@@ -37,6 +37,7 @@ from sparsestat._kernels.cd import (
     ALPHA_MAX_MARGIN,
     PENALTY_CODES,
     coordinate_alpha_max,
+    csc_column_sq_sums,
     dual_gap_l1,
     fixpoint_scores,
     objective,
@@ -75,13 +76,13 @@ class _SparseDesign:
     """``A = B - u xbar^T`` with ``B`` a CSC matrix; nothing dense of size ``n x p``."""
 
     def __init__(self, B: Any, xbar: np.ndarray, u: np.ndarray) -> None:
+        # a CSC float64 matrix is used as it is (never copied, never modified)
         self.B = sp.csc_matrix(B, dtype=np.float64)
-        self.B.sort_indices()
         self.xbar, self.u = xbar, u
         self.n_samples = self.B.shape[0]
         self.colsum = np.asarray(self.B.T @ u).ravel()
         self.u_sq = float(u @ u)
-        col_sq = np.asarray(self.B.multiply(self.B).sum(axis=0)).ravel()
+        col_sq = csc_column_sq_sums(self.B.indptr, self.B.data)
         sq = col_sq - 2.0 * xbar * self.colsum + self.u_sq * xbar**2
         self.sq_norms = np.maximum(sq, 0.0) / self.n_samples
 
@@ -183,7 +184,8 @@ def make_problem(
     n, d = X.shape
     if sample_weight is None:
         s = None
-        xbar = np.asarray(X.mean(axis=0)).ravel() if fit_intercept else np.zeros(d)
+        # X.T @ ones: the sparse matrix's mean() would copy X to upcast it first
+        xbar = np.asarray(X.T @ np.ones(n)).ravel() / n if fit_intercept else np.zeros(d)
         ybar = float(y.mean()) if fit_intercept else 0.0
     else:
         s = np.asarray(sample_weight, dtype=np.float64) * (n / float(np.sum(sample_weight)))

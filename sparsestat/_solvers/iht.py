@@ -134,7 +134,7 @@ def make_iht_problem(
         s = s * (n / float(xp.sum(s)))
     if sp.issparse(X):
         if fit_intercept:
-            xbar = np.asarray(X.mean(axis=0) if s is None else X.T @ s / n).ravel()
+            xbar = np.asarray(X.T @ (np.ones(n) if s is None else s)).ravel() / n
             ybar = float(np.mean(y) if s is None else s @ y / n)
         else:
             xbar, ybar = np.zeros(d), 0.0
