@@ -4,7 +4,7 @@ Everything here runs on the array library of ``X`` (NumPy, CuPy, torch, array-ap
 the arithmetic is written against the array API and the iterations are those of
 :func:`sparsestat._kernels.iht.iht_solve`. A SciPy sparse ``X`` is never densified: it is
 wrapped in an implicitly centred, row-weighted ``LinearOperator`` (``A = B - u xbar^T``), and
-only the ``n x k`` columns of a support are formed for the least-squares refit.
+the least-squares refit of a support ``S`` solves its ``|S| x |S|`` normal equations.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from array_api_compat import device as array_device
 from scipy.sparse.linalg import LinearOperator
@@ -41,6 +42,15 @@ class _CenteredSparse(LinearOperator):
     def columns(self, idx: np.ndarray) -> np.ndarray:
         """The dense ``n x len(idx)`` block ``A[:, idx]``."""
         return self.B[:, idx].toarray() - np.outer(self.u, self.xbar[idx])
+
+    def normal_equations(self, idx: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(A_S^T A_S, A_S^T y)`` from the sparse columns, in ``O(nnz_S + |S|^2)`` memory."""
+        Bs = self.B[:, idx]
+        xb = self.xbar[idx]
+        cs = np.asarray(Bs.T @ self.u).ravel()
+        G = (Bs.T @ Bs).toarray()
+        G -= np.outer(xb, cs) + np.outer(cs, xb) - float(self.u @ self.u) * np.outer(xb, xb)
+        return G, np.asarray(Bs.T @ y).ravel() - xb * float(self.u @ y)
 
 
 class IHTProblem:
@@ -80,8 +90,12 @@ class IHTProblem:
     def least_squares(self, idx: Any) -> Any:
         """Minimum-norm least-squares coefficients on the columns ``idx``."""
         xp = self.xp
+        if isinstance(self.A, _CenteredSparse):
+            # the support's normal equations: no dense n x |S| block (minimum-norm solution)
+            G, b = self.A.normal_equations(np.asarray(idx), self.y)
+            return scipy.linalg.lstsq(G, b, lapack_driver="gelsd")[0]
         As = self.columns(idx)
-        if isinstance(self.A, _CenteredSparse) or backend_name(xp) == "numpy":
+        if backend_name(xp) == "numpy":
             sol = np.linalg.lstsq(np.asarray(As), np.asarray(self.y), rcond=None)[0]
             return xp.asarray(sol, dtype=self.y.dtype, device=array_device(self.y))
         return xp.linalg.pinv(As) @ self.y
