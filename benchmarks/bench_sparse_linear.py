@@ -76,7 +76,7 @@ def main() -> None:
     cases.append(("sklearn Lasso l1", Lasso(alpha=0.05 * alpha_max, tol=1e-6)))
     rows = []
     with limit_threads(1):
-        for name, est in cases:  # compile (or load) the kernels outside the timings
+        for _, est in cases:  # compile (or load) the kernels outside the timings
             est.fit(X[:500], y[:500])
         for name, est in cases:
             seconds, peak = measure(est, X, y)
@@ -103,7 +103,8 @@ def main() -> None:
         for est in (LqRegression("l1/2", alpha=1e-3, tol=1e-12), IHTRegressor(20)):
             a = est.fit(Xs, ys).coef_.copy()
             b = est.fit(Xs.toarray(), ys).coef_
-            print(f"{type(est).__name__}: max |coef(CSR) - coef(dense)| = {np.abs(a - b).max():.1e}")
+            diff = float(np.abs(a - b).max())
+            print(f"{type(est).__name__}: max |coef(CSR) - coef(dense)| = {diff:.1e}")
 
 
 if __name__ == "__main__":

@@ -181,10 +181,11 @@ class IHTRegressor(RegressorMixin, BaseEstimator):
     -----
     Each iteration costs two matrix-vector products, O(n p) (O(nnz) for sparse ``X``), plus
     an O(p log p) top-k selection. Sparse ``X`` is centred implicitly and never densified;
-    its least-squares refit solves the ``k x k`` normal equations of the support. The whole fit is written against the array API: with
-    scikit-learn's ``array_api_dispatch`` on, CuPy or torch inputs are fitted on their
-    device and ``coef_`` stays there. ``sample_weight`` minimises
-    ``1/2 sum_i s_i (y_i - x_i w - b)^2`` (integer weights equal repeated rows).
+    its least-squares refit solves the ``k x k`` normal equations of the support. The
+    whole fit is written against the array API: with scikit-learn's ``array_api_dispatch``
+    on, CuPy or torch inputs are fitted on their device and ``coef_`` stays there.
+    ``sample_weight`` minimises ``1/2 sum_i s_i (y_i - x_i w - b)^2`` (integer weights equal
+    repeated rows).
 
     References
     ----------
