@@ -8,97 +8,26 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import get_config
+from array_api_compat import device as array_device
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted
 
-from sparsestat._kernels._dispatch import get_namespace, move_to_namespace
+from sparsestat._kernels._dispatch import move_to_namespace
 from sparsestat._solvers.iht import (
     iht_fit,
     iht_k_path,
     make_iht_problem,
     n_nonzero_default,
 )
+from sparsestat.linear_model._base import LinearPredictorMixin, validate_xy
 from sparsestat.linear_model._cv import cv_path_mse
 from sparsestat.utils._compat import (
     Interval,
     StrOptions,
-    check_sample_weight,
     fit_context,
-    validate_data,
 )
-from sparsestat.utils._dask import rowwise
 
 __all__ = ["IHTRegressor", "IHTRegressorCV", "iht"]
-
-
-def _check_same_namespace(est: Any, X: Any, method: str) -> None:
-    """Under array-API dispatch, ``X`` must come from the library ``coef_`` was fitted in."""
-    if not get_config()["array_api_dispatch"] or sp.issparse(X):
-        return
-    try:
-        same = get_namespace(X) is get_namespace(est.coef_)
-    except TypeError:
-        same = False
-    if not same:
-        raise ValueError(
-            f"Inputs passed to {type(est).__name__}.{method}() must use the same namespace "
-            f"and device as those passed to fit(); coef_ is a "
-            f"{type(est.coef_).__module__} array, X a {type(X).__module__} one."
-        )
-
-
-def _float_dtypes(X: Any) -> list[Any]:
-    """``[float64, float32]`` of the library of ``X`` (NumPy for lists, sparse, pandas)."""
-    if get_config()["array_api_dispatch"] and not sp.issparse(X):
-        try:
-            xp = get_namespace(X)
-            return [xp.float64, xp.float32]
-        except TypeError:
-            pass
-    return [np.float64, np.float32]
-
-
-def _validate(est: Any, X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
-    X, y = validate_data(
-        est,
-        X,
-        y,
-        accept_sparse=["csr", "csc"],
-        dtype=_float_dtypes(X),
-        y_numeric=True,
-        multi_output=False,
-    )
-    if sample_weight is not None:
-        if hasattr(sample_weight, "__array_namespace__") and not sp.issparse(X):
-            sample_weight = move_to_namespace(sample_weight, *_ns_dev(X))  # mixed libraries
-        sample_weight = check_sample_weight(sample_weight, X, dtype=X.dtype)
-        if not float(get_namespace(sample_weight).sum(sample_weight)) > 0:
-            raise ValueError("sample_weight must have at least one positive entry.")
-    return X, y, sample_weight
-
-
-def _ns_dev(X: Any) -> tuple[Any, Any]:
-    from array_api_compat import device
-
-    return get_namespace(X), device(X)
-
-
-def _predict(est: Any, X: Any) -> Any:
-    check_is_fitted(est)
-    _check_same_namespace(est, X, "predict")
-    X = validate_data(est, X, reset=False, accept_sparse=["csr", "csc"], dtype=_float_dtypes(X))
-    if sp.issparse(X):
-        return (
-            np.asarray(X @ np.asarray(est.coef_, dtype=np.float64))
-            .ravel()
-            .astype(est.coef_.dtype, copy=False)
-            + est.intercept_
-        )
-    xp = get_namespace(X)
-    X = xp.astype(X, est.coef_.dtype)
-    return X @ est.coef_ + est.intercept_
 
 
 def _set_fitted(est: Any, problem: Any, res: dict[str, Any], dtype: Any) -> None:
@@ -112,7 +41,7 @@ def _set_fitted(est: Any, problem: Any, res: dict[str, Any], dtype: Any) -> None
     est.converged_ = res["converged"]
 
 
-class IHTRegressor(RegressorMixin, BaseEstimator):
+class IHTRegressor(LinearPredictorMixin, RegressorMixin, BaseEstimator):
     """Sparse linear regression by iterative hard thresholding (IHT).
 
     Minimises ``1/2 ||y - X w - b||^2`` subject to ``||w||_0 <= n_nonzero_coefs`` by
@@ -258,7 +187,7 @@ class IHTRegressor(RegressorMixin, BaseEstimator):
         self : IHTRegressor
             The fitted estimator.
         """
-        X, y, sample_weight = _validate(self, X, y, sample_weight)
+        X, y, sample_weight = validate_xy(self, X, y, sample_weight)
         n_features = X.shape[1]
         k = self.n_nonzero_coefs or n_nonzero_default(n_features)
         if k > n_features:
@@ -272,7 +201,7 @@ class IHTRegressor(RegressorMixin, BaseEstimator):
         w0 = None
         coef = getattr(self, "coef_", None)
         if self.warm_start and coef is not None and coef.shape[0] == n_features:
-            w0 = move_to_namespace(coef, problem.xp, _ns_dev(problem.y)[1])
+            w0 = move_to_namespace(coef, problem.xp, array_device(problem.y))
             w0 = problem.xp.astype(w0, problem.y.dtype)
         res = iht_fit(
             problem,
@@ -295,30 +224,13 @@ class IHTRegressor(RegressorMixin, BaseEstimator):
             )
         return self
 
-    @rowwise(dtype=lambda est, _: est.coef_.dtype)
-    def predict(self, X):
-        """Predict with the linear model.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
-            Samples; a dask array gives a lazy dask array, computed chunk by chunk.
-
-        Returns
-        -------
-        y_pred : array of shape (n_samples,)
-            ``X @ coef_ + intercept_``.
-        """
-        return _predict(self, X)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
         tags.array_api_support = True
         return tags
 
 
-class IHTRegressorCV(RegressorMixin, BaseEstimator):
+class IHTRegressorCV(LinearPredictorMixin, RegressorMixin, BaseEstimator):
     """IHT regression with the number of nonzero coefficients chosen by cross-validation.
 
     For every fold, IHT is run for ``k = 1, 2, ..., max_n_nonzero_coefs``, each ``k``
@@ -457,7 +369,7 @@ class IHTRegressorCV(RegressorMixin, BaseEstimator):
         self : IHTRegressorCV
             The fitted estimator.
         """
-        X, y, sample_weight = _validate(self, X, y, sample_weight)
+        X, y, sample_weight = validate_xy(self, X, y, sample_weight)
         dtype = X.dtype
         X = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else np.asarray(X, np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -493,27 +405,6 @@ class IHTRegressorCV(RegressorMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
-
-    @rowwise(dtype=lambda est, _: est.coef_.dtype)
-    def predict(self, X):
-        """Predict with the refitted model.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
-            Samples; a dask array gives a lazy dask array, computed chunk by chunk.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            ``X @ coef_ + intercept_``.
-        """
-        return _predict(self, X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
 
 
 def iht(X, y, n_nonzero_coefs=None, **params):

@@ -10,19 +10,17 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted
 
 from sparsestat._kernels.cd import penalty_spec
 from sparsestat._solvers.cd import alpha_max, cd_path, cd_solve, make_problem
+from sparsestat.linear_model._base import LinearPredictorMixin, as_float64, validate_xy
 from sparsestat.penalties import Penalty
 from sparsestat.utils._compat import (
     Interval,
     StrOptions,
     fit_context,
-    validate_data,
     validate_params,
 )
-from sparsestat.utils._dask import rowwise
 
 __all__ = ["LqRegression", "LqRegressionCV", "lq_path"]
 
@@ -202,7 +200,7 @@ def lq_path(
     return grid, res["coefs"], certs
 
 
-class LqRegression(RegressorMixin, BaseEstimator):
+class LqRegression(LinearPredictorMixin, RegressorMixin, BaseEstimator):
     """Least squares with an l1, l0, l1/2, lq or CEL0 penalty, by working-set CD.
 
     Minimises ``1/(2 n) ||y - X w - b||^2 + alpha P(w)`` (scikit-learn's ``Lasso`` scaling)
@@ -352,7 +350,9 @@ class LqRegression(RegressorMixin, BaseEstimator):
         self : LqRegression
             The fitted estimator.
         """
-        X, y, sample_weight, dtype = validate_linear_data(self, X, y, sample_weight)
+        X, y, sample_weight = validate_xy(self, X, y, sample_weight)
+        dtype = X.dtype
+        X, y, sample_weight = as_float64(X, y, sample_weight)
         name, alpha, q, atom_norms = penalty_spec(self.penalty, self.alpha, self.q)
         problem = make_problem(X, y, sample_weight=sample_weight, fit_intercept=self.fit_intercept)
         w0 = None
@@ -387,65 +387,8 @@ class LqRegression(RegressorMixin, BaseEstimator):
             )
         return self
 
-    @rowwise(dtype=lambda est, _: est.coef_.dtype)
-    def predict(self, X):
-        """Predict ``X @ coef_ + intercept_``.
 
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
-            Samples; a dask array gives a lazy dask array, computed chunk by chunk.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predictions.
-        """
-        return linear_predict(self, X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
-
-
-def validate_linear_data(est: Any, X: Any, y: Any, sample_weight: Any) -> tuple[Any, ...]:
-    """Validate ``(X, y, sample_weight)`` for the linear models; float64 copies for the solver.
-
-    Returns ``X`` (float64, dense or CSC), ``y``, the weights (or None) and the input dtype.
-    """
-    from sparsestat.utils._compat import check_sample_weight
-
-    X, y = validate_data(
-        est,
-        X,
-        y,
-        accept_sparse=["csc", "csr"],
-        dtype=[np.float64, np.float32],
-        y_numeric=True,
-        order="F",
-    )
-    dtype = X.dtype
-    if sp.issparse(X):
-        X = sp.csc_matrix(X, dtype=np.float64)
-    else:
-        X = X.astype(np.float64, order="F", copy=False)
-    y = np.asarray(y, dtype=np.float64)
-    if sample_weight is not None:
-        sample_weight = check_sample_weight(sample_weight, X, dtype=np.float64)
-        if not np.any(sample_weight > 0):
-            raise ValueError("sample_weight must have at least one positive entry.")
-    return X, y, sample_weight, dtype
-
-
-def linear_predict(est: Any, X: Any) -> Any:
-    """``X @ coef_ + intercept_`` after validation (dense or sparse ``X``; dtype of ``coef_``)."""
-    check_is_fitted(est)
-    X = validate_data(est, X, reset=False, accept_sparse=["csr", "csc"], dtype=est.coef_.dtype)
-    return np.asarray(X @ est.coef_).ravel() + est.intercept_
-
-
-class LqRegressionCV(RegressorMixin, BaseEstimator):
+class LqRegressionCV(LinearPredictorMixin, RegressorMixin, BaseEstimator):
     """:class:`LqRegression` with ``alpha`` chosen by cross-validation along the path.
 
     As scikit-learn's ``LassoCV``, for any penalty: the grid of ``alphas`` is computed on all
@@ -590,7 +533,9 @@ class LqRegressionCV(RegressorMixin, BaseEstimator):
         """
         from sparsestat.linear_model._cv import cv_path_mse
 
-        X, y, sample_weight, dtype = validate_linear_data(self, X, y, sample_weight)
+        X, y, sample_weight = validate_xy(self, X, y, sample_weight)
+        dtype = X.dtype
+        X, y, sample_weight = as_float64(X, y, sample_weight)
         name, _, q, atom_norms = penalty_spec(self.penalty, 1.0, self.q)
         full = make_problem(X, y, sample_weight=sample_weight, fit_intercept=self.fit_intercept)
         if isinstance(self.alphas, numbers.Integral):
@@ -630,24 +575,3 @@ class LqRegressionCV(RegressorMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
-
-    @rowwise(dtype=lambda est, _: est.coef_.dtype)
-    def predict(self, X):
-        """Predict with the refitted model.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
-            Samples; a dask array gives a lazy dask array, computed chunk by chunk.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            ``X @ coef_ + intercept_``.
-        """
-        return linear_predict(self, X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags

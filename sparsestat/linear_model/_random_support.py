@@ -21,6 +21,7 @@ from sparsestat._kernels.precondition import (
     subset_certificates,
     thin_svd,
 )
+from sparsestat.linear_model._base import LinearPredictorMixin
 from sparsestat.utils._compat import (
     Interval,
     StrOptions,
@@ -28,7 +29,6 @@ from sparsestat.utils._compat import (
     fit_context,
     validate_data,
 )
-from sparsestat.utils._dask import rowwise
 
 __all__ = ["RandomSupportRegressor", "random_support_regression"]
 
@@ -70,7 +70,7 @@ def _theory_alpha(Z, y, sw, n_eff, max_iter, tol):
     return max(2.0 * sigma * math.sqrt(2.0 * math.log(max(m, 2)) / n_eff), np.finfo(float).tiny)
 
 
-class RandomSupportRegressor(RegressorMixin, BaseEstimator):
+class RandomSupportRegressor(LinearPredictorMixin, RegressorMixin, BaseEstimator):
     """Sparse linear regression for badly conditioned designs and random supports.
 
     Two phases [1]_: (1) a *label-free* preconditioner is computed from ``X`` alone: the
@@ -207,6 +207,8 @@ class RandomSupportRegressor(RegressorMixin, BaseEstimator):
     >>> bool(est.score(X, y) > 0.9)
     True
     """
+
+    _accepts_sparse = False  # the preconditioner takes a thin SVD of the dense design
 
     _parameter_constraints: dict = {
         "n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
@@ -452,24 +454,6 @@ class RandomSupportRegressor(RegressorMixin, BaseEstimator):
                 "summary() needs statsmodels: pip install statsmodels (or sparsestat[stats])."
             )
         return self.ols_results_.summary(xname=self._ols_names)
-
-    @rowwise(dtype=lambda est, _: est.coef_.dtype)
-    def predict(self, X):
-        """Predict with the linear model ``X @ coef_ + intercept_``.
-
-        Parameters
-        ----------
-        X : {array-like, dask array} of shape (n_samples, n_features)
-            Samples; a dask array gives a lazy dask array, computed chunk by chunk.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predictions (in the dtype of ``coef_``: float32 after a float32 fit).
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=self.coef_.dtype, reset=False)
-        return X @ self.coef_ + self.intercept_
 
 
 def random_support_regression(X, y, **params):
