@@ -24,8 +24,6 @@ PENDING_FILES: dict[str, set[str]] = {
 }
 
 # ---- bayes: SparseBayesianLearning, KroneckerSBL
-PENDING["sample_weight"] |= {"SparseBayesianLearning"}
-PENDING["dask"] |= {"SparseBayesianLearning", "KroneckerSBL"}
 
 # ---- privacy: LDPSparseLinearRegression, LDPIHTRegressor (nothing pending)
 
