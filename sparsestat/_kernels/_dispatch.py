@@ -149,8 +149,8 @@ def move_to_namespace(a: Any, xp: Any, device: Any) -> Any:
     """``a`` as an array of namespace ``xp`` on ``device``, converted only when it is foreign.
 
     DLPack first (no copy where the libraries allow it); otherwise through a NumPy array on
-    the host (array-api-strict arrays on a virtual device are moved to its CPU device
-    first). Used to bring ``y`` and ``sample_weight`` to the library and device of ``X``.
+    the host (:func:`to_host`). Used to bring ``y`` and ``sample_weight`` to the library and
+    device of ``X``.
     """
     from array_api_compat import device as array_device
 
@@ -163,6 +163,4 @@ def move_to_namespace(a: Any, xp: Any, device: Any) -> Any:
         return xp.from_dlpack(a, device=device)
     except (AttributeError, TypeError, NotImplementedError, BufferError, ValueError, RuntimeError):
         pass
-    if type(a).__module__.split(".")[0] == "array_api_strict":
-        a = xp_a.asarray(a, device=xp_a.Device("CPU_DEVICE"))
-    return xp.asarray(np.asarray(to_numpy(a)), device=device)
+    return xp.asarray(to_host(a), device=device)
