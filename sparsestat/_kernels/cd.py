@@ -592,4 +592,4 @@ def csc_column_sq_sums(indptr: Any, data: Any) -> np.ndarray:
     >>> csc_column_sq_sums(B.indptr, B.data)
     array([5., 9.])
     """
-    return _csc_column_sq_sums(indptr, data)  # type: ignore[no-any-return]
+    return _csc_column_sq_sums(indptr, data)
