@@ -298,3 +298,12 @@ def test_float32_in_float32_out():
     reg = LqRegression("l1/2", alpha=0.05).fit(X.astype(np.float32), y.astype(np.float32))
     assert reg.coef_.dtype == np.float32
     assert reg.predict(X.astype(np.float32)).dtype == np.float32
+
+
+def test_lq_path_n_alphas_is_deprecated_but_works():
+    X, y, _ = _data(seed=14)
+    with pytest.warns(FutureWarning, match="n_alphas is deprecated"):
+        alphas, coefs, _ = lq_path(X, y, penalty="l0", n_alphas=4)
+    new_alphas, new_coefs, _ = lq_path(X, y, penalty="l0", alphas=4)
+    np.testing.assert_array_equal(alphas, new_alphas)
+    np.testing.assert_array_equal(coefs, new_coefs)
