@@ -411,11 +411,12 @@ def _cd_gram_epochs_impl(
     ``cw`` holds ``A_ws^T r / n`` on entry; ``w``, ``L``, ``a`` are the working set's
     coefficients, ``||A_j||^2 / n`` and atom norms. A coordinate step costs ``O(|ws|)`` (the
     correlations are updated instead of the residual). Every ``ANDERSON_K`` epochs the last
-    iterates are extrapolated (Anderson acceleration, as skglm's ``AndersonCD``); the
-    extrapolated point is kept only if it lowers the objective, so the objective never
-    increases, for the non-convex penalties too. Updates ``w`` and ``cw`` in place and
-    returns the epochs run; it stops once the largest fixed-point score on the working set is
-    at most ``stop`` (checked every ``ANDERSON_K`` epochs) or after ``max_epochs``.
+    iterates are extrapolated (Anderson acceleration, as skglm's ``AndersonCD``) when they
+    share one sign pattern; the extrapolated point is kept only if it keeps that pattern and
+    lowers the objective, so the objective never increases, for the non-convex penalties
+    too. Updates ``w`` and ``cw`` in place and returns the epochs run; it stops once the
+    largest fixed-point score on the working set is at most ``stop`` (checked every
+    ``ANDERSON_K`` epochs) or after ``max_epochs``.
     """
     m = w.shape[0]
     K = ANDERSON_K
@@ -427,7 +428,7 @@ def _cd_gram_epochs_impl(
     hist[0] = w
     n_hist = 1
     epochs = 0
-    for epoch in range(max_epochs):
+    for _ in range(max_epochs):
         epochs += 1
         for j in range(m):
             if L[j] == 0.0:
@@ -442,7 +443,14 @@ def _cd_gram_epochs_impl(
         n_hist += 1
         if n_hist == K + 1:
             # Anderson: the affine combination of the last K iterates whose successive
-            # differences combine to the smallest norm
+            # differences combine to the smallest norm; tried only when the K + 1 iterates
+            # share one sign pattern (CD is then a smooth fixed-point map locally, and the
+            # extrapolation cannot jump to another local minimum of a non-convex penalty)
+            same = True
+            for i in range(K):
+                for j in range(m):
+                    if np.sign(hist[i, j]) != np.sign(hist[K, j]):
+                        same = False
             U = np.empty((K, m))
             for i in range(K):
                 U[i] = hist[i + 1] - hist[i]
@@ -450,7 +458,7 @@ def _cd_gram_epochs_impl(
             tr = 0.0
             for i in range(K):
                 tr += C[i, i]
-            if tr > 0.0:
+            if same and tr > 0.0:
                 for i in range(K):
                     C[i, i] += 1e-10 * tr
                 z = np.linalg.solve(C, np.ones(K))
@@ -459,7 +467,10 @@ def _cd_gram_epochs_impl(
                     w_acc = np.zeros(m)
                     for i in range(K):
                         w_acc += (z[i] / zs) * hist[i + 1]
-                    if _quad_pen(G, b, w_acc, kind, alpha, q, a) < _quad_pen(
+                    for j in range(m):
+                        if np.sign(w_acc[j]) != np.sign(w[j]):
+                            same = False
+                    if same and _quad_pen(G, b, w_acc, kind, alpha, q, a) < _quad_pen(
                         G, b, w, kind, alpha, q, a
                     ):
                         w[:] = w_acc
