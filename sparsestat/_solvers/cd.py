@@ -13,8 +13,8 @@ The outer loop scores every feature by its fixed-point residual, grows a working
 current support plus the worst-scored features, at least ``p0`` and twice the support, as in
 skglm's ``AndersonCD``) and runs coordinate-descent epochs on it (Numba kernels of
 :mod:`sparsestat._kernels.cd`). A working set of at most ``n / 2`` features is solved through
-its Gram matrix (``O(|ws|)`` per coordinate step), larger ones by updating the residual. The
-inner tolerance is ``0.3`` times the largest score and shrinks by at least ``0.3`` at every
+its Gram matrix (``O(|ws|)`` per coordinate step, with Anderson acceleration every few
+epochs), larger ones by updating the residual. The inner tolerance is ``0.3`` times the largest score and shrinks by at least ``0.3`` at every
 outer iteration that does not meet the certificate, so badly conditioned problems converge
 instead of repeating inner solves that stop too early.
 

@@ -274,10 +274,11 @@ class LqRegression(LinearPredictorMixin, RegressorMixin, BaseEstimator):
 
     Complexity: one epoch ``O(n |WS|)`` (``O(|WS|^2)`` through the working set's Gram
     matrix when ``|WS| <= n / 2``), one outer scoring ``O(n p)`` (``O(nnz)`` for sparse
-    ``X``). Working sets and the fixed-point score follow skglm's ``AndersonCD`` (without
-    Anderson acceleration); this solver design is not specified by the paper, which codes
-    with iterative thresholding; chosen here because coordinate descent with working sets is
-    the fastest known solver for these penalties on a single design [2]_.
+    ``X``). Working sets, the fixed-point score and the Anderson acceleration of the epochs
+    (tried between iterates of one sign pattern, kept only when the objective decreases)
+    follow skglm's ``AndersonCD``; this solver design is not specified by the paper, which
+    codes with iterative thresholding; chosen here because coordinate descent with working
+    sets is the fastest known solver for these penalties on a single design [2]_.
 
     References
     ----------
