@@ -14,9 +14,10 @@ current support plus the worst-scored features, at least ``p0`` and twice the su
 skglm's ``AndersonCD``) and runs coordinate-descent epochs on it (Numba kernels of
 :mod:`sparsestat._kernels.cd`). A working set of at most ``n / 2`` features is solved through
 its Gram matrix (``O(|ws|)`` per coordinate step, with Anderson acceleration every few
-epochs), larger ones by updating the residual. The inner tolerance is ``0.3`` times the largest score and shrinks by at least ``0.3`` at every
-outer iteration that does not meet the certificate, so badly conditioned problems converge
-instead of repeating inner solves that stop too early.
+epochs), larger ones by updating the residual. The inner tolerance is ``0.3`` times the
+largest score and shrinks by at least ``0.3`` at every outer iteration that does not meet the
+certificate, so badly conditioned problems converge instead of repeating inner solves that
+stop too early.
 
 Certificates: for ``l1`` the duality gap divided by ``||y||^2 / n`` (scikit-learn's relative
 criterion); for the non-convex penalties the fixed-point residual
