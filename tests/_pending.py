@@ -53,57 +53,6 @@ PENDING_FILES["docstrings"] |= {
     "sparsestat/mixture/_gaussian_moe.py",
 }
 
-# ---- sae: SparseAutoencoder
-PENDING["sample_weight"] |= {"SparseAutoencoder"}
-PENDING["dask"] |= {"SparseAutoencoder"}
-PENDING["vocabulary"] |= {"SparseAutoencoder"}
-PENDING["parameter_count"] |= {"SparseAutoencoder"}
-PENDING_FILES["size"] |= {"sparsestat/neural/_sae.py", "sparsestat/neural/layers/_sae.py"}
-PENDING_FILES["private_imports"] |= {"sparsestat/neural/_sae.py"}
-PENDING_FILES["docstrings"] |= {"sparsestat/neural/_sae.py"}
+# ---- sae: SparseAutoencoder (all converted)
 
 # ---- neural: the other torch estimators and the base
-PENDING["sample_weight"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-}
-PENDING["dask"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-    "QuickSelection",
-    "SparseMatrixFactorization",
-}
-PENDING["vocabulary"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-    "QuickSelection",
-    "SparseMatrixFactorization",
-}
-PENDING["parameter_count"] |= {"SparseMLPClassifier", "SparseMLPRegressor"}
-PENDING_FILES["size"] |= {"sparsestat/neural/layers/_sparse.py"}
-PENDING_FILES["docstrings"] |= {
-    "sparsestat/neural/_base.py",
-    "sparsestat/neural/_quickselection.py",
-    "sparsestat/neural/layers/_sparse.py",
-}

@@ -284,6 +284,136 @@ def test_linear_sample_weight_and_sparse_input_on_breast_cancer():
 # ----------------------------------------------------------------------------------------------
 
 
+def test_sae_recovers_a_small_planted_dictionary_with_the_default_training_length():
+    """6,000 rows, d = 32, 64 planted atoms, 3 active per row: the default training length
+    adapts to the small data (at least 2,000 optimiser steps) and recovers the atoms; 20
+    epochs of 6 mini-batches (the former default) left them at mean max-cosine 0.78."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from sparsestat.datasets import make_planted_features
+    from sparsestat.metrics import mmcs
+    from sparsestat.neural import SparseAutoencoder, TopK
+
+    X, _, atoms = make_planted_features(6000, 32, 64, firing_prob=3 / 64, random_state=0)
+    sae = SparseAutoencoder(n_components=64, activation=TopK(k=3), random_state=0).fit(X)
+    assert mmcs(atoms, sae.components_) >= 0.9
+    assert sae.n_epochs_ * 6 >= 2000 and sae.n_steps_ >= 2000
+    assert sae.n_dead_latents_ <= 6
+
+
+def test_sae_k_larger_than_the_number_of_latents_raises_naming_k():
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("torch")
+    from sparsestat.neural import SparseAutoencoder, TopK
+
+    X = np.random.default_rng(0).standard_normal((200, 16))
+    with pytest.raises(ValueError, match=r"k=100 is larger than n_components=32"):
+        SparseAutoencoder(n_components=32, activation=TopK(k=100)).fit(X)
+    with (  # the former flat name
+        pytest.warns(FutureWarning, match="activation=TopK"),
+        pytest.raises(ValueError, match=r"k=100 is larger than n_components=32"),
+    ):
+        SparseAutoencoder(k=100, n_components=32).fit(X)
+
+
+def test_sae_warns_when_most_latents_never_fire_on_digits():
+    import pytest
+
+    pytest.importorskip("torch")
+    from sklearn.datasets import load_digits
+
+    from sparsestat.neural import SparseAutoencoder, TopK
+
+    X = load_digits().data  # 1,797 rows: with k = 1, at most 1,797 of 4,096 latents can fire
+    sae = SparseAutoencoder(n_components=4096, activation=TopK(k=1), max_epochs=1)
+    with pytest.warns(UserWarning, match=r"of 4096 latents did not fire"):
+        sae.set_params(random_state=0).fit(X)
+    assert sae.n_dead_latents_ > 2048 and sae.dead_latents_.sum() == sae.n_dead_latents_
+
+
 # ----------------------------------------------------------------------------------------------
 # Other torch estimators (sparse training, SSVI, COMET, group envelope, QuickSelection, SMF)
 # ----------------------------------------------------------------------------------------------
+
+
+def _breast_cancer_split():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_breast_cancer(return_X_y=True)
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def test_sparse_mlp_defaults_adapt_to_small_data_and_match_mlpclassifier():
+    """569 rows are 6 mini-batches per epoch: a fixed 50 epochs would be 300 optimiser
+    steps; the default ``max_epochs="auto"`` trains for at least 2000 and the 90 %-sparse
+    network scores as scikit-learn's dense ``MLPClassifier`` in a scaled pipeline."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sparsestat.neural import SparseMLPClassifier
+
+    Xtr, Xte, ytr, yte = _breast_cancer_split()
+    ours = make_pipeline(StandardScaler(), SparseMLPClassifier(random_state=0)).fit(Xtr, ytr)
+    ref = make_pipeline(StandardScaler(), MLPClassifier(random_state=0)).fit(Xtr, ytr)
+    clf = ours[-1]
+    assert clf.n_steps_ >= 2000 and clf.n_epochs_ > 50
+    assert clf.sparsity_ == pytest.approx(0.9, abs=0.01)
+    assert ours.score(Xte, yte) >= ref.score(Xte, yte) - 0.03
+
+
+def test_torch_classifiers_take_sample_weight_and_early_stopping_on_breast_cancer():
+    """Up-weighting the malignant class raises its recall; early stopping stops early and
+    keeps the best epoch; both as in scikit-learn's MLPClassifier."""
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("torch")
+    from sklearn.metrics import recall_score
+    from sklearn.preprocessing import StandardScaler
+
+    from sparsestat.neural import COMETMoEClassifier, SparseMLPClassifier
+
+    Xtr, Xte, ytr, yte = _breast_cancer_split()
+    scaler = StandardScaler().fit(Xtr)
+    Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+    kw = {"hidden_layer_sizes": (32,), "max_epochs": 30, "random_state": 0}
+    plain = SparseMLPClassifier(**kw).fit(Xtr, ytr)
+    heavy = SparseMLPClassifier(**kw).fit(Xtr, ytr, sample_weight=np.where(ytr == 0, 20.0, 1.0))
+    r_plain = recall_score(yte, plain.predict(Xte), pos_label=0)
+    r_heavy = recall_score(yte, heavy.predict(Xte), pos_label=0)
+    assert r_heavy > r_plain and r_heavy >= 0.95
+    moe = COMETMoEClassifier(
+        n_experts=4, k=2, max_epochs=300, early_stopping=True, n_iter_no_change=5,
+        random_state=0,
+    ).fit(Xtr, ytr)  # fmt: skip
+    assert moe.converged_ and moe.n_iter_ < 300
+    losses = [h["valid_loss"] for h in moe.history_]
+    assert moe.best_loss_ == min(losses)
+    assert moe.score(Xte, yte) > 0.9
+
+
+def test_out_of_range_neural_parameters_raise_naming_them():
+    """A group count above the number of neurons, and a module option the network does not
+    have, are named in a clear error (scikit-learn raises in ``set_params`` too)."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from sklearn.datasets import load_digits
+
+    from sparsestat.neural import GroupEnvelopeMLPClassifier, SSVIClassifier
+
+    X, y = load_digits(return_X_y=True)
+    with pytest.raises(ValueError, match="n_nonzero_groups=1000 exceeds the 32 groups"):
+        GroupEnvelopeMLPClassifier(hidden_layer_sizes=(32,), n_nonzero_groups=1000).fit(X, y)
+    with pytest.raises(ValueError, match="'module__foo'"):
+        SSVIClassifier().set_params(module__foo=1)
+    with pytest.raises(ValueError, match="'module__foo'"):
+        SSVIClassifier(module__foo=1, max_epochs=1).fit(X[:50], y[:50])
