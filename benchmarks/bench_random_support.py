@@ -2,12 +2,12 @@
 
 Prediction error ``||X (w_hat - w*)||^2 / N`` (median and IQR over seeds), support F1 (designs
 D0 and D1) and wall time, on the designs of ``make_sparse_regression`` with worst-case values
-on a uniformly random support (noise 0.1, spec ``random_support_regression.md``).
+on a uniformly random support (noise 0.1).
 
 Usage::
 
     python benchmarks/bench_random_support.py            # reduced grid (minutes)
-    python benchmarks/bench_random_support.py --full     # the spec's grid (hours on 2 cores)
+    python benchmarks/bench_random_support.py --full     # the full grid (hours on 2 cores)
     python benchmarks/bench_random_support.py --ablations  # add identity / whiten rows
 
 Peers that are not installed are reported as "not installed".
@@ -141,7 +141,7 @@ def _run(grid_d, grid_k, grid_c, n_seeds, designs, ablations):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="the spec's full grid")
+    parser.add_argument("--full", action="store_true", help="the full grid")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--ablations", action="store_true", help="add identity / whiten")
     args = parser.parse_args(argv)

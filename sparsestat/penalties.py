@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from sparsestat._kernels._dispatch import get_namespace
+from sparsestat._kernels.cd import PENALTY_CODES
 from sparsestat._kernels.prox import (
     lq_threshold,
     prox_cel0,
@@ -240,6 +241,18 @@ class L1(Penalty):
         xp = get_namespace(grad)
         return float(xp.max(xp.abs(grad)))
 
+    def kernel_spec(self) -> tuple[int, float, float, None]:
+        """Code and parameters handed to the coordinate-descent kernels.
+
+        Returns
+        -------
+        parameters : tuple
+            ``(code, alpha, q, atom_norms)``: the integer code of
+            :data:`sparsestat._kernels.cd.PENALTY_CODES`, the weight, the exponent (1) and
+            None.
+        """
+        return PENALTY_CODES["l1"], _check_alpha(self.alpha), 1.0, None
+
 
 class L0(Penalty):
     """The l0 penalty ``alpha * #{j : w_j != 0}``.
@@ -335,6 +348,16 @@ class L0(Penalty):
         xp = get_namespace(grad)
         g = float(xp.max(xp.abs(grad)))
         return step * g * g / 2.0
+
+    def kernel_spec(self) -> tuple[int, float, float, None]:
+        """Code and parameters handed to the coordinate-descent kernels.
+
+        Returns
+        -------
+        parameters : tuple
+            ``(code, alpha, q, atom_norms)`` (``q`` unused, ``atom_norms`` None).
+        """
+        return PENALTY_CODES["l0"], _check_alpha(self.alpha), 0.5, None
 
 
 class Lq(Penalty):
@@ -459,6 +482,16 @@ class Lq(Penalty):
         t = (step * g / c) ** (2.0 - q) / (2.0 * (1.0 - q))
         return t / step
 
+    def kernel_spec(self) -> tuple[int, float, float, None]:
+        """Code and parameters handed to the coordinate-descent kernels.
+
+        Returns
+        -------
+        parameters : tuple
+            ``(code, alpha, q, atom_norms)`` (``atom_norms`` None).
+        """
+        return PENALTY_CODES["lq"], _check_alpha(self.alpha), self._q(), None
+
 
 class L1_2(Lq):
     """The l1/2 penalty ``alpha * sum_j |w_j|^(1/2)`` with the closed-form half thresholding.
@@ -504,6 +537,16 @@ class L1_2(Lq):
         """
         _check_step(step)
         return prox_l1_2(z, step * _check_alpha(self.alpha))
+
+    def kernel_spec(self) -> tuple[int, float, float, None]:
+        """Code and parameters handed to the coordinate-descent kernels.
+
+        Returns
+        -------
+        parameters : tuple
+            ``(code, alpha, q, atom_norms)`` with the closed-form half-thresholding code.
+        """
+        return PENALTY_CODES["l1/2"], _check_alpha(self.alpha), 0.5, None
 
 
 class CEL0(Penalty):
@@ -644,6 +687,17 @@ class CEL0(Penalty):
         hard = step * g**2 / 2.0
         return float(np.max(np.where(step * a**2 < 1.0, soft, hard)))
 
+    def kernel_spec(self) -> tuple[int, float, float, Any]:
+        """Code and parameters handed to the coordinate-descent kernels.
+
+        Returns
+        -------
+        parameters : tuple
+            ``(code, alpha, q, atom_norms)`` (``q`` unused; the atom norms or None).
+        """
+        a = None if self.atom_norms is None else self._a()
+        return PENALTY_CODES["cel0"], _check_alpha(self.alpha), 0.5, a
+
 
 class GroupL1(Penalty):
     """The group-lasso penalty ``alpha * sum_g ||w_g||_2`` over groups of the last axis.
@@ -766,7 +820,15 @@ class GroupL1(Penalty):
         return float(np.max(self._group_norms(grad)))
 
 
-_BY_NAME = {"l1": L1, "l0": L0, "l1/2": L1_2, "lq": Lq, "cel0": CEL0, "group_l1": GroupL1}
+_BY_NAME = {
+    "l1": L1,
+    "l0": L0,
+    "l1/2": L1_2,
+    "l1_2": L1_2,
+    "lq": Lq,
+    "cel0": CEL0,
+    "group_l1": GroupL1,
+}
 
 
 def make_penalty(penalty: Any, alpha: float = 1.0, q: float = 0.5, **kwargs: Any) -> Penalty:
@@ -774,8 +836,9 @@ def make_penalty(penalty: Any, alpha: float = 1.0, q: float = 0.5, **kwargs: Any
 
     Parameters
     ----------
-    penalty : {"l1", "l0", "l1/2", "lq", "cel0", "group_l1"} or Penalty
-        Name of the penalty, or a penalty object (returned unchanged).
+    penalty : {"l1", "l0", "l1/2", "l1_2", "lq", "cel0", "group_l1"} or Penalty
+        Name of the penalty (``"l1_2"`` is another spelling of ``"l1/2"``, after the class
+        :class:`L1_2`), or a penalty object (returned unchanged).
     alpha : float, default=1.0
         Penalty weight used when ``penalty`` is a name.
     q : float, default=0.5

@@ -21,6 +21,7 @@ from sparsestat.utils import all_estimators
 #: name -> list of constructor kwargs (values may be callables taking no argument)
 INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
     "IHTRegressor": [{"n_nonzero_coefs": 2}],
+    "IHTRegressorCV": [{"max_n_nonzero_coefs": 3, "cv": 3}],
     "RandomSupportRegressor": [{"n_cert": 20, "r_max": 3, "random_state": 0}],
     "SparseAutoencoder": [
         {
@@ -59,7 +60,13 @@ INSTANCE_PARAMS: dict[str, list[dict[str, Any]]] = {
             "random_state": 0,
         }
     ],
-    "LqRegression": [{"alpha": 0.01}, {"penalty": "cel0", "alpha": 0.01}],
+    # tol=1e-10: the sample-weight checks compare two fits' predictions to rtol 1e-7, which
+    # needs the solver's relative certificate well below its default 1e-6
+    "LqRegression": [
+        {"alpha": 0.01, "tol": 1e-10},
+        {"penalty": "cel0", "alpha": 0.01, "tol": 1e-10},
+    ],
+    "LqRegressionCV": [{"penalty": "l0", "alphas": 10, "cv": 3, "tol": 1e-10}],
     # epsilon = inf: scikit-learn's checks then test the real score (check_regressors_train);
     # the private instances run every check in tests/test_privacy_common.py, where the score
     # check is an expected failure with its reason

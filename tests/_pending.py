@@ -27,18 +27,8 @@ PENDING_FILES: dict[str, set[str]] = {
 
 # ---- privacy: LDPSparseLinearRegression, LDPIHTRegressor (nothing pending)
 
-# ---- linear: IHTRegressor, LqRegression, RandomSupportRegressor, penalties, prox, cd
-PENDING["sample_weight"] |= {"IHTRegressor", "LqRegression", "RandomSupportRegressor"}
-PENDING["dask"] |= {"IHTRegressor", "LqRegression", "RandomSupportRegressor"}
-PENDING_FILES["kernel_imports"] |= {"sparsestat/_kernels/cd.py"}
-PENDING_FILES["private_imports"] |= {"sparsestat/_kernels/cd.py"}
-PENDING_FILES["docstrings"] |= {
-    "sparsestat/_kernels/cd.py",
-    "sparsestat/_kernels/precondition.py",
-    "sparsestat/_kernels/prox.py",
-    "sparsestat/linear_model/_lq.py",
-    "sparsestat/linear_model/_random_support.py",
-}
+# ---- linear: IHTRegressor(CV), LqRegression(CV), RandomSupportRegressor, penalties, prox, cd
+# (nothing pending)
 
 # ---- decomp: LqSparseCoder, LqDictionaryLearning, MiniBatchLqDictionaryLearning,
 #      GaussianMoERegressor

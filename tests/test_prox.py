@@ -299,3 +299,74 @@ def test_generic_path_on_torch_tensors(name):
         out = fn(zt, params_rng)
     assert isinstance(out, torch.Tensor)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------ specialised Numba loops vs the generic code
+_FAST_PATHS = {
+    # one threshold for the whole array (hoisted, branch-free loops)
+    "l1 scalar t": (lambda z, m: P.prox_l1(z, 0.5), True),
+    "l0 scalar t": (lambda z, m: P.prox_l0(z, 0.5), True),
+    "half scalar t": (lambda z, m: P.prox_l1_2(z, 0.5), False),
+    "cel0 scalar, soft branch": (lambda z, m: P.prox_cel0(z, 0.5, 0.7, 1.1), False),
+    "cel0 scalar, hard branch": (lambda z, m: P.prox_cel0(z, 0.5, 1.0, 1.2), False),
+    "lq scalar t": (lambda z, m: P.prox_lq(z, 0.4, 0.7), False),
+    # per-entry parameters (the general loops)
+    "lq array t": (lambda z, m: P.prox_lq(z, m.uniform(0.1, 1, z.shape), 0.3), False),
+    "l0 array t": (lambda z, m: P.prox_l0(z, m.uniform(0.1, 1, z.shape)), True),
+    # groups that are not contiguous runs, and a large k (partition instead of a buffer)
+    "group shuffled": (
+        lambda z, m: P.prox_group_l1(z, 0.8, m.permutation(np.arange(z.shape[-1]) // 3)),
+        True,
+    ),
+    "abs top-k large k": (lambda z, m: P.project_abs_topk(np.tile(z, (1, 8)), 70), True),
+    "top-k large k": (lambda z, m: P.project_topk(np.tile(z, (1, 8)), 70), False),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [
+        (name, dtype)
+        for name, (_, complex_ok) in sorted(_FAST_PATHS.items())
+        for dtype in (np.float64, np.float32) + ((np.complex128,) if complex_ok else ())
+    ],
+)
+def test_specialised_loops_equal_generic(name, dtype):
+    fn, _ = _FAST_PATHS[name]
+    rng = np.random.default_rng(9)
+    z = (rng.standard_normal((30, 12)) * 2).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        z = z + 1j * rng.standard_normal(z.shape)
+    z[0, :3] = [0.0, -0.0, np.sqrt(2 * 0.5)]  # zeros and an exact l0 tie
+    fast = fn(z, np.random.default_rng(10))
+    with force_backend("generic"):
+        slow = fn(z, np.random.default_rng(10))
+    assert fast.dtype == slow.dtype == z.dtype
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fast, slow, rtol=rtol, atol=rtol)
+
+
+_STRICT_CALLS = {
+    "prox_l1": lambda z: P.prox_l1(z, 0.5),
+    "prox_l0": lambda z: P.prox_l0(z, 0.5),
+    "prox_l1_2": lambda z: P.prox_l1_2(z, 0.5),
+    "prox_lq": lambda z: P.prox_lq(z, 0.5, 0.3),
+    "prox_cel0": lambda z: P.prox_cel0(z, 0.5, 0.7, 1.1),
+    "prox_cel0 hard": lambda z: P.prox_cel0(z, 0.5, 1.0, 1.2),
+    "prox_group_l1": lambda z: P.prox_group_l1(z, 0.8, np.arange(z.shape[-1]) // 3),
+    "project_topk": lambda z: P.project_topk(z, 4),
+    "project_abs_topk": lambda z: P.project_abs_topk(z, 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_STRICT_CALLS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_generic_path_on_array_api_strict(name, dtype):
+    """The GPU code path (generic array API) on array-api-strict equals the Numba path."""
+    xp = pytest.importorskip("array_api_strict")
+    z = (np.random.default_rng(11).standard_normal((10, 9)) * 2).astype(dtype)
+    expected = _STRICT_CALLS[name](z)
+    out = _STRICT_CALLS[name](xp.asarray(z))
+    assert type(out) is type(xp.asarray(z)) and out.dtype == getattr(xp, dtype)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=tol, atol=tol)

@@ -450,3 +450,47 @@ def test_generic_kernels_on_torch_match_numpy():
     np.testing.assert_allclose(
         encode_on_support(torch.from_numpy(g), *targs).numpy(), encode_on_support(g, *args)
     )
+
+
+# ----------------------------------------------------------------------------- weights, dtypes
+@pytest.mark.parametrize("alpha", [0.01, "theory"])
+def test_integer_weights_equal_repeated_rows(alpha):
+    X, y = make_sparse_regression(50, 60, 3, design="factor", random_state=18)
+    sw = np.random.default_rng(3).integers(0, 4, 50)
+    rep = np.repeat(np.arange(50), sw)
+    kw = {"alpha": alpha, "n_cert": 30, "r_max": 4, "tol": 1e-10, "random_state": 0}
+    a = RandomSupportRegressor(**kw).fit(X, y, sample_weight=sw)
+    b = RandomSupportRegressor(**kw).fit(X[rep], y[rep])
+    assert a.n_factors_ == b.n_factors_
+    np.testing.assert_allclose(a.certificate_, b.certificate_, rtol=1e-8)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-7)
+    assert a.intercept_ == pytest.approx(b.intercept_, abs=1e-7)
+    ones = RandomSupportRegressor(**kw).fit(X, y, sample_weight=np.ones(50))
+    plain = RandomSupportRegressor(**kw).fit(X, y)
+    np.testing.assert_allclose(ones.coef_, plain.coef_, atol=1e-10)
+
+
+def test_float32_in_float32_out():
+    X, y = make_sparse_regression(60, 40, 3, design="factor", random_state=19)
+    est = RandomSupportRegressor(alpha=0.01, n_cert=20, random_state=0)
+    est.fit(X.astype(np.float32), y.astype(np.float32))
+    assert est.coef_.dtype == np.float32
+    assert est.predict(X.astype(np.float32)).dtype == np.float32
+    ref = RandomSupportRegressor(alpha=0.01, n_cert=20, random_state=0).fit(X, y)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-4, atol=1e-5)
+
+
+def test_sparse_input_is_a_clear_error():
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = make_sparse_regression(30, 20, 3, random_state=20)
+    with pytest.raises(TypeError, match="does not accept sparse X.*thin SVD"):
+        RandomSupportRegressor(alpha=0.01).fit(sparse.csr_matrix(X), y)
+
+
+def test_dask_predict_is_lazy_and_equal():
+    da = pytest.importorskip("dask.array")
+    X, y = make_sparse_regression(60, 30, 3, design="factor", random_state=21)
+    est = RandomSupportRegressor(alpha=0.01, n_cert=20, random_state=0).fit(X, y)
+    pred = est.predict(da.from_array(X, chunks=(25, 30)))
+    assert isinstance(pred, da.Array)
+    np.testing.assert_allclose(pred.compute(), est.predict(X), rtol=0, atol=1e-12)

@@ -148,6 +148,130 @@ def test_ldp_classic_calibration_error_explains_the_budget_split():
 # ----------------------------------------------------------------------------------------------
 # Linear models (IHTRegressor, LqRegression, RandomSupportRegressor)
 # ----------------------------------------------------------------------------------------------
+def _diabetes():
+    from sklearn.datasets import load_diabetes
+
+    return load_diabetes(return_X_y=True)
+
+
+def _breast_cancer_as_regression():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    return X, y.astype(float)
+
+
+def test_linear_lq_cv_in_a_scaled_pipeline_matches_lasso_cv_on_diabetes():
+    import warnings
+
+    from sklearn.linear_model import LassoCV
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sparsestat.linear_model import LqRegressionCV
+
+    X, y = _diabetes()
+    folds = KFold(3, shuffle=True, random_state=0)
+    ref = cross_val_score(make_pipeline(StandardScaler(), LassoCV()), X, y, cv=folds).mean()
+    for penalty in ("l1_2", "cel0"):  # l1 equals LassoCV exactly (test_lq_regression.py)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # defaults converge: no warning to ignore
+            pipe = make_pipeline(StandardScaler(), LqRegressionCV(penalty))
+            score = cross_val_score(pipe, X, y, cv=folds).mean()
+        assert score >= ref - 0.01, (penalty, score, ref)
+
+
+def test_linear_lq_default_tolerance_converges_on_unscaled_breast_cancer():
+    """An ill-conditioned design (feature scales 1e-3 .. 1e3): defaults converge, no warning."""
+    import warnings
+
+    import numpy as np
+    from sklearn.linear_model import Lasso
+
+    from sparsestat.linear_model import LqRegression
+
+    X, y = _breast_cancer_as_regression()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = LqRegression("l1", alpha=1e-3).fit(X, y)
+    assert ours.converged_ and ours.certificate_ <= 1e-6
+    ref = Lasso(alpha=1e-3, tol=1e-10, max_iter=1_000_000).fit(X, y)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), atol=1e-3)
+
+
+def test_linear_iht_out_of_range_sparsity_is_a_clear_error_and_full_sparsity_is_ols():
+    import warnings
+
+    import numpy as np
+    import pytest
+    from sklearn.linear_model import LinearRegression
+
+    from sparsestat.linear_model import IHTRegressor
+
+    X, y = _diabetes()  # 10 features
+    with pytest.raises(ValueError, match="n_nonzero_coefs=50 exceeds .* n_features=10"):
+        IHTRegressor(n_nonzero_coefs=50).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # k = n_features: no useless convergence warning
+        iht = IHTRegressor(n_nonzero_coefs=10).fit(X, y)
+    np.testing.assert_allclose(iht.predict(X), LinearRegression().fit(X, y).predict(X), rtol=1e-8)
+
+
+def test_linear_iht_cv_and_random_support_defaults_on_diabetes():
+    import warnings
+
+    from sklearn.linear_model import LassoCV
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sparsestat.linear_model import IHTRegressorCV, RandomSupportRegressor
+
+    X, y = _diabetes()
+    folds = KFold(5, shuffle=True, random_state=0)
+    ref = cross_val_score(make_pipeline(StandardScaler(), LassoCV()), X, y, cv=folds).mean()
+    for est in (IHTRegressorCV(), RandomSupportRegressor(random_state=0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no convergence warning with the defaults
+            pipe = make_pipeline(StandardScaler(), est)
+            score = cross_val_score(pipe, X, y, cv=folds, error_score="raise").mean()
+        assert score >= ref - 0.02, (type(est).__name__, score, ref)
+
+
+def test_linear_grid_search_over_a_flat_alpha_with_a_string_penalty_on_diabetes():
+    import numpy as np
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sparsestat.linear_model import LqRegression
+
+    X, y = _diabetes()
+    grid = {"lqregression__alpha": np.geomspace(1e-3, 10, 5)}
+    search = GridSearchCV(make_pipeline(StandardScaler(), LqRegression("l1_2")), grid, cv=3)
+    search.fit(X, y)
+    assert search.best_params_["lqregression__alpha"] < 10  # the grid was searched
+    assert search.best_score_ > 0.4
+
+
+def test_linear_sample_weight_and_sparse_input_on_breast_cancer():
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.preprocessing import MaxAbsScaler
+
+    from sparsestat.linear_model import IHTRegressor, LqRegression
+
+    X, y = _breast_cancer_as_regression()
+    X = MaxAbsScaler().fit_transform(X)
+    X[X < 0.3] = 0.0  # a sparse design
+    w = np.where(y == 1, 1.0, 3.0)  # up-weight the minority class
+    for est in (LqRegression("l0", alpha=1e-3), IHTRegressor(n_nonzero_coefs=5)):
+        dense = est.fit(X, y, sample_weight=w).coef_.copy()
+        sparse = est.fit(sp.csr_matrix(X), y, sample_weight=w).coef_
+        np.testing.assert_allclose(sparse, dense, atol=1e-8)
+        rep = np.repeat(np.arange(len(y)), w.astype(int))
+        np.testing.assert_allclose(est.fit(X[rep], y[rep]).coef_, dense, atol=1e-8)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -142,3 +142,25 @@ def to_host(x: Any) -> np.ndarray:
         return to_numpy(x)
     except (RuntimeError, TypeError, ValueError, BufferError):
         return np.from_dlpack(x, device="cpu", copy=True)
+
+
+# ----------------------------------------------------------------------------- linear models
+def move_to_namespace(a: Any, xp: Any, device: Any) -> Any:
+    """``a`` as an array of namespace ``xp`` on ``device``, converted only when it is foreign.
+
+    DLPack first (no copy where the libraries allow it); otherwise through a NumPy array on
+    the host (:func:`to_host`). Used to bring ``y`` and ``sample_weight`` to the library and
+    device of ``X``.
+    """
+    from array_api_compat import device as array_device
+
+    if a is None:
+        return None
+    xp_a = get_namespace(a)
+    if xp_a is xp and array_device(a) == device:
+        return a
+    try:
+        return xp.from_dlpack(a, device=device)
+    except (AttributeError, TypeError, NotImplementedError, BufferError, ValueError, RuntimeError):
+        pass
+    return xp.asarray(to_host(a), device=device)

@@ -1,26 +1,31 @@
-"""Coordinate descent with working sets for penalised least squares (Numba).
+"""Coordinate-descent kernels for penalised least squares (Numba).
 
-Solves, for a separable penalty ``P(w) = sum_j p_j(w_j)`` (l1, l0, l1/2, lq or CEL0),
+The problem, for a separable penalty ``P(w) = sum_j p_j(w_j)`` (l1, l0, l1/2, lq or CEL0), is
 
-    min_w  1/(2 n) ||y - X w||^2 + P(w),
+    min_w  1/(2 n) ||y - A w||^2 + P(w),
 
 the scaling of scikit-learn's ``Lasso``. Each coordinate update is the exact minimisation of
-the objective along that coordinate, ``w_j <- prox_{p_j / L_j}(w_j + X_j^T r / (n L_j))`` with
-``L_j = ||X_j||^2 / n``, using the scalar Numba prox functions of
-:mod:`sparsestat._kernels.prox`. Outer iterations score every feature, grow a working set
-(the current support plus the worst-scored features, at least ``p0`` and twice the support, as
-in skglm's ``AndersonCD``) and run CD epochs on it. A working set of at most ``n / 2``
-features is solved through its Gram matrix (one BLAS product, then ``O(|ws|)`` per coordinate
-step instead of ``O(n)``, the residual brought up to date once); larger ones update the
-residual. The scores use one BLAS matrix-vector product per outer iteration.
+the objective along that coordinate, ``w_j <- prox_{p_j / L_j}(w_j + A_j^T r / (n L_j))`` with
+``L_j = ||A_j||^2 / n``, using the scalar Numba prox functions of
+:mod:`sparsestat._kernels.prox`.
 
-Certificates: for ``l1`` the duality gap divided by ``||y||^2 / n``; for the other
-(non-convex) penalties the fixed-point residual ``max_j L_j |w_j - prox(w_j - g_j / L_j)|``
-divided by ``max(||X^T y||_inf / n, tiny)``, which is zero exactly at the coordinate-wise
-minimisers that CD converges to.
+The kernels here are the numeric inner loops only; the working-set outer loop, the
+regularisation path and ``alpha_max`` live in :mod:`sparsestat._solvers.cd`. A penalty is
+handed down as an integer code (:data:`PENALTY_CODES`) and its parameters ``alpha``, ``q``
+and the CEL0 atom norms ``a``; this module knows nothing of the penalty objects.
+
+- :func:`fixpoint_scores`: ``L_j |w_j - prox(w_j + corr_j / L_j)|`` for every coordinate (zero
+  exactly at a coordinate-wise minimiser);
+- :func:`coordinate_alpha_max`: per coordinate, the smallest ``alpha`` for which ``w_j = 0``
+  is left at zero by its coordinate step from ``w = 0``;
+- ``cd_gram_epochs``: CD epochs on a working set through its Gram matrix (``O(|ws|)`` per
+  coordinate step; used for dense and sparse designs alike);
+- ``cd_dense_epochs`` and ``cd_sparse_epochs``: CD epochs that update the residual, on the
+  columns of a dense design (``X.T`` C-contiguous) or of a CSC matrix with implicit
+  centring (the design ``A = B - u xbar^T`` is never formed, so sparse input stays sparse).
 
 CD is sequential by nature and runs on the CPU only. The generic version registered beside
-the Numba one is the same Python code run by the interpreter (``py_func``) on NumPy arrays;
+each Numba one is the same Python code run by the interpreter (``py_func``) on NumPy arrays;
 the tests compare the two.
 """
 
@@ -32,28 +37,48 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from sparsestat._kernels._dispatch import get_kernel, register, to_numpy
+from sparsestat._kernels._dispatch import register
 from sparsestat._kernels.prox import (
-    _prox_cel0_scalar,
-    _prox_half_scalar,
-    _prox_l0_scalar,
-    _prox_l1_scalar,
-    _prox_lq_scalar,
+    prox_cel0_scalar,
+    prox_half_scalar,
+    prox_l0_scalar,
+    prox_l1_scalar,
+    prox_lq_scalar,
 )
 
-__all__ = ["PENALTY_CODES", "cd_objective", "cd_solve", "penalty_spec"]
+__all__ = [
+    "PENALTY_CODES",
+    "coordinate_alpha_max",
+    "dual_gap_l1",
+    "fixpoint_scores",
+    "objective",
+    "penalty_spec",
+    "prox_coordinate",
+]
 
-#: Integer codes of the penalties understood by the Numba kernel.
+#: Integer codes of the penalties understood by the Numba kernels.
 PENALTY_CODES: dict[str, int] = {"l1": 0, "l0": 1, "l1/2": 2, "lq": 3, "cel0": 4}
+
+#: Spellings accepted for the names above (the penalty objects' class names, lower case).
+PENALTY_ALIASES: dict[str, str] = {"l1_2": "l1/2"}
+
+#: Relative margin put on ``alpha_max`` so that zero is a fixed point there by a margin far
+#: above rounding (the threshold comparisons are then never exact ties).
+ALPHA_MAX_MARGIN = 1e-10
 
 
 def penalty_spec(penalty: Any, alpha: float = 1.0, q: float = 0.5) -> tuple[str, float, float, Any]:
     """``(name, alpha, q, atom_norms or None)`` of a penalty name or object, for the CD kernels.
 
+    A penalty object hands its own code down through its ``kernel_spec()`` method, which
+    returns ``(code, alpha, q, atom_norms)`` with ``code`` a value of :data:`PENALTY_CODES`
+    (the penalties of :mod:`sparsestat.penalties` have one); a name is taken with ``alpha``
+    and ``q`` as given.
+
     Parameters
     ----------
-    penalty : str or sparsestat.penalties object
-        'l1', 'l0', 'l1/2', 'lq', 'cel0' or an ``L1``, ``L0``, ``L1_2``, ``Lq``, ``CEL0``.
+    penalty : str or penalty object
+        'l1', 'l0', 'l1/2' (or 'l1_2'), 'lq', 'cel0', or an object with ``kernel_spec()``.
     alpha : float, default=1.0
         Weight used when ``penalty`` is a name.
     q : float, default=0.5
@@ -61,46 +86,58 @@ def penalty_spec(penalty: Any, alpha: float = 1.0, q: float = 0.5) -> tuple[str,
 
     Returns
     -------
-    spec : tuple
+    parameters : tuple
         Name, weight, exponent and CEL0 atom norms (None when not given).
+
+    Examples
+    --------
+    >>> from sparsestat._kernels.cd import penalty_spec
+    >>> penalty_spec("l1_2", alpha=0.1)
+    ('l1/2', 0.1, 0.5, None)
     """
-    from sparsestat.penalties import CEL0, L0, L1, L1_2, Lq, make_penalty
+    if isinstance(penalty, str):
+        name = PENALTY_ALIASES.get(penalty, penalty)
+        if name not in PENALTY_CODES:
+            raise ValueError(
+                f"penalty must be one of {sorted(PENALTY_CODES)} (or 'l1_2') or a penalty "
+                f"object; got {penalty!r}"
+            )
+        q_ = float(q) if name == "lq" else (1.0 if name == "l1" else 0.5)
+        return name, float(alpha), q_, None
+    hand_down = getattr(penalty, "kernel_spec", None)
+    if hand_down is None:
+        raise ValueError(
+            f"coordinate descent supports the penalties {tuple(PENALTY_CODES)}; "
+            f"got {type(penalty).__name__}"
+        )
+    code, a_, q_, norms = hand_down()
+    name = {v: k for k, v in PENALTY_CODES.items()}[int(code)]
+    return name, float(a_), float(q_), norms
 
-    pen = make_penalty(penalty, alpha=alpha, q=q)
-    if isinstance(pen, CEL0):
-        a = None if pen.atom_norms is None else np.asarray(pen.atom_norms, dtype=np.float64)
-        return "cel0", float(pen.alpha), 0.5, a
-    if isinstance(pen, L1_2):
-        return "l1/2", float(pen.alpha), 0.5, None
-    if isinstance(pen, Lq):
-        return "lq", float(pen.alpha), float(pen.q), None
-    if isinstance(pen, L1):
-        return "l1", float(pen.alpha), 1.0, None
-    if isinstance(pen, L0):
-        return "l0", float(pen.alpha), 0.5, None
-    raise ValueError(
-        f"LqRegression supports penalties {tuple(PENALTY_CODES)}; got {type(pen).__name__}"
-    )
 
-
+# ----------------------------------------------------------------------------- scalars
 @njit(cache=True)
 def _prox1(z: float, L: float, kind: int, alpha: float, q: float, a: float) -> float:
     """Prox of ``p / L`` at ``z`` for penalty ``kind`` (weight ``alpha``)."""
     t = alpha / L
     if kind == 0:
-        return _prox_l1_scalar(z, t)
+        return prox_l1_scalar(z, t)
     if kind == 1:
-        return _prox_l0_scalar(z, t)
+        return prox_l0_scalar(z, t)
     if kind == 2:
-        return _prox_half_scalar(z, t)
+        return prox_half_scalar(z, t)
     if kind == 3:
-        return _prox_lq_scalar(z, t, q)
+        return prox_lq_scalar(z, t, q)
     gamma = 1.0 / L
     if gamma * a * a >= 1.0 - 1e-12:
         # hard-threshold branch, decided with a tolerance: in CD a = sqrt(L) and gamma = 1/L,
         # so gamma a^2 is 1 up to rounding (both branches give the same threshold there)
-        return _prox_l0_scalar(z, alpha * gamma)
-    return _prox_cel0_scalar(z, alpha, gamma, a)
+        return prox_l0_scalar(z, alpha * gamma)
+    return prox_cel0_scalar(z, alpha, gamma, a)
+
+
+#: Public name of the scalar coordinate prox (for other Numba kernels).
+prox_coordinate = _prox1
 
 
 @njit(cache=True)
@@ -124,6 +161,105 @@ def _pen1(x: float, kind: int, alpha: float, q: float, a: float) -> float:
 
 
 @njit(cache=True)
+def _alpha_max1(c: float, L: float, kind: int, q: float, a: float) -> float:
+    """Smallest ``alpha`` for which ``prox1(c / L, L, kind, alpha)`` is zero (exact formula)."""
+    z = abs(c) / L
+    if kind == 0:
+        return abs(c)
+    if kind == 1:
+        return 0.5 * L * z * z  # sqrt(2 alpha / L) = z
+    if kind == 2:
+        return L * (2.0 * z / 3.0) ** 1.5  # 1.5 (alpha / L)^(2/3) = z
+    if kind == 3:
+        if q >= 1.0:
+            return abs(c)
+        # tau = C (2 t (1 - q))^(1 / (2 - q)) = z with C = (2 - q) / (2 (1 - q))
+        cq = (2.0 - q) / (2.0 * (1.0 - q))
+        return L * (z / cq) ** (2.0 - q) / (2.0 * (1.0 - q))
+    gamma = 1.0 / L
+    if gamma * a * a >= 1.0 - 1e-12:
+        return 0.5 * L * z * z
+    # soft branch of CEL0: zero iff z <= sqrt(2 alpha) a gamma
+    return 0.5 * (z / (a * gamma)) ** 2
+
+
+@njit(cache=True)
+def _coordinate_alpha_max(corr: Any, L: Any, kind: int, q: float, a: Any) -> Any:
+    out = np.zeros(corr.shape[0])
+    for j in range(corr.shape[0]):
+        if L[j] > 0.0:
+            out[j] = _alpha_max1(corr[j], L[j], kind, q, a[j])
+    return out
+
+
+def coordinate_alpha_max(corr: Any, L: Any, kind: int, q: float, a: Any) -> np.ndarray:
+    """Per coordinate, the smallest ``alpha`` for which ``w_j = 0`` stays zero from ``w = 0``.
+
+    The maximum over coordinates is ``alpha_max``, the smallest weight for which ``w = 0``
+    is a fixed point of coordinate descent (and, for ``l1``, the solution).
+
+    Parameters
+    ----------
+    corr : ndarray of shape (n_features,)
+        ``A^T y / n``, the correlations at ``w = 0``.
+    L : ndarray of shape (n_features,)
+        ``||A_j||^2 / n``; coordinates with ``L_j = 0`` give 0.
+    kind : int
+        Penalty code (:data:`PENALTY_CODES`).
+    q : float
+        Exponent of 'lq'.
+    a : ndarray of shape (n_features,)
+        CEL0 atom norms.
+
+    Returns
+    -------
+    alpha : ndarray of shape (n_features,)
+        The per-coordinate thresholds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsestat._kernels.cd import coordinate_alpha_max
+    >>> coordinate_alpha_max(np.array([2.0, -1.0]), np.ones(2), 1, 0.5, np.ones(2))
+    array([2. , 0.5])
+    """
+    return _coordinate_alpha_max(
+        np.ascontiguousarray(corr, dtype=np.float64),
+        np.ascontiguousarray(L, dtype=np.float64),
+        int(kind),
+        float(q),
+        np.ascontiguousarray(a, dtype=np.float64),
+    )
+
+
+@njit(cache=True)
+def _zero_is_fixed(corr: Any, L: Any, kind: int, alpha: float, q: float, a: Any) -> bool:
+    for j in range(corr.shape[0]):
+        if L[j] > 0.0 and _prox1(corr[j] / L[j], L[j], kind, alpha, q, a[j]) != 0.0:
+            return False
+    return True
+
+
+def zero_is_fixed(corr: Any, L: Any, kind: int, alpha: float, q: float, a: Any) -> bool:
+    """Whether every coordinate step from ``w = 0`` leaves zero, with the solver's own prox.
+
+    Parameters
+    ----------
+    corr, L, kind, q, a
+        As in :func:`coordinate_alpha_max`.
+    alpha : float
+        Penalty weight.
+
+    Returns
+    -------
+    fixed : bool
+        True when zero is a fixed point of coordinate descent at ``alpha``.
+    """
+    return bool(_zero_is_fixed(corr, L, int(kind), float(alpha), float(q), a))
+
+
+# ----------------------------------------------------------------------------- certificates
+@njit(cache=True)
 def _objective(r: Any, w: Any, kind: int, alpha: float, q: float, a: Any) -> float:
     n = r.shape[0]
     val = 0.0
@@ -136,54 +272,133 @@ def _objective(r: Any, w: Any, kind: int, alpha: float, q: float, a: Any) -> flo
     return val
 
 
+def objective(r: Any, w: Any, kind: int, alpha: float, q: float, a: Any) -> float:
+    """``1/(2n) ||r||^2 + P(w)`` from the residual ``r = y - A w``.
+
+    Parameters
+    ----------
+    r : ndarray of shape (n_samples,)
+        Residual.
+    w : ndarray of shape (n_features,)
+        Coefficients.
+    kind : int
+        Penalty code.
+    alpha, q : float
+        Penalty weight and 'lq' exponent.
+    a : ndarray of shape (n_features,)
+        CEL0 atom norms.
+
+    Returns
+    -------
+    value : float
+        The objective.
+    """
+    return float(_objective(r, w, int(kind), float(alpha), float(q), a))
+
+
 @njit(cache=True)
-def _scores(XT: Any, r: Any, w: Any, L: Any, kind: int, alpha: float, q: float, a: Any) -> Any:
-    """Fixed-point residual of every coordinate, and X^T r / n."""
-    d, n = XT.shape
+def _fixpoint_scores(corr: Any, w: Any, L: Any, kind: int, alpha: float, q: float, a: Any) -> Any:
+    d = corr.shape[0]
     score = np.zeros(d)
-    corr = np.dot(XT, r) / n  # one BLAS gemv (vectorised; a plain loop is latency-bound)
     for j in range(d):
-        c = corr[j]
         if L[j] == 0.0:
             continue
-        z = w[j] + c / L[j]
+        z = w[j] + corr[j] / L[j]
         score[j] = L[j] * abs(w[j] - _prox1(z, L[j], kind, alpha, q, a[j]))
-    return score, corr
+    return score
 
 
-@njit(cache=True)
-def _dual_gap_l1(r: Any, w: Any, corr: Any, y_sq: float, alpha: float) -> float:
-    """Lasso duality gap (scaled objective) from the residual and ``X^T r / n``."""
+def fixpoint_scores(corr: Any, w: Any, L: Any, kind: int, alpha: float, q: float, a: Any) -> Any:
+    """Fixed-point residual ``L_j |w_j - prox(w_j + corr_j / L_j)|`` of every coordinate.
+
+    Parameters
+    ----------
+    corr : ndarray of shape (n_features,)
+        ``A^T r / n`` at the current residual.
+    w, L, a : ndarray of shape (n_features,)
+        Coefficients, ``||A_j||^2 / n`` and CEL0 atom norms.
+    kind : int
+        Penalty code.
+    alpha, q : float
+        Penalty weight and 'lq' exponent.
+
+    Returns
+    -------
+    score : ndarray of shape (n_features,)
+        Zero exactly at a coordinate-wise minimiser.
+    """
+    return _fixpoint_scores(corr, w, L, int(kind), float(alpha), float(q), a)
+
+
+def dual_gap_l1(r: Any, w: Any, corr: Any, y_sq: float, alpha: float) -> float:
+    """Lasso duality gap of ``1/(2n) ||y - A w||^2 + alpha ||w||_1`` (scikit-learn's scaling).
+
+    The dual point is the residual rescaled into the dual feasible set,
+    ``theta = r * min(1, alpha / ||A^T r / n||_inf)``.
+
+    Parameters
+    ----------
+    r : ndarray of shape (n_samples,)
+        Residual ``y - A w``.
+    w : ndarray of shape (n_features,)
+        Coefficients.
+    corr : ndarray of shape (n_features,)
+        ``A^T r / n``.
+    y_sq : float
+        ``||y||^2``.
+    alpha : float
+        Penalty weight.
+
+    Returns
+    -------
+    gap : float
+        Primal minus dual objective (non-negative up to rounding).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsestat._kernels.cd import dual_gap_l1
+    >>> y = np.array([1.0, -1.0]); w = np.zeros(1); corr = np.array([0.5])
+    >>> dual_gap_l1(y, w, corr, float(y @ y), alpha=1.0)  # zero is optimal: no gap
+    0.0
+    """
     n = r.shape[0]
-    dual_norm = 0.0
-    for j in range(corr.shape[0]):
-        if abs(corr[j]) > dual_norm:
-            dual_norm = abs(corr[j])
+    dual_norm = float(np.max(np.abs(corr))) if corr.shape[0] else 0.0
     s = 1.0 if dual_norm <= alpha else alpha / dual_norm
-    r_sq = 0.0
-    ry = 0.0  # not needed explicitly: ||y - s r||^2 = ||y||^2 - 2 s y.r + s^2 ||r||^2
-    for i in range(n):
-        r_sq += r[i] * r[i]
-    l1 = 0.0
-    for j in range(w.shape[0]):
-        l1 += abs(w[j])
-    # y.r = ||r||^2 + (Xw).r = ||r||^2 + n w.corr
-    wc = 0.0
-    for j in range(w.shape[0]):
-        wc += w[j] * corr[j]
-    ry = r_sq + n * wc
-    primal = 0.5 * r_sq + n * alpha * l1
+    r_sq = float(r @ r)
+    ry = r_sq + n * float(w @ corr)  # y.r = ||r||^2 + (A w).r
+    primal = 0.5 * r_sq + n * alpha * float(np.sum(np.abs(w)))
     dual = 0.5 * y_sq - 0.5 * (y_sq - 2.0 * s * ry + s * s * r_sq)
     return (primal - dual) / n
 
 
-def _cd_gram_ws_impl(
-    XT: Any,
-    r: Any,
+# ----------------------------------------------------------------------------- epochs
+#: Epochs between two Anderson extrapolations of the Gram epochs (skglm's default).
+ANDERSON_K = 5
+
+
+@njit(cache=True)
+def _quad_pen(G: Any, b: Any, w: Any, kind: int, alpha: float, q: float, a: Any) -> float:
+    """``w^T G w / 2 - b^T w + P(w)``: the objective on a working set up to a constant."""
+    m = w.shape[0]
+    val = 0.0
+    for j in range(m):
+        if w[j] == 0.0:
+            if kind == 4:
+                val += _pen1(0.0, kind, alpha, q, a[j])
+            continue
+        gw = 0.0
+        for ll in range(m):
+            gw += G[j, ll] * w[ll]
+        val += 0.5 * w[j] * gw - b[j] * w[j] + _pen1(w[j], kind, alpha, q, a[j])
+    return val
+
+
+def _cd_gram_epochs_impl(
+    G: Any,
+    cw: Any,
     w: Any,
     L: Any,
-    ws: Any,
-    corr: Any,
     kind: int,
     alpha: float,
     q: float,
@@ -191,24 +406,113 @@ def _cd_gram_ws_impl(
     stop: float,
     max_epochs: int,
 ) -> int:
-    """CD epochs on a small working set through its Gram matrix (``|ws| <= n / 2``).
+    """CD epochs on a working set through its Gram matrix ``G = A_ws^T A_ws / n``.
 
-    ``G_ws = X_ws^T X_ws / n`` costs ``O(n |ws|^2)`` once; then a coordinate step costs
-    ``O(|ws|)`` (the correlations ``X_ws^T r / n`` are updated instead of the residual), and
-    the residual is brought up to date once at the end (``O(n |ws|)``). ``corr`` holds
-    ``X^T r / n`` on entry. Updates ``w`` and ``r`` in place; returns the epochs run.
+    ``cw`` holds ``A_ws^T r / n`` on entry; ``w``, ``L``, ``a`` are the working set's
+    coefficients, ``||A_j||^2 / n`` and atom norms. A coordinate step costs ``O(|ws|)`` (the
+    correlations are updated instead of the residual). Every ``ANDERSON_K`` epochs the last
+    iterates are extrapolated (Anderson acceleration, as skglm's ``AndersonCD``) when they
+    share one sign pattern; the extrapolated point is kept only if it keeps that pattern and
+    lowers the objective, so the objective never increases, for the non-convex penalties
+    too. Updates ``w`` and ``cw`` in place and returns the epochs run; it stops once the
+    largest fixed-point score on the working set is at most ``stop`` (checked every
+    ``ANDERSON_K`` epochs) or after ``max_epochs``.
     """
-    d, n = XT.shape
+    m = w.shape[0]
+    K = ANDERSON_K
+    b = cw.copy()  # A_ws^T (y - A_rest w_rest) / n = cw + G w, constant during the epochs
+    for j in range(m):
+        for ll in range(m):
+            b[j] += G[j, ll] * w[ll]
+    hist = np.empty((K + 1, m))
+    hist[0] = w
+    n_hist = 1
+    epochs = 0
+    for _ in range(max_epochs):
+        epochs += 1
+        for j in range(m):
+            if L[j] == 0.0:
+                continue
+            new = _prox1(w[j] + cw[j] / L[j], L[j], kind, alpha, q, a[j])
+            delta = new - w[j]
+            if delta != 0.0:
+                w[j] = new
+                for ll in range(m):
+                    cw[ll] -= delta * G[j, ll]
+        hist[n_hist] = w
+        n_hist += 1
+        if n_hist == K + 1:
+            # Anderson: the affine combination of the last K iterates whose successive
+            # differences combine to the smallest norm; tried only when the K + 1 iterates
+            # share one sign pattern (CD is then a smooth fixed-point map locally, and the
+            # extrapolation cannot jump to another local minimum of a non-convex penalty)
+            same = True
+            for i in range(K):
+                for j in range(m):
+                    if np.sign(hist[i, j]) != np.sign(hist[K, j]):
+                        same = False
+            U = np.empty((K, m))
+            for i in range(K):
+                U[i] = hist[i + 1] - hist[i]
+            C = U @ U.T
+            tr = 0.0
+            for i in range(K):
+                tr += C[i, i]
+            if same and tr > 0.0:
+                for i in range(K):
+                    C[i, i] += 1e-10 * tr
+                z = np.linalg.solve(C, np.ones(K))
+                zs = z.sum()
+                if zs != 0.0 and np.isfinite(zs):
+                    w_acc = np.zeros(m)
+                    for i in range(K):
+                        w_acc += (z[i] / zs) * hist[i + 1]
+                    for j in range(m):
+                        if np.sign(w_acc[j]) != np.sign(w[j]):
+                            same = False
+                    if same and _quad_pen(G, b, w_acc, kind, alpha, q, a) < _quad_pen(
+                        G, b, w, kind, alpha, q, a
+                    ):
+                        w[:] = w_acc
+                        for j in range(m):
+                            c = b[j]
+                            for ll in range(m):
+                                c -= G[j, ll] * w[ll]
+                            cw[j] = c
+            hist[0] = w
+            n_hist = 1
+            worst = 0.0
+            for j in range(m):
+                if L[j] == 0.0:
+                    continue
+                sc = L[j] * abs(w[j] - _prox1(w[j] + cw[j] / L[j], L[j], kind, alpha, q, a[j]))
+                if sc > worst:
+                    worst = sc
+            if worst <= stop:
+                break
+    return epochs
+
+
+def _cd_dense_epochs_impl(
+    XT: Any,
+    r: Any,
+    w: Any,
+    L: Any,
+    ws: Any,
+    kind: int,
+    alpha: float,
+    q: float,
+    a: Any,
+    stop: float,
+    max_epochs: int,
+) -> int:
+    """CD epochs on the working set ``ws`` of a dense design, updating the residual ``r``.
+
+    ``XT`` is the design transposed (C-contiguous rows are columns of ``A``); ``w``, ``L``,
+    ``a`` are full-length. Returns the epochs run.
+    """
+    n = XT.shape[1]
     m = ws.shape[0]
-    Xw = np.empty((m, n))
-    for ia in range(m):
-        Xw[ia] = XT[ws[ia]]
-    Gw = np.dot(Xw, Xw.T) / n  # BLAS
-    cw = np.empty(m)
-    w_old = np.empty(m)
-    for ia in range(m):
-        cw[ia] = corr[ws[ia]]
-        w_old[ia] = w[ws[ia]]
     epochs = 0
     for epoch in range(max_epochs):
         epochs += 1
@@ -216,80 +520,18 @@ def _cd_gram_ws_impl(
             j = ws[jj]
             if L[j] == 0.0:
                 continue
-            new = _prox1(w[j] + cw[jj] / L[j], L[j], kind, alpha, q, a[j])
+            c = 0.0
+            for i in range(n):
+                c += XT[j, i] * r[i]
+            new = _prox1(w[j] + c / (n * L[j]), L[j], kind, alpha, q, a[j])
             delta = new - w[j]
             if delta != 0.0:
                 w[j] = new
-                for ll in range(m):
-                    cw[ll] -= delta * Gw[jj, ll]
+                for i in range(n):
+                    r[i] -= delta * XT[j, i]
         if epoch % 5 == 4:
             worst = 0.0
             for jj in range(m):
-                j = ws[jj]
-                if L[j] == 0.0:
-                    continue
-                z = w[j] + cw[jj] / L[j]
-                sc = L[j] * abs(w[j] - _prox1(z, L[j], kind, alpha, q, a[j]))
-                if sc > worst:
-                    worst = sc
-            if worst <= stop:
-                break
-    for jj in range(m):
-        w_old[jj] = w[ws[jj]] - w_old[jj]
-    r -= np.dot(w_old, Xw)  # the residual moves by -X_ws (w_new - w_old)
-    return epochs
-
-
-_cd_gram_ws = njit(cache=True)(_cd_gram_ws_impl)
-
-
-def _cd_ws_impl(
-    XT: Any,
-    r: Any,
-    w: Any,
-    L: Any,
-    kind: int,
-    alpha: float,
-    q: float,
-    a: Any,
-    y_sq: float,
-    grad_scale: float,
-    tol: float,
-    max_iter: int,
-    max_epochs: int,
-    p0: int,
-) -> tuple[int, int, float]:
-    """Working-set CD; updates ``w`` and the residual ``r = y - X w`` in place.
-
-    Returns (outer iterations, total epochs, final certificate).
-    """
-    d, n = XT.shape
-    cert = np.inf
-    n_epochs = 0
-    it = 0
-    for it in range(max_iter):
-        score, corr = _scores(XT, r, w, L, kind, alpha, q, a)
-        if kind == 0:
-            cert = _dual_gap_l1(r, w, corr, y_sq, alpha) / max(y_sq / n, 1e-300)
-        else:
-            cert = np.max(score) / grad_scale if d > 0 else 0.0
-        if cert <= tol:
-            return it, n_epochs, cert
-        n_supp = 0
-        for j in range(d):
-            if w[j] != 0.0:
-                n_supp += 1
-                score[j] = np.inf  # always keep the support
-        ws_size = min(d, max(p0, 2 * n_supp))
-        ws = np.argsort(-score)[:ws_size]
-        inner_tol = 0.3 * np.max(score[np.isfinite(score)]) if n_supp < d else 0.0
-        stop = max(inner_tol, 0.3 * tol * grad_scale)
-        if 2 * ws_size <= n:
-            n_epochs += _cd_gram_ws(XT, r, w, L, ws, corr, kind, alpha, q, a, stop, max_epochs)
-            continue
-        for epoch in range(max_epochs):
-            n_epochs += 1
-            for jj in range(ws_size):
                 j = ws[jj]
                 if L[j] == 0.0:
                     continue
@@ -297,176 +539,131 @@ def _cd_ws_impl(
                 for i in range(n):
                     c += XT[j, i] * r[i]
                 z = w[j] + c / (n * L[j])
-                new = _prox1(z, L[j], kind, alpha, q, a[j])
-                delta = new - w[j]
-                if delta != 0.0:
-                    w[j] = new
-                    for i in range(n):
-                        r[i] -= delta * XT[j, i]
-            if epoch % 5 == 4:
-                worst = 0.0
-                for jj in range(ws_size):
-                    j = ws[jj]
-                    if L[j] == 0.0:
-                        continue
-                    c = 0.0
-                    for i in range(n):
-                        c += XT[j, i] * r[i]
-                    z = w[j] + c / (n * L[j])
-                    s = L[j] * abs(w[j] - _prox1(z, L[j], kind, alpha, q, a[j]))
-                    if s > worst:
-                        worst = s
-                if worst <= stop:
-                    break
-    score, corr = _scores(XT, r, w, L, kind, alpha, q, a)
-    if kind == 0:
-        cert = _dual_gap_l1(r, w, corr, y_sq, alpha) / max(y_sq / n, 1e-300)
-    else:
-        cert = np.max(score) / grad_scale if d > 0 else 0.0
-    return it + 1, n_epochs, cert
+                s = L[j] * abs(w[j] - _prox1(z, L[j], kind, alpha, q, a[j]))
+                if s > worst:
+                    worst = s
+            if worst <= stop:
+                break
+    return epochs
 
 
-_cd_ws_numba = njit(cache=True)(_cd_ws_impl)
-
-
-@register("cd_solve", "generic")
-def _cd_generic(*args: Any) -> tuple[int, int, float]:
-    # the interpreter runs the same code on NumPy arrays (scalar prox functions are compiled)
-    return _cd_ws_impl(*args)
-
-
-@register("cd_solve", "numba")
-def _cd_numba(*args: Any) -> tuple[int, int, float]:
-    return _cd_ws_numba(*args)
-
-
-def cd_objective(
-    X: Any, y: Any, w: Any, penalty: str, alpha: float, q: float = 0.5, atom_norms: Any = None
-) -> float:
-    """Objective ``1/(2n) ||y - X w||^2 + P(w)`` as minimised by :func:`cd_solve`.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Design.
-    y : ndarray of shape (n_samples,)
-        Target.
-    w : ndarray of shape (n_features,)
-        Coefficients.
-    penalty : {'l1', 'l0', 'l1/2', 'lq', 'cel0'}
-        Penalty name.
-    alpha : float
-        Penalty weight.
-    q : float, default=0.5
-        Exponent of 'lq'.
-    atom_norms : ndarray of shape (n_features,) or None, default=None
-        CEL0 column norms; ``||X_j|| / sqrt(n)`` when None.
-
-    Returns
-    -------
-    value : float
-        The objective.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    n = X.shape[0]
-    if atom_norms is None:
-        atom_norms = np.sqrt(np.sum(X**2, axis=0) / n)
-    r = y - X @ w
-    a = np.asarray(atom_norms, dtype=np.float64)
-    return float(_objective(r, w, PENALTY_CODES[penalty], float(alpha), float(q), a))
-
-
-def cd_solve(
-    X: Any,
-    y: Any,
-    penalty: str,
+def _cd_sparse_epochs_impl(
+    indptr: Any,
+    indices: Any,
+    data: Any,
+    colsum: Any,
+    xbar: Any,
+    u_sq: float,
+    rt: Any,
+    state: Any,
+    w: Any,
+    L: Any,
+    ws: Any,
+    kind: int,
     alpha: float,
-    *,
-    q: float = 0.5,
-    atom_norms: Any = None,
-    w0: Any = None,
-    tol: float = 1e-6,
-    max_iter: int = 100,
-    max_epochs: int = 1000,
-    p0: int = 10,
-) -> dict[str, Any]:
-    """Minimise ``1/(2n) ||y - X w||^2 + P(w)`` by coordinate descent with working sets.
+    q: float,
+    a: Any,
+    stop: float,
+    max_epochs: int,
+) -> int:
+    """CD epochs on ``ws`` for the implicitly centred CSC design ``A = B - u xbar^T``.
+
+    ``B`` is given by ``indptr, indices, data`` (CSC); ``colsum = B^T u``, ``u_sq = u^T u``.
+    The true residual is ``r = rt + c u``; the kernel updates ``rt`` on the nonzeros of a
+    column only (``O(nnz_j)`` per step) and the two scalars ``state = [c, u^T rt]``. Then
+    ``A_j^T r = B_j^T rt + c colsum_j - xbar_j (u^T rt + c u_sq)``. Returns the epochs run.
+    """
+    n = rt.shape[0]
+    m = ws.shape[0]
+    epochs = 0
+    for epoch in range(max_epochs):
+        epochs += 1
+        check = epoch % 5 == 4
+        worst = 0.0
+        for jj in range(m):
+            j = ws[jj]
+            if L[j] == 0.0:
+                continue
+            c = 0.0
+            for p in range(indptr[j], indptr[j + 1]):
+                c += data[p] * rt[indices[p]]
+            c += state[0] * colsum[j] - xbar[j] * (state[1] + state[0] * u_sq)
+            z = w[j] + c / (n * L[j])
+            new = _prox1(z, L[j], kind, alpha, q, a[j])
+            delta = new - w[j]
+            if check:
+                s = L[j] * abs(delta)
+                if s > worst:
+                    worst = s
+            if delta != 0.0:
+                w[j] = new
+                for p in range(indptr[j], indptr[j + 1]):
+                    rt[indices[p]] -= delta * data[p]
+                state[0] += delta * xbar[j]
+                state[1] -= delta * colsum[j]
+        if check and worst <= stop:
+            break
+    return epochs
+
+
+_cd_gram_epochs_numba = njit(cache=True)(_cd_gram_epochs_impl)
+_cd_dense_epochs_numba = njit(cache=True)(_cd_dense_epochs_impl)
+_cd_sparse_epochs_numba = njit(cache=True)(_cd_sparse_epochs_impl)
+
+register("cd_gram_epochs", "generic")(_cd_gram_epochs_impl)
+register("cd_gram_epochs", "numba")(_cd_gram_epochs_numba)
+register("cd_dense_epochs", "generic")(_cd_dense_epochs_impl)
+register("cd_dense_epochs", "numba")(_cd_dense_epochs_numba)
+register("cd_sparse_epochs", "generic")(_cd_sparse_epochs_impl)
+register("cd_sparse_epochs", "numba")(_cd_sparse_epochs_numba)
+
+
+@njit(cache=True)
+def _dense_corr_numba(XT: Any, r: Any) -> Any:
+    return np.dot(XT, r) / XT.shape[1]
+
+
+@register("cd_dense_corr", "generic")
+def _dense_corr_generic(XT: Any, r: Any) -> Any:
+    return XT @ r / XT.shape[1]
+
+
+register("cd_dense_corr", "numba")(_dense_corr_numba)
+
+
+@njit(cache=True)
+def _csc_column_sq_sums(indptr: Any, data: Any) -> Any:
+    d = indptr.shape[0] - 1
+    out = np.zeros(d)
+    for j in range(d):
+        s = 0.0
+        for p in range(indptr[j], indptr[j + 1]):
+            s += data[p] * data[p]
+        out[j] = s
+    return out
+
+
+def csc_column_sq_sums(indptr: Any, data: Any) -> np.ndarray:
+    """``sum_i B_ij^2`` of every column of a CSC matrix, without a temporary of size nnz.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Design (real; converted to float64 NumPy).
-    y : ndarray of shape (n_samples,)
-        Target.
-    penalty : {'l1', 'l0', 'l1/2', 'lq', 'cel0'}
-        Penalty name.
-    alpha : float
-        Penalty weight (non-negative).
-    q : float, default=0.5
-        Exponent for 'lq', in (0, 1].
-    atom_norms : ndarray of shape (n_features,) or None, default=None
-        CEL0 column norms ``a_j``; ``||X_j|| / sqrt(n)`` (the norms of the scaled design,
-        for which CEL0 is the exact continuous relaxation) when None.
-    w0 : ndarray of shape (n_features,) or None, default=None
-        Warm start (not modified); zeros when None.
-    tol : float, default=1e-6
-        Stop when the relative certificate is below ``tol``.
-    max_iter : int, default=100
-        Maximum number of outer (working-set) iterations.
-    max_epochs : int, default=1000
-        Maximum number of CD epochs per working set.
-    p0 : int, default=10
-        Minimum working-set size.
+    indptr : ndarray of int of shape (n_columns + 1,)
+        Column pointers.
+    data : ndarray of shape (nnz,)
+        Values.
 
     Returns
     -------
-    result : dict
-        ``coef`` (ndarray), ``n_iter`` (outer iterations), ``n_epochs``, ``certificate``
-        (float), ``certificate_kind`` ('duality_gap' or 'fixpoint_distance') and
-        ``objective``.
+    sq : ndarray of shape (n_columns,)
+        Squared column norms.
 
-    Notes
-    -----
-    One epoch costs ``O(n |WS|)``; scoring all features ``O(n p)``. For non-convex
-    penalties the result is a coordinate-wise minimiser that depends on ``w0``.
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from sparsestat._kernels.cd import csc_column_sq_sums
+    >>> B = sp.csc_matrix(np.array([[1.0, 0.0], [2.0, 3.0]]))
+    >>> csc_column_sq_sums(B.indptr, B.data)
+    array([5., 9.])
     """
-    X = np.asarray(to_numpy(X), dtype=np.float64)
-    y = np.asarray(to_numpy(y), dtype=np.float64)
-    n, d = X.shape
-    kind = PENALTY_CODES[penalty]
-    XT = np.ascontiguousarray(X.T)  # no copy for a Fortran-ordered X
-    L = np.einsum("ji,ji->j", XT, XT) / n
-    a = np.sqrt(L) if atom_norms is None else np.asarray(atom_norms, dtype=np.float64).copy()
-    if a.shape != (d,):
-        raise ValueError(f"atom_norms must have shape ({d},); got {a.shape}")
-    w = np.zeros(d) if w0 is None else np.array(w0, dtype=np.float64, copy=True)
-    r = y - X @ w
-    y_sq = float(y @ y)
-    grad_scale = max(float(np.max(np.abs(XT @ y))) / n if d else 0.0, 1e-300)
-    kernel = get_kernel("cd_solve", X)
-    n_iter, n_epochs, cert = kernel(
-        XT,
-        r,
-        w,
-        L,
-        kind,
-        float(alpha),
-        float(q),
-        a,
-        y_sq,
-        grad_scale,
-        float(tol),
-        int(max_iter),
-        int(max_epochs),
-        int(p0),
-    )
-    return {
-        "coef": w,
-        "n_iter": int(n_iter),
-        "n_epochs": int(n_epochs),
-        "certificate": float(cert),
-        "certificate_kind": "duality_gap" if kind == 0 else "fixpoint_distance",
-        "objective": float(_objective(r, w, kind, float(alpha), float(q), a)),
-    }
+    return _csc_column_sq_sums(indptr, data)

@@ -1,13 +1,45 @@
-"""Iterative hard thresholding (projected gradient onto k-sparse vectors), array-API generic."""
+"""Iterative hard thresholding (projected gradient onto k-sparse vectors), array-API generic.
+
+The design ``X`` is an array of any array-API library (NumPy, CuPy, torch, array-api-strict)
+or a SciPy ``LinearOperator`` (an implicitly centred sparse matrix): the kernels only use
+``X @ v`` and ``X^T @ r``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from scipy.sparse.linalg import LinearOperator
+
 from sparsestat._kernels._dispatch import get_namespace
 from sparsestat._kernels.prox import project_abs_topk
 
-__all__ = ["iht_solve", "spectral_norm_sq"]
+__all__ = ["adjoint", "iht_solve", "spectral_norm_sq"]
+
+
+def adjoint(X: Any) -> Any:
+    """``X^T`` of an array (any array-API library) or of a SciPy ``LinearOperator``.
+
+    Parameters
+    ----------
+    X : array or LinearOperator of shape (n, p)
+        Matrix.
+
+    Returns
+    -------
+    XT : array or LinearOperator of shape (p, n)
+        Its transpose (a view for arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsestat._kernels.iht import adjoint
+    >>> adjoint(np.ones((2, 3))).shape
+    (3, 2)
+    """
+    if isinstance(X, LinearOperator):
+        return X.T
+    return get_namespace(X).permute_dims(X, (1, 0))
 
 
 def spectral_norm_sq(X: Any, n_iter: int = 100, tol: float = 1e-10, seed: int = 0) -> float:
@@ -15,7 +47,7 @@ def spectral_norm_sq(X: Any, n_iter: int = 100, tol: float = 1e-10, seed: int = 
 
     Parameters
     ----------
-    X : array of shape (n, p)
+    X : array or LinearOperator of shape (n, p)
         Matrix.
     n_iter : int, default=100
         Maximum number of power iterations (used when ``min(n, p) > 500``).
@@ -36,19 +68,24 @@ def spectral_norm_sq(X: Any, n_iter: int = 100, tol: float = 1e-10, seed: int = 
     >>> spectral_norm_sq(np.diag([3.0, 1.0]))
     9.0
     """
-    xp = get_namespace(X)
-    n, p = X.shape
-    if min(n, p) <= 500:
-        G = X @ xp.permute_dims(X, (1, 0)) if n <= p else xp.permute_dims(X, (1, 0)) @ X
-        return float(xp.max(xp.linalg.eigvalsh(G)))
     import numpy as np
 
-    v0 = np.random.default_rng(seed).standard_normal(p)
-    v = xp.asarray(v0, dtype=X.dtype, device=getattr(X, "device", None))
+    n, p = X.shape
+    XT = adjoint(X)
+    if isinstance(X, LinearOperator):
+        xp: Any = np
+        v = np.random.default_rng(seed).standard_normal(p)
+    else:
+        xp = get_namespace(X)
+        if min(n, p) <= 500:
+            G = X @ XT if n <= p else XT @ X
+            return float(xp.max(xp.linalg.eigvalsh(G)))
+        v0 = np.random.default_rng(seed).standard_normal(p)
+        v = xp.asarray(v0, dtype=X.dtype, device=getattr(X, "device", None))
     v = v / xp.linalg.vector_norm(v)
     lam = 0.0
     for _ in range(n_iter):
-        w = xp.permute_dims(X, (1, 0)) @ (X @ v)
+        w = XT @ (X @ v)
         new = float(xp.linalg.vector_norm(w))
         if new == 0.0:
             return 0.0
@@ -79,10 +116,10 @@ def iht_solve(
 
     Parameters
     ----------
-    X : array of shape (n, p)
+    X : array or LinearOperator of shape (n, p)
         Design.
     y : array of shape (n,)
-        Targets.
+        Targets (their library is the one computed in).
     k : int
         Sparsity level (entries kept by the projection).
     step : float or None
@@ -113,8 +150,8 @@ def iht_solve(
     >>> w
     array([ 0.,  2., -3.])
     """
-    xp = get_namespace(X, y)
-    Xt = xp.permute_dims(X, (1, 0))
+    xp = get_namespace(y)
+    Xt = adjoint(X)
     w = project_abs_topk(w0, k)
     change = float("inf")
     n_iter = 0

@@ -1,7 +1,7 @@
 """Label-free preconditioners for sparse regression: SVD, factor certificates, back-map.
 
-These are the linear-algebra pieces of :class:`sparsestat.linear_model.RandomSupportRegressor`
-(spec ``random_support_regression.md``). Every function is written against the array API and
+These are the linear-algebra pieces of :class:`sparsestat.linear_model.RandomSupportRegressor`.
+Every function is written against the array API and
 runs on NumPy, CuPy and PyTorch alike; on NumPy the LAPACK calls go through SciPy under a
 ``threadpoolctl`` limit. ``X^T X`` is never formed: everything works from a thin SVD of the
 normalised design ``Xn = U S V^T`` (``p = min(N, d)`` singular triplets).
@@ -43,7 +43,7 @@ __all__ = [
     "thin_svd",
 ]
 
-#: BLAS / LAPACK threads for the NumPy path (DESIGN section 2: one fast core per process).
+#: BLAS / LAPACK threads for the NumPy path (this class of machine is one fast core per process).
 BLAS_THREADS = 1
 
 

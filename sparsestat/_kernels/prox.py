@@ -6,13 +6,13 @@ product of the step and the penalty weight; it may be a scalar or an array that 
 against ``z``. NumPy input runs through a Numba loop, other libraries (CuPy, torch) through the
 generic array-API code; both are registered in :mod:`sparsestat._kernels._dispatch`.
 
-The formulas follow the spec ``lq_sparse_coding.md``: soft thresholding (l1), hard
+The operators: soft thresholding (l1), hard
 thresholding (l0, threshold sqrt(2t), ties to zero), half thresholding (l1/2, Xu et al. 2012,
 threshold (3/2) t^(2/3)), general lq for 0 < q < 1 (Marjanovic and Solo 2012, Newton on the
 largest root), CEL0 (Soubies, Blanc-Feraud and Aubert 2015, with per-atom norms), group soft
 thresholding (l2,1) and the top-k projections.
 
-The scalar Numba functions ``_prox_*_scalar`` are meant for other Numba kernels (coordinate
+The scalar Numba functions ``prox_*_scalar`` are meant for other Numba kernels (coordinate
 descent) that apply one prox at a time.
 """
 
@@ -29,6 +29,11 @@ from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
 
 __all__ = [
     "lq_threshold",
+    "prox_cel0_scalar",
+    "prox_half_scalar",
+    "prox_l0_scalar",
+    "prox_l1_scalar",
+    "prox_lq_scalar",
     "project_abs_topk",
     "project_topk",
     "prox_cel0",
@@ -79,7 +84,7 @@ def lq_threshold(t: Any, q: float) -> tuple[Any, Any]:
 
 # ----------------------------------------------------------------------------- Numba scalars
 @njit(cache=True)
-def _prox_l1_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
+def prox_l1_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
     a = abs(z)
     if a <= t:
         return z - z  # a zero of z's type, without the sign of z
@@ -87,7 +92,7 @@ def _prox_l1_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _prox_l0_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
+def prox_l0_scalar(z: Any, t: float) -> Any:  # pragma: no cover - compiled
     if abs(z) > math.sqrt(2.0 * t):
         return z
     return z - z
@@ -100,7 +105,8 @@ def _half_given_threshold(z: float, t: float, thr: float) -> float:  # pragma: n
         return z
     if a <= thr:
         return 0.0
-    c = (t / 4.0) * (a / 3.0) ** (-1.5)
+    # (t / 4) (a / 3)^(-3/2) with a square root instead of a power (3 sqrt(3) / 4 = c0 / t)
+    c = 1.299038105676658 * t / (a * math.sqrt(a))
     if c > 1.0:
         c = 1.0
     phi = math.acos(c)
@@ -108,39 +114,44 @@ def _half_given_threshold(z: float, t: float, thr: float) -> float:  # pragma: n
 
 
 @njit(cache=True)
-def _prox_half_scalar(z: float, t: float) -> float:  # pragma: no cover - compiled
+def prox_half_scalar(z: float, t: float) -> float:  # pragma: no cover - compiled
     return _half_given_threshold(z, t, 1.5 * t ** (2.0 / 3.0))
 
 
 @njit(cache=True)
-def _prox_lq_scalar(z: float, t: float, q: float) -> float:  # pragma: no cover - compiled
+def _lq_newton(a: float, t: float, q: float, jump: float) -> float:  # pragma: no cover
+    """Largest root of ``x + t q x^(q-1) = a`` in ``[jump, a]`` (Newton from ``a``)."""
+    x = a
+    tq = t * q
+    tqq = tq * (q - 1.0)
+    for _ in range(_LQ_NEWTON_ITERS):
+        p = x ** (q - 1.0)  # one power per step: x^(q-2) = p / x
+        x_new = x - (x + tq * p - a) / (1.0 + tqq * p / x)
+        if x_new < jump:
+            x_new = jump
+        if abs(x_new - x) <= 1e-12 * a:
+            return x_new
+        x = x_new
+    return x
+
+
+@njit(cache=True)
+def prox_lq_scalar(z: float, t: float, q: float) -> float:  # pragma: no cover - compiled
     a = abs(z)
     if t <= 0.0:
         return z
     if q >= 1.0:
-        return _prox_l1_scalar(z, t)
+        return prox_l1_scalar(z, t)
     jump = (2.0 * t * (1.0 - q)) ** (1.0 / (2.0 - q))
     tau = (2.0 - q) / (2.0 * (1.0 - q)) * jump
     if a <= tau:
         return 0.0
     # Newton on g(x) = x + t q x^(q-1) - a from x0 = a: convex increasing on [jump, a].
-    x = a
-    for _ in range(_LQ_NEWTON_ITERS):
-        g = x + t * q * x ** (q - 1.0) - a
-        dg = 1.0 + t * q * (q - 1.0) * x ** (q - 2.0)
-        step = g / dg
-        x_new = x - step
-        if x_new < jump:
-            x_new = jump
-        if abs(x_new - x) <= 1e-12 * a:
-            x = x_new
-            break
-        x = x_new
-    return math.copysign(x, z)
+    return math.copysign(_lq_newton(a, t, q, jump), z)
 
 
 @njit(cache=True)
-def _prox_cel0_scalar(z: float, alpha: float, gamma: float, a: float) -> float:  # pragma: no cover
+def prox_cel0_scalar(z: float, alpha: float, gamma: float, a: float) -> float:  # pragma: no cover
     az = abs(z)
     ga2 = gamma * a * a  # one rounding for both the branch test and the divisor
     if ga2 >= 1.0:
@@ -157,12 +168,29 @@ def _prox_cel0_scalar(z: float, alpha: float, gamma: float, a: float) -> float: 
 
 
 # ----------------------------------------------------------------------------- Numba loops
+# One threshold for the whole array is the common case (a scalar step times a scalar weight):
+# it gets a loop of its own with every constant hoisted, branch-free where the operator allows
+# it, so that LLVM vectorises it; per-entry parameters take the general loop.
 @njit(cache=True)
 def _nb_l1(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
     out = np.empty_like(z)
     nt = t.size
+    if nt == 1:
+        ts = t[0]
+        for i in range(z.size):
+            out[i] = prox_l1_scalar(z[i], ts)
+        return out
     for i in range(z.size):
-        out[i] = _prox_l1_scalar(z[i], t[i if nt > 1 else 0])
+        out[i] = prox_l1_scalar(z[i], t[i])
+    return out
+
+
+@njit(cache=True)
+def _nb_l1_real(z: Any, t: float) -> Any:  # pragma: no cover - compiled
+    out = np.empty_like(z)
+    for i in range(z.size):
+        zi = z[i]
+        out[i] = zi - t if zi > t else (zi + t if zi < -t else zi - zi)
     return out
 
 
@@ -170,8 +198,14 @@ def _nb_l1(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
 def _nb_l0(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
     out = np.empty_like(z)
     nt = t.size
+    if nt == 1:
+        thr = math.sqrt(2.0 * t[0])
+        for i in range(z.size):
+            zi = z[i]
+            out[i] = zi if abs(zi) > thr else zi - zi
+        return out
     for i in range(z.size):
-        out[i] = _prox_l0_scalar(z[i], t[i if nt > 1 else 0])
+        out[i] = prox_l0_scalar(z[i], t[i])
     return out
 
 
@@ -185,16 +219,72 @@ def _nb_half(z: Any, t: Any) -> Any:  # pragma: no cover - compiled
             out[i] = _half_given_threshold(z[i], t[0], thr)
         return out
     for i in range(z.size):
-        out[i] = _prox_half_scalar(z[i], t[i])
+        out[i] = prox_half_scalar(z[i], t[i])
+    return out
+
+
+_LQ_BLOCK = 256
+
+
+@njit(cache=True)
+def _nb_lq_scalar_t(z: Any, t: float, q: float) -> Any:  # pragma: no cover - compiled
+    """lq prox with one ``t``: Newton in lockstep on blocks of the entries above the threshold.
+
+    The entries of a block are independent, so their power evaluations overlap in the CPU
+    pipeline instead of waiting on each other (a per-entry loop is latency-bound); a block
+    stops when its largest relative step is at most 1e-12.
+    """
+    out = np.zeros_like(z)
+    if t <= 0.0:
+        out[:] = z
+        return out
+    jump = (2.0 * t * (1.0 - q)) ** (1.0 / (2.0 - q))
+    tau = (2.0 - q) / (2.0 * (1.0 - q)) * jump
+    tq = t * q
+    tqq = tq * (q - 1.0)
+    qm = q - 1.0
+    idx = np.empty(_LQ_BLOCK, np.int64)
+    x = np.empty(_LQ_BLOCK)
+    a = np.empty(_LQ_BLOCK)
+    n = z.size
+    i = 0
+    while i < n:
+        m = 0
+        while i < n and m < _LQ_BLOCK:
+            ai = abs(z[i])
+            if ai > tau:
+                idx[m] = i
+                a[m] = ai
+                x[m] = ai
+                m += 1
+            i += 1
+        for _ in range(_LQ_NEWTON_ITERS):
+            worst = 0.0
+            for j in range(m):
+                xj = x[j]
+                p = math.exp(qm * math.log(xj))
+                x_new = xj - (xj + tq * p - a[j]) / (1.0 + tqq * p / xj)
+                if x_new < jump:
+                    x_new = jump
+                step = abs(x_new - xj) / a[j]
+                if step > worst:
+                    worst = step
+                x[j] = x_new
+            if worst <= 1e-12:
+                break
+        for j in range(m):
+            out[idx[j]] = math.copysign(x[j], z[idx[j]])
     return out
 
 
 @njit(cache=True)
 def _nb_lq(z: Any, t: Any, q: float) -> Any:  # pragma: no cover - compiled
+    if q < 1.0 and t.size == 1:
+        return _nb_lq_scalar_t(z, t[0], q)
     out = np.empty_like(z)
     nt = t.size
     for i in range(z.size):
-        out[i] = _prox_lq_scalar(z[i], t[i if nt > 1 else 0], q)
+        out[i] = prox_lq_scalar(z[i], t[i if nt > 1 else 0], q)
     return out
 
 
@@ -202,8 +292,21 @@ def _nb_lq(z: Any, t: Any, q: float) -> Any:  # pragma: no cover - compiled
 def _nb_cel0(z: Any, alpha: Any, gamma: Any, a: Any) -> Any:  # pragma: no cover - compiled
     out = np.empty_like(z)
     nal, nga, na = alpha.size, gamma.size, a.size
+    if nal == 1 and nga == 1 and na == 1 and gamma[0] * a[0] * a[0] < 1.0:
+        # one soft-type branch for the whole array: sign(z) min(|z|, (|z| - s)_+ / (1 - g a^2))
+        g, aa = gamma[0], a[0]
+        shift = math.sqrt(2.0 * alpha[0]) * aa * g
+        scale = 1.0 / (1.0 - g * aa * aa)
+        for i in range(z.size):
+            zi = z[i]
+            az = abs(zi)
+            sh = (az - shift) * scale
+            sh = 0.0 if sh < 0.0 else sh
+            sh = az if sh > az else sh
+            out[i] = sh if zi >= 0.0 else -sh
+        return out
     for i in range(z.size):
-        out[i] = _prox_cel0_scalar(
+        out[i] = prox_cel0_scalar(
             z[i], alpha[i if nal > 1 else 0], gamma[i if nga > 1 else 0], a[i if na > 1 else 0]
         )
     return out
@@ -219,7 +322,8 @@ def _nb_group(z: Any, t: Any, groups: Any, n_groups: int) -> Any:  # pragma: no 
     for r in range(n_rows):
         norms[:] = 0.0
         for j in range(p):
-            norms[groups[j]] += abs(z[r, j]) ** 2
+            v = z[r, j]
+            norms[groups[j]] += (v * np.conj(v)).real  # |v|^2 without a power
         tr = t[r if nt > 1 else 0]
         for g in range(n_groups):
             nrm = math.sqrt(norms[g])
@@ -230,16 +334,57 @@ def _nb_group(z: Any, t: Any, groups: Any, n_groups: int) -> Any:  # pragma: no 
 
 
 @njit(cache=True)
+def _nb_group_runs(z: Any, t: Any, starts: Any) -> Any:  # pragma: no cover - compiled
+    # groups that are contiguous runs of the last axis (the usual layout): one fused pass per
+    # run, no label indirection; starts: (n_runs + 1,) run boundaries
+    n_rows, p = z.shape
+    out = np.empty_like(z)
+    nt = t.size
+    for r in range(n_rows):
+        tr = t[r if nt > 1 else 0]
+        for g in range(starts.size - 1):
+            lo, hi = starts[g], starts[g + 1]
+            sq = 0.0
+            for j in range(lo, hi):
+                v = z[r, j]
+                sq += (v * np.conj(v)).real
+            nrm = math.sqrt(sq)
+            scale = 0.0 if nrm <= tr else 1.0 - tr / nrm
+            for j in range(lo, hi):
+                out[r, j] = z[r, j] * scale
+    return out
+
+
+@njit(cache=True)
 def _nb_topk(z: Any, k: int, use_abs: bool) -> Any:  # pragma: no cover - compiled
-    # O(p) per row: the k-th largest key by partition, then every key above it and the first
-    # (in position order) of the keys equal to it, so exactly k entries are kept.
+    # O(p) per row: the k-th largest key by selection, then every key above it and the first
+    # (in position order) of the keys equal to it, so exactly k entries are kept. Small k
+    # keeps a sorted buffer of the k largest keys (one comparison for most entries); large k
+    # partitions a reused buffer.
     n_rows, p = z.shape
     out = np.zeros_like(z)
     if k <= 0:
         return out
+    key = np.empty(p)
+    top = np.empty(k)
+    small = k <= 64
     for r in range(n_rows):
-        key = np.abs(z[r]) if use_abs else z[r].real
-        thr = np.partition(key, p - k)[p - k]
+        for j in range(p):
+            key[j] = abs(z[r, j]) if use_abs else z[r, j].real
+        if small:
+            for j in range(k):
+                top[j] = -np.inf
+            for j in range(p):
+                v = key[j]
+                if v > top[k - 1]:  # insert into the descending buffer
+                    pos = k - 1
+                    while pos > 0 and top[pos - 1] < v:
+                        top[pos] = top[pos - 1]
+                        pos -= 1
+                    top[pos] = v
+            thr = top[k - 1]
+        else:
+            thr = np.partition(key, p - k)[p - k]
         n_above = 0
         for j in range(p):
             if key[j] > thr:
@@ -277,6 +422,19 @@ def _flat_call(kernel: Any, z: np.ndarray, *params: Any) -> np.ndarray:
     return kernel(zc.ravel(), *params).reshape(z.shape)
 
 
+def _param(xp: Any, value: Any, z: Any) -> Any:
+    """A parameter for the generic kernels: Python scalars as they are (they keep the dtype of
+    ``z``), arrays converted to the library, device and real precision of ``z``."""
+    if isinstance(value, int | float) or np.ndim(value) == 0 and not hasattr(value, "device"):
+        return float(value)
+    dtype = z.dtype
+    if xp.isdtype(dtype, "complex floating"):
+        dtype = xp.float32 if dtype == xp.complex64 else xp.float64
+    if type(value).__module__.split(".")[0] not in ("numpy", type(z).__module__.split(".")[0]):
+        value = np.asarray(value)
+    return xp.asarray(value, dtype=dtype, device=array_device(z))
+
+
 def _real_only(z: Any, name: str) -> None:
     if getattr(z, "dtype", None) is not None and "complex" in str(z.dtype):
         raise TypeError(f"{name} is defined for real input only; got dtype {z.dtype}")
@@ -286,6 +444,7 @@ def _real_only(z: Any, name: str) -> None:
 @register("prox_l1", "generic")
 def _prox_l1_generic(z: Any, t: Any) -> Any:
     xp = get_namespace(z)
+    t = _param(xp, t, z)
     a = xp.abs(z)
     safe = xp.where(a > 0, a, xp.ones_like(a))
     return xp.where(a > t, z * (1.0 - t / safe), xp.zeros_like(z))
@@ -293,7 +452,11 @@ def _prox_l1_generic(z: Any, t: Any) -> Any:
 
 @register("prox_l1", "numba")
 def _prox_l1_numba(z: Any, t: Any) -> Any:
-    return _flat_call(_nb_l1, z, _as_param(t, np.asarray(z), "t"))
+    zz = np.asarray(z)
+    tt = _as_param(t, zz, "t")
+    if tt.size == 1 and zz.dtype.kind == "f":
+        return _flat_call(_nb_l1_real, zz, float(tt[0]))
+    return _flat_call(_nb_l1, zz, tt)
 
 
 def prox_l1(z: Any, t: Any) -> Any:
@@ -325,6 +488,7 @@ def prox_l1(z: Any, t: Any) -> Any:
 @register("prox_l0", "generic")
 def _prox_l0_generic(z: Any, t: Any) -> Any:
     xp = get_namespace(z)
+    t = _param(xp, t, z)
     thr = (2.0 * t) ** 0.5
     return xp.where(xp.abs(z) > thr, z, xp.zeros_like(z))
 
@@ -365,6 +529,7 @@ def prox_l0(z: Any, t: Any) -> Any:
 @register("prox_l1_2", "generic")
 def _prox_l1_2_generic(z: Any, t: Any) -> Any:
     xp = get_namespace(z)
+    t = _param(xp, t, z)
     a = xp.abs(z)
     thr = 1.5 * t ** (2.0 / 3.0)
     keep = a > thr
@@ -414,6 +579,7 @@ def prox_l1_2(z: Any, t: Any) -> Any:
 @register("prox_lq", "generic")
 def _prox_lq_generic(z: Any, t: Any, q: float) -> Any:
     xp = get_namespace(z)
+    t = _param(xp, t, z)
     if q >= 1.0:
         return _prox_l1_generic(z, t)
     a = xp.abs(z)
@@ -473,13 +639,19 @@ def prox_lq(z: Any, t: Any, q: float) -> Any:
 @register("prox_cel0", "generic")
 def _prox_cel0_generic(z: Any, alpha: Any, gamma: Any, a: Any) -> Any:
     xp = get_namespace(z)
+    alpha, gamma, a = (_param(xp, v, z) for v in (alpha, gamma, a))
     az = xp.abs(z)
+    zero = xp.zeros_like(z)
     ga2 = gamma * a * a
-    hard = xp.where(az > (2.0 * alpha * gamma) ** 0.5, z, xp.zeros_like(z))
+    hard = xp.where(az > (2.0 * alpha * gamma) ** 0.5, z, zero)
+    shift = (2.0 * alpha) ** 0.5 * a * gamma
+    if isinstance(ga2, float):  # one branch for the whole array
+        if ga2 >= 1.0:
+            return hard
+        return xp.sign(z) * xp.minimum(az, xp.maximum(az - shift, zero) / (1.0 - ga2))
     denom = xp.where(ga2 < 1.0, 1.0 - ga2, xp.ones_like(ga2 + az))
-    shrunk = xp.minimum(az, xp.maximum(az - (2.0 * alpha) ** 0.5 * a * gamma, 0.0) / denom)
-    soft = xp.sign(z) * shrunk
-    return xp.where(ga2 >= 1.0, hard, soft)
+    shrunk = xp.minimum(az, xp.maximum(az - shift, zero) / denom)
+    return xp.where(ga2 >= 1.0, hard, xp.sign(z) * shrunk)
 
 
 @register("prox_cel0", "numba")
@@ -542,6 +714,9 @@ def _check_groups(groups: Any, p: int) -> tuple[np.ndarray, int]:
 @register("prox_group_l1", "generic")
 def _prox_group_l1_generic(z: Any, t: Any, groups: Any) -> Any:
     xp = get_namespace(z)
+    t = _param(xp, t, z)
+    if not isinstance(t, float):
+        t = xp.reshape(t, (*z.shape[:-1], 1))  # one threshold per leading index
     g, n_groups = _check_groups(groups, z.shape[-1])
     onehot_np = (g[:, None] == np.arange(n_groups)[None, :]).astype(np.float64)
     absz = xp.abs(z)
@@ -565,6 +740,10 @@ def _prox_group_l1_numba(z: Any, t: Any, groups: Any) -> Any:
         tt = tt.reshape(1)
     else:
         tt = np.ascontiguousarray(np.broadcast_to(tt, zz.shape[:-1])).ravel()
+    change = np.flatnonzero(np.diff(g)) + 1
+    if g.size and np.unique(g).size == change.size + 1:  # every group is one contiguous run
+        starts = np.concatenate([[0], change, [g.size]]).astype(np.int64)
+        return _nb_group_runs(z2, tt, starts).reshape(zz.shape)
     return _nb_group(z2, tt, g, n_groups).reshape(zz.shape)
 
 

@@ -5,8 +5,8 @@ from sparsestat.linear_model._greedy_complex import (
     kronecker_omp,
     oracle_least_squares,
 )
-from sparsestat.linear_model._iht import IHTRegressor, iht
-from sparsestat.linear_model._lq import LqRegression, lq_path
+from sparsestat.linear_model._iht import IHTRegressor, IHTRegressorCV, iht
+from sparsestat.linear_model._lq import LqRegression, LqRegressionCV, lq_path
 from sparsestat.linear_model._random_support import (
     RandomSupportRegressor,
     random_support_regression,
@@ -14,7 +14,9 @@ from sparsestat.linear_model._random_support import (
 
 __all__ = [
     "IHTRegressor",
+    "IHTRegressorCV",
     "LqRegression",
+    "LqRegressionCV",
     "RandomSupportRegressor",
     "iht",
     "lq_path",
