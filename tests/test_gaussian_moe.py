@@ -18,10 +18,10 @@ from sklearn.metrics import r2_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold, cross_val_score
 
+from sparsestat._solvers.moe import Gate
 from sparsestat.datasets import make_moe_regression
 from sparsestat.metrics import voronoi_loss
 from sparsestat.mixture import GaussianMoERegressor
-from sparsestat._solvers.moe import Gate
 
 GATES = ["softmax", "dense_to_sparse", "activation_dense_to_sparse"]
 
