@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from array_api_compat import device as array_device
 from array_api_compat import is_array_api_obj
 from joblib import Parallel, delayed
+from sklearn import get_config
 from sklearn.utils import check_array
 
 from sparsestat._kernels._dispatch import backend_name, get_namespace, to_numpy
@@ -47,6 +48,8 @@ __all__ = [
     "bcd_update",
     "build_penalty",
     "check_coding_inputs",
+    "check_same_library",
+    "dictionary_like",
     "encode",
     "forgetting_factor",
     "in_namespace",
@@ -109,8 +112,9 @@ def check_coding_inputs(
 
     NumPy-like input is checked like scikit-learn's ``check_array`` (complex allowed); a
     SciPy sparse ``X`` is kept sparse (CSR, real float); arrays of other libraries are kept
-    where they are (only shape and finiteness are checked). A real ``D`` takes the dtype of
-    a real ``X`` (float32 signals are coded in float32).
+    where they are (only shape and finiteness are checked). The dictionary follows ``X``:
+    it is moved to ``X``'s library and device (or to NumPy for NumPy signals). A real ``D``
+    takes the dtype of a real ``X`` (float32 signals are coded in float32).
 
     Parameters
     ----------
@@ -147,12 +151,15 @@ def check_coding_inputs(
         D = _check_host_dense(D, "dictionary")
         if np.iscomplexobj(D):
             raise ValueError(f"{owner}: a sparse X is supported with a real dictionary only")
-    elif in_namespace(X) or in_namespace(D):
+    elif in_namespace(X):
+        # everything follows X: a NumPy (or list) dictionary moves to X's library and device
         _check_namespace_array(X, "X")
+        if not in_namespace(D):
+            D = dictionary_like(_check_host_dense(D, "dictionary"), X)
         _check_namespace_array(D, "dictionary")
     else:
         X = _check_host_dense(X, "X")
-        D = _check_host_dense(D, "dictionary")
+        D = _check_host_dense(dictionary_like(D, X), "dictionary")
     if n_features_in is not None and X.shape[1] != n_features_in:
         raise ValueError(
             f"X has {X.shape[1]} features, but {owner} is expecting {n_features_in} "
@@ -170,6 +177,45 @@ def check_coding_inputs(
     return X, D
 
 
+def _to_host(a: Any) -> np.ndarray:
+    """A NumPy copy of any array, also from devices NumPy cannot read directly."""
+    try:
+        return to_numpy(a)
+    except (RuntimeError, TypeError, ValueError):
+        # e.g. array_api_strict's extra devices: move to the library's default device first
+        info = get_namespace(a).__array_namespace_info__()
+        return to_numpy(a.to_device(info.default_device()))
+
+
+def dictionary_like(D: Any, ref: Any) -> Any:
+    """The dictionary ``D`` in the library and on the device of the array ``ref``."""
+    if not in_namespace(ref):
+        return _to_host(D) if in_namespace(D) else np.asarray(D)
+    return get_namespace(ref).asarray(_to_host(D), device=array_device(ref))
+
+
+def check_same_library(X: Any, fitted: Any, owner: str, method: str) -> None:
+    """Under ``sklearn.config_context(array_api_dispatch=True)``, require ``X`` to live in the
+    array library and on the device of the fitted array ``fitted`` (scikit-learn's rule for
+    estimators with array-API support); outside it, the codes simply follow ``X``.
+    """
+    if not get_config()["array_api_dispatch"] or sp.issparse(X) or is_dask_array(X):
+        return
+    host_x, host_f = not in_namespace(X), not in_namespace(fitted)
+    if host_x and host_f:
+        return
+    same = not (host_x or host_f)
+    if same:
+        same = get_namespace(X) == get_namespace(fitted) and array_device(X) == array_device(fitted)
+    if not same:
+        where = "NumPy" if host_f else f"{get_namespace(fitted).__name__} on {array_device(fitted)}"
+        raise ValueError(
+            f"Inputs passed to {owner}.{method}() must use the same namespace and the same "
+            f"device as those passed to fit() (fitted with {where} arrays); fit again on "
+            "arrays like X, or call transform outside array_api_dispatch."
+        )
+
+
 def atom_norms(D: Any) -> Any:
     """Euclidean norm of every atom (row) of ``D``, in ``D``'s library."""
     xp = get_namespace(D)
@@ -184,7 +230,7 @@ def build_penalty(penalty: Any, alpha: float, q: float, D: Any) -> Penalty:
     """
     pen = make_penalty(penalty, alpha=alpha, q=q)
     if isinstance(pen, CEL0):
-        norms = np.asarray(to_numpy(atom_norms(D)), dtype=np.float64)
+        norms = np.asarray(_to_host(atom_norms(D)), dtype=np.float64)
         if not np.allclose(norms, 1.0, rtol=1e-6, atol=0):
             warnings.warn(
                 "CEL0 with atoms that are not unit norm: the atom norms enter the penalty "
@@ -324,7 +370,7 @@ def encode(
     def run(s: int) -> tuple[Any, Any]:
         rows = slice(s, min(s + batch_size, n))
         return pgd_sparse_code(
-            X[rows],
+            X[rows, :],
             D,
             prox,
             row_penalty,
@@ -333,7 +379,7 @@ def encode(
             accelerated=solver == "fista",
             max_iter=max_iter,
             tol=tol,
-            init=None if C0 is None else C0[rows],
+            init=None if C0 is None else C0[rows, :],
         )
 
     if n_jobs not in (None, 1) and len(starts) > 1 and backend_name(xp) == "numpy":
@@ -431,18 +477,22 @@ def bcd_update(
     B: np.ndarray,
     atom_norm: str,
     rng: np.random.RandomState,
-    R_pool: np.ndarray,
+    X: np.ndarray,
+    C: np.ndarray,
 ) -> None:
     """One pass of block coordinate descent over the atoms (Mairal et al. 2010), in place.
 
     ``A = C^T C`` and ``B = C^T X`` (possibly with forgetting). Each atom takes its exact
     block minimiser ``d_j + (B_j - A_j D) / A_jj`` and is projected (unit sphere or ball);
-    atoms that are never used (``A_jj < 1e-10``) are replaced by a random normalised row of
-    ``R_pool`` (residuals).
+    atoms that are never used (``A_jj < 1e-10``) are replaced by the normalised residual
+    ``x_i - c_i D`` of a random row ``i`` of ``X`` (with the dictionary of the start of the
+    pass; computed only when an atom is dead).
     """
+    D_start = D.copy() if np.any(np.diag(A) < 1e-10) else D
     for j in range(D.shape[0]):
         if A[j, j] < 1e-10:
-            r = R_pool[rng.randint(R_pool.shape[0])] + 1e-6 * rng.standard_normal(D.shape[1])
+            i = rng.randint(X.shape[0])
+            r = X[i] - C[i] @ D_start + 1e-6 * rng.standard_normal(D.shape[1])
             D[j] = r / max(np.linalg.norm(r), 1e-12)
             continue
         D[j] += (B[j] - A[j] @ D) / A[j, j]

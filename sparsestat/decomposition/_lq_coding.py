@@ -8,13 +8,15 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from sparsestat._kernels._dispatch import get_namespace, to_numpy
+from sparsestat._kernels._dispatch import get_namespace
 from sparsestat._solvers.coding import (
     PENALTIES,
     SOLVERS,
     atom_norms,
     build_penalty,
     check_coding_inputs,
+    check_same_library,
+    dictionary_like,
     encode,
     in_namespace,
     lipschitz_constant,
@@ -59,7 +61,7 @@ def _codes_dtype(coder: LqSparseCoder, X_dtype: Any) -> np.dtype:
 
 @validate_params(
     {
-        "X": ["array-like"],
+        "X": ["array-like", "sparse matrix"],
         "dictionary": ["array-like"],
         **_ENCODE_CONSTRAINTS,
         "return_n_iter": ["boolean"],
@@ -254,8 +256,8 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Number of atoms.
     lipschitz_ : float
         ``||D||_2^2 (1 + 1e-6)``, the Lipschitz constant of the data-fit gradient.
-    atom_norms_ : ndarray of shape (n_components,)
-        Euclidean norms of the atoms.
+    atom_norms_ : array of shape (n_components,)
+        Euclidean norms of the atoms (in the array library of the ``X`` given to ``fit``).
     n_iter_ : int
         Largest number of iterations over the signals of the last ``fit_transform``
         (``transform`` leaves the estimator unchanged).
@@ -366,12 +368,14 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             _, D = check_coding_inputs(X, self.dictionary)
         self.n_components_ = D.shape[0]
         self.lipschitz_ = lipschitz_constant(D)
-        self.atom_norms_ = np.asarray(to_numpy(atom_norms(D)), dtype=np.float64)
+        self.atom_norms_ = atom_norms(D)
         return self
 
     def _code(self, X):
         self._validate_params()
         validate_data(self, X, reset=False, skip_check_array=True)
+        if hasattr(self, "atom_norms_"):
+            check_same_library(X, self.atom_norms_, type(self).__name__, "transform")
         X, D = check_coding_inputs(X, self.dictionary)
         C, n_iter = encode(
             X,
@@ -444,12 +448,15 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X_rec : array of shape (n_samples, n_features)
             Reconstructions.
         """
-        if in_namespace(X):
-            return X @ self.dictionary
-        C = check_complex_array(X, input_name="X")
-        D = check_complex_array(self.dictionary, input_name="dictionary")
+        C = X if in_namespace(X) else check_complex_array(X, input_name="X")
+        D = dictionary_like(self.dictionary, C)
+        if not in_namespace(C):
+            D = check_complex_array(D, input_name="dictionary")
         if C.shape[1] != D.shape[0]:
             raise ValueError(f"codes have {C.shape[1]} columns; the dictionary has {D.shape[0]}")
+        xp = get_namespace(C, D)
+        if xp.isdtype(C.dtype, "real floating") and xp.isdtype(D.dtype, "real floating"):
+            D = xp.astype(D, C.dtype)  # float32 codes give float32 signals
         return C @ D
 
     def objective(self, X, C):

@@ -114,7 +114,7 @@ class _BaseLqDictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def _update(self, D: np.ndarray, X: np.ndarray, C: np.ndarray, A: Any, B: Any, rng: Any):
         """One dictionary step from the codes ``C`` of ``X`` ('bcd' uses ``A``, ``B``)."""
         if self.fit_algorithm == "bcd":
-            bcd_update(D, A, B, self.atom_norm, rng, X - C @ D)
+            bcd_update(D, A, B, self.atom_norm, rng, X, C)
         else:
             sgd_update(D, X, C, self._lr(self.n_steps_), self.atom_norm, rng)
         self.n_steps_ += 1
