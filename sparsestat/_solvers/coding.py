@@ -89,6 +89,8 @@ def _check_namespace_array(a: Any, name: str) -> None:
 
 
 def _check_host_dense(a: Any, name: str) -> np.ndarray:
+    if not isinstance(a, np.ndarray) and hasattr(a, "__array__"):
+        a = np.asarray(a)  # pandas and other array-likes
     if isinstance(a, np.ndarray) and a.dtype == object:
         a = np.asarray(a, dtype=np.float64)  # numpy's own error for non-numbers
     if np.ndim(a) == 1:

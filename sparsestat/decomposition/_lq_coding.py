@@ -51,6 +51,11 @@ _ENCODE_CONSTRAINTS: dict[str, list[Any]] = {
 }
 
 
+def _keeps_names(X: Any) -> bool:
+    """Whether ``X`` itself should go to ``validate_data`` (pandas names, dask shapes)."""
+    return hasattr(X, "columns") or is_dask_array(X)
+
+
 def _codes_dtype(coder: LqSparseCoder, X_dtype: Any) -> np.dtype:
     """dtype of the codes of signals of dtype ``X_dtype`` (declared for dask output)."""
     D_dtype = np.asarray(coder.dictionary).dtype
@@ -361,11 +366,9 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self : LqSparseCoder
             The estimator.
         """
-        validate_data(self, X, skip_check_array=True)
-        if is_dask_array(X):
-            _, D = check_coding_inputs(X[:1].compute(), self.dictionary)
-        else:
-            _, D = check_coding_inputs(X, self.dictionary)
+        Xc, D = check_coding_inputs(X[:1].compute() if is_dask_array(X) else X, self.dictionary)
+        # feature names (pandas) and n_features_in_, from the checked array otherwise
+        validate_data(self, X if _keeps_names(X) else Xc, skip_check_array=True)
         self.n_components_ = D.shape[0]
         self.lipschitz_ = lipschitz_constant(D)
         self.atom_norms_ = atom_norms(D)
@@ -373,10 +376,13 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _code(self, X):
         self._validate_params()
-        validate_data(self, X, reset=False, skip_check_array=True)
         if hasattr(self, "atom_norms_"):
             check_same_library(X, self.atom_norms_, type(self).__name__, "transform")
-        X, D = check_coding_inputs(X, self.dictionary)
+        Xc, D = check_coding_inputs(
+            X, self.dictionary, n_features_in=getattr(self, "n_features_in_", None)
+        )
+        validate_data(self, X if _keeps_names(X) else Xc, reset=False, skip_check_array=True)
+        X = Xc
         C, n_iter = encode(
             X,
             D,
