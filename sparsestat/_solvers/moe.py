@@ -26,6 +26,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy.optimize import minimize
 from sklearn.cluster import KMeans, kmeans_plusplus
+from threadpoolctl import threadpool_limits
 
 from sparsestat._kernels.moe import (
     activation_functions,
@@ -459,24 +460,28 @@ def fit_em(
     scaled = [
         None if s is None else rescale_params(s, shift, scale, to_scaled=True) for s in starts
     ]
-    runs = Parallel(n_jobs=n_jobs)(
-        delayed(em_run)(
-            Xs,
-            y,
-            w,
-            gate,
-            start=start,
-            init=init,
-            temperature=temperature,
-            seed=int(seed),
-            max_iter=max_iter,
-            tol=tol,
-            gate_max_iter=gate_max_iter,
-            var_floor=var_floor,
-            verbose=verbose,
+    # one BLAS thread: the products here are small (d + 1 columns, k experts, L-BFGS-B on a
+    # few dozen parameters), and threaded BLAS slowed fits down several times on a shared
+    # 2-core machine (benchmarks/bench_moe.py --threads measures it)
+    with threadpool_limits(limits=1, user_api="blas"):
+        runs = Parallel(n_jobs=n_jobs)(
+            delayed(em_run)(
+                Xs,
+                y,
+                w,
+                gate,
+                start=start,
+                init=init,
+                temperature=temperature,
+                seed=int(seed),
+                max_iter=max_iter,
+                tol=tol,
+                gate_max_iter=gate_max_iter,
+                var_floor=var_floor,
+                verbose=verbose,
+            )
+            for start, seed in zip(scaled, seeds)
         )
-        for start, seed in zip(scaled, seeds)
-    )
     best = max(runs, key=lambda r: r["lower_bound"])
     best["params"] = rescale_params(best["params"], shift, scale, to_scaled=False)
     return best
