@@ -445,9 +445,10 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
     rows in storage order, computing one block at a time and calling ``partial_fit`` on it,
     so it equals ``partial_fit`` on the same blocks in the same order (the first block
     gives the initial dictionary; ``shuffle`` does not apply: shuffle the rows beforehand if
-    they are sorted). dask-ml's ``Incremental`` wrapper is not needed for this, and it works
-    only when given ``scoring=``: the estimator has no ``score``, because a reconstruction
-    error always prefers the least sparse codes and would mislead a model search.
+    they are sorted). dask-ml's ``Incremental`` wrapper is not needed for this; it works only
+    when given ``scoring=`` (and equals ``partial_fit`` on the blocks with
+    ``shuffle_blocks=False``): the estimator has no ``score``, because a reconstruction error
+    always prefers the least sparse codes and would mislead a model search.
     ``transform`` of a dask array is lazy, block by block; it also accepts SciPy sparse
     ``X`` (``fit`` and ``partial_fit`` need dense rows).
 
