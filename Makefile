@@ -9,6 +9,8 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
+# scikit-learn's array-API estimator checks need SciPy's array-API mode at import time.
+export SCIPY_ARRAY_API ?= 1
 PYTEST_WORKERS ?= 2
 
 .PHONY: help venv install demo test test-all lint format docs bench gpu clean

@@ -115,8 +115,9 @@ def make_moe_regression(
     -----
     The companion truth is read from the authors' code of [2]; whether its
     ``(0.3, 0.4)`` are variances or standard deviations is [inferred] (variances here). The
-    temperature paper's own simulation settings were not available; the random truth is
-    [inferred], chosen away from saturation of the activation as the spec advises.
+    temperature paper's own simulation settings were not available: the random truth is
+    not specified by the paper; it is chosen here away from saturation of the activation, so
+    that the activation gate's parameters stay identifiable.
     O(n k d) time.
 
     References

@@ -226,7 +226,8 @@ def make_dct_dictionary(
 
     Notes
     -----
-    The fixed dictionary of the spec's natural-patch oracle (k = 255 for 8x8 patches).
+    The fixed overcomplete DCT dictionary used as a natural-patch oracle (k = 255 for 8x8
+    patches).
 
     References
     ----------

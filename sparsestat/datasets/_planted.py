@@ -83,9 +83,10 @@ def make_planted_features(
 
     Notes
     -----
-    Settings B1-B3 of the sparse-autoencoder spec: d = 64, 128 atoms firing with probability
-    4/128, magnitudes U(0.5, 1.5), noise 0.01. Atoms are random Gaussian directions, so they
-    are only quasi-orthogonal when ``n_atoms > n_features``. Cost O(n_samples * n_atoms * d).
+    The planted-feature settings B1-B3 of the sparse-autoencoder benchmarks: d = 64, 128
+    atoms firing with probability 4/128, magnitudes U(0.5, 1.5), noise 0.01. Atoms are random
+    Gaussian directions, so they are only quasi-orthogonal when ``n_atoms > n_features``.
+    Cost O(n_samples * n_atoms * d).
 
     References
     ----------

@@ -91,7 +91,7 @@ def make_sparse_regression(
         Size ``k`` of the support of ``w*`` (at most ``n_features``).
     design : {'iid', 'equicorrelated', 'factor', 'random_walk', 'near_duplicate', \
 'extreme'}, default='iid'
-        Distribution of the rows (designs D0-D4 of the spec):
+        Distribution of the rows (designs D0-D4 of the random-support benchmarks):
 
         - ``'iid'`` (D0): ``x ~ N(0, I)``.
         - ``'equicorrelated'`` (D1): ``x = sqrt(rho) f 1 + sqrt(1 - rho) g`` with ``f ~ N(0, 1)``
