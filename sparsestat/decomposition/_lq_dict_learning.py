@@ -231,7 +231,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         Progress bar over epochs when > 0.
 """
         + _DOC_DEPRECATED
-        + """    shuffle : bool
+        + """    shuffle : None
         Deprecated: it never had an effect on the full-batch algorithm (a ``FutureWarning``
         says so when it is set); removed in 0.3.
 
@@ -291,7 +291,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
     _parameter_constraints: dict = {
         **_BaseLqDictionaryLearning._parameter_constraints,
         "code_init": [StrOptions({"zeros", "warm"})],
-        "shuffle": deprecated_constraints(["boolean"]),
+        "shuffle": ["boolean", None],
     }
 
     def __init__(
@@ -316,7 +316,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         callback=None,
         verbose=0,
         learning_rate=DEPRECATED,
-        shuffle=DEPRECATED,
+        shuffle=None,
     ):
         self.n_components = n_components
         self.penalty = penalty
@@ -356,7 +356,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
             The fitted estimator.
         """
         _dense_only(X, type(self).__name__)
-        if self.shuffle != DEPRECATED:
+        if self.shuffle is not None:
             warnings.warn(
                 "LqDictionaryLearning: the parameter 'shuffle' has no effect on the "
                 "full-batch algorithm and will be removed in sparsestat 0.3; drop it.",
