@@ -271,11 +271,11 @@ def encode(
     D: Any,
     pen: Penalty,
     *,
-    solver: str = "auto",
-    max_iter: int = 1000,
-    tol: float = 1e-6,
+    solver: str,
+    max_iter: int,
+    tol: float,
+    init: Any,
     step_size: float = 1.0,
-    init: Any = "zeros",
     positive_code: bool = False,
     batch_size: int = 4096,
     n_jobs: int | None = None,
@@ -292,16 +292,16 @@ def encode(
         Dictionary, same library as ``X`` (NumPy for a sparse ``X``).
     pen : Penalty
         Penalty object (from :func:`build_penalty`).
-    solver : {'auto', 'fista', 'ista', 'cd', 'lars', 'omp'}, default='auto'
+    solver : {'auto', 'fista', 'ista', 'cd', 'lars', 'omp'}
         'auto' is 'lars' for 'l1' on real NumPy or SciPy data, 'fista' otherwise.
-    max_iter : int, default=1000
+    max_iter : int
         Iterations (or coordinate-descent epochs) per signal.
-    tol : float, default=1e-6
+    tol : float
         Per-signal stopping tolerance.
+    init : {'zeros', 'l1'} or array of shape (n_samples, n_components)
+        Starting codes.
     step_size : float, default=1.0
         Proximal-gradient step as a fraction of ``1 / L``.
-    init : {'zeros', 'l1'} or array of shape (n_samples, n_components), default='zeros'
-        Starting codes.
     positive_code : bool, default=False
         Non-negative codes.
     batch_size : int, default=4096

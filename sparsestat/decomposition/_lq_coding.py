@@ -51,6 +51,20 @@ _ENCODE_CONSTRAINTS: dict[str, list[Any]] = {
 }
 
 
+#: The solver settings that the coder hands to the coding dispatch unchanged.
+_SOLVER_PARAMS = (
+    "solver",
+    "max_iter",
+    "tol",
+    "step_size",
+    "init",
+    "positive_code",
+    "batch_size",
+    "n_jobs",
+    "verbose",
+)
+
+
 def _keeps_names(X: Any) -> bool:
     """Whether ``X`` itself should go to ``validate_data`` (pandas names, dask shapes)."""
     return hasattr(X, "columns") or is_dask_array(X)
@@ -383,20 +397,8 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         )
         validate_data(self, X if _keeps_names(X) else Xc, reset=False, skip_check_array=True)
         X = Xc
-        C, n_iter = encode(
-            X,
-            D,
-            build_penalty(self.penalty, self.alpha, self.q, D),
-            solver=self.solver,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            step_size=self.step_size,
-            init=self.init,
-            positive_code=self.positive_code,
-            batch_size=self.batch_size,
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
-        )
+        pen = build_penalty(self.penalty, self.alpha, self.q, D)
+        C, n_iter = encode(X, D, pen, **{name: getattr(self, name) for name in _SOLVER_PARAMS})
         if self.split_sign:
             xp = get_namespace(C)
             zero = xp.zeros_like(C)
