@@ -247,7 +247,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         Dictionary updates done (equals ``n_iter_``).
     n_features_in_ : int
         Number of features seen by ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of the features seen by ``fit``, when ``X`` has string column names.
 
     See Also
@@ -425,7 +425,7 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         Mini-batch steps done (also counted by ``partial_fit``).
     n_features_in_ : int
         Number of features seen by ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of the features seen by ``fit``, when ``X`` has string column names.
 
     See Also
