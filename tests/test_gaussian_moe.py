@@ -222,17 +222,36 @@ def _slope(ns, losses):
 def test_softmax_rate_slope():
     ns = [1000, 4000, 16000, 64000]
     losses = [np.mean([_fitted_loss("softmax", n, s, SOFTMAX_TRUTH) for s in range(6)]) for n in ns]
-    assert -1.0 <= _slope(ns, losses) <= -0.35, losses
+    assert -0.7 <= _slope(ns, losses) <= -0.35, losses  # measured -0.54
 
 
 @pytest.mark.slow
 def test_activation_gate_rate_slope():
+    # From its own initialisation, EM does not return the truth's gate parameters: with the
+    # last expert's slope free and an odd activation they are only weakly identified (for
+    # example (beta, 0, tau) and (beta, -beta, 2 tau) give the same gate exactly), and EM
+    # lands on other, equally likely representations (the parameter loss measured
+    # 0.96 -> 0.69 -> 0.56 here). The gate itself is identified: its probabilities converge.
     ns = [2000, 8000, 32000]
-    losses = [
-        np.mean([_fitted_loss("activation_dense_to_sparse", n, s, TANH_TRUTH) for s in range(4)])
-        for n in ns
-    ]
-    assert _slope(ns, losses) <= -0.3, losses
+    grid = np.linspace(-2.0, 2.0, 201)[:, None]
+    logits = np.tanh(grid @ TANH_TRUTH["gate_coef_"].T) + TANH_TRUTH["gate_intercept_"]
+    true_proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    gate = "activation_dense_to_sparse"
+
+    def proba_error(n, seed):
+        X, y, _ = make_moe_regression(
+            n, truth=TANH_TRUTH, gate=gate, x_range=(-2, 2), random_state=seed
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            moe = GaussianMoERegressor(
+                2, gate=gate, n_init=2, max_iter=300, tol=1e-9, random_state=seed
+            ).fit(X, y)
+        order = np.argsort(moe.intercept_)[::-1]  # the truth's experts: intercepts 1.5, -1
+        return np.mean(np.abs(moe.predict_proba(grid)[:, order] - true_proba))
+
+    errors = [np.mean([proba_error(n, s) for s in range(4)]) for n in ns]
+    assert _slope(ns, errors) <= -0.3, errors  # measured -0.46
 
 
 @pytest.mark.slow
