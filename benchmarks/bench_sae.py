@@ -27,6 +27,12 @@ L_ablation``. Run::
 Set ``SPARSESTAT_QUICK=1`` for a tiny configuration and ``SAE_BENCH_ONLY=B1,digits`` to run
 only the problems whose names contain one of these substrings.
 
+``SAE_BENCH_HIER=1`` adds the hierarchical-features table (matching pursuit against TopK on
+``make_planted_features(kind="hierarchical")``: 32 parents with 4 children each, d = 64,
+F = 160, k = 4, 6 epochs, at batch sizes 256 and 1024 and seeds 0-2; MMCS to the parent and
+to the child atoms, training FVU); ``SAE_BENCH_ONLY=hierarchical SAE_BENCH_HIER=1`` runs that
+table alone (about a CPU minute).
+
 ``SAE_BENCH_GSAE=1`` adds the g-SAE table (spec B5, a few CPU minutes; off by default): a
 logistic probe on the pooled last layer of MiniLM predicts each docstring paragraph's module,
 the per-token gradients of its cross-entropy with respect to layer 3 come from autograd
@@ -59,13 +65,15 @@ from sklearn.datasets import load_digits
 
 from sparsestat.datasets import make_planted_features
 from sparsestat.metrics import fvu, mmcs
-from sparsestat.neural import SparseAutoencoder
+from sparsestat.neural import GSAE, BatchTopK, MatchingPursuit, SparseAutoencoder, TopK
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
 #: comma-separated substrings of problem names to run (all when empty)
 ONLY = os.environ.get("SAE_BENCH_ONLY", "")
 #: the g-SAE table (MiniLM probe gradients) runs only when asked for: SAE_BENCH_GSAE=1
-GSAE = os.environ.get("SAE_BENCH_GSAE") == "1"
+GSAE_TABLE = os.environ.get("SAE_BENCH_GSAE") == "1"
+#: the hierarchical-features table (MP vs TopK) runs only when asked for: SAE_BENCH_HIER=1
+HIER = os.environ.get("SAE_BENCH_HIER") == "1"
 
 try:  # optional peer
     import sae_lens
@@ -109,8 +117,7 @@ def _timed(fn):
 def run_ours(X, X_test, atoms, cfg):
     sae = SparseAutoencoder(
         cfg["F"],
-        activation=cfg["activation"],
-        k=cfg["k"],
+        activation={"topk": TopK, "batchtopk": BatchTopK}[cfg["activation"]](k=cfg["k"]),
         lr=cfg["lr"],
         batch_size=cfg["batch"],
         max_epochs=cfg["epochs"],
@@ -257,12 +264,11 @@ def gsae_table():
     for beta in (0.0,) + ((1.0,) if QUICK else (1.0, 4.0)):
         sae = SparseAutoencoder(
             F,
-            k=k,
+            activation=GSAE(TopK(k=k), beta=beta) if beta > 0 else TopK(k=k),
             lr=lr,
             batch_size=1024,
             max_epochs=epochs,
             input_scaling="none",
-            grad_beta=beta,
             random_state=0,
         )
         cpu, _ = _timed(lambda sae=sae, beta=beta: sae.fit(X * s, sample_gradients=G / s))
@@ -331,6 +337,44 @@ def gsae_table():
     return head + markdown_table(rows, headers)
 
 
+def hierarchy_table():
+    """Matching pursuit vs TopK on hierarchical planted features (markdown table)."""
+    n, epochs = (4000, 2) if QUICK else (20000, 6)
+    rows = []
+    for batch in (256, 1024):
+        for seed in range(1 if QUICK else 3):
+            X, _, atoms = make_planted_features(n, 64, 32, kind="hierarchical", random_state=seed)
+            parents, children = atoms[:32], atoms[32:]
+            for name, act in (("TopK", TopK(k=4)), ("matching pursuit", MatchingPursuit(k=4))):
+                sae = SparseAutoencoder(
+                    160,
+                    activation=act,
+                    max_epochs=epochs,
+                    batch_size=batch,
+                    random_state=seed,
+                )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # dead latents
+                    sae.fit(X)
+                D = sae.components_
+                rows.append(
+                    [
+                        batch,
+                        seed,
+                        name,
+                        f"{mmcs(parents, D):.3f}",
+                        f"{mmcs(children, D):.3f}",
+                        f"{fvu(X, sae.inverse_transform(sae.transform(X))):.3f}",
+                    ]
+                )
+    head = (
+        f"Hierarchical planted features: {n} rows, d = 64, 32 parents x 4 children, "
+        f"F = 160, k = 4, {epochs} epochs, default lr\n\n"
+    )
+    headers = ["batch", "seed", "activation", "MMCS parents", "MMCS children", "FVU (train)"]
+    return head + markdown_table(rows, headers)
+
+
 def main():
     torch.set_num_threads(DEFAULT_THREADS)
     print(bench_header("Sparse autoencoders: SparseAutoencoder vs SAELens"))
@@ -349,7 +393,7 @@ def main():
         for runner in RUNNERS.values():
             runner(warm[1][:1024], warm[2][:256], None, dict(warm[4], epochs=1, lr=1e-3))
         for name, Xtr, Xte, atoms, cfg in problems():
-            if GSAE and ONLY and "g-SAE" in ONLY.split(","):
+            if ONLY and {"g-SAE", "hierarchical"} >= set(ONLY.split(",")):
                 break
             if ONLY and not any(part in name for part in ONLY.split(",")):
                 continue
@@ -429,10 +473,16 @@ def main():
     ]
     if rows:
         print(markdown_table(rows, headers))
-    if GSAE:
+    if HIER:
+        with limit_threads():
+            print()
+            print(hierarchy_table())
+    if GSAE_TABLE:
         with limit_threads():
             print()
             print(gsae_table())
+    if hasattr(os, "getloadavg"):
+        print("\nload average at end: " + ", ".join(f"{v:.1f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ PENDING_FILES: dict[str, set[str]] = {
 }
 
 # ---- bayes: SparseBayesianLearning, KroneckerSBL
-PENDING["sample_weight"] |= {"SparseBayesianLearning"}
-PENDING["dask"] |= {"SparseBayesianLearning", "KroneckerSBL"}
 
 # ---- privacy: LDPSparseLinearRegression, LDPIHTRegressor (nothing pending)
 
@@ -48,57 +46,6 @@ PENDING_FILES["docstrings"] |= {
 # ``prox_coordinate`` once the linear branch (which adds it) is on main.
 PENDING_FILES["private_imports"] |= {"sparsestat/_kernels/gram_code.py"}
 
-# ---- sae: SparseAutoencoder
-PENDING["sample_weight"] |= {"SparseAutoencoder"}
-PENDING["dask"] |= {"SparseAutoencoder"}
-PENDING["vocabulary"] |= {"SparseAutoencoder"}
-PENDING["parameter_count"] |= {"SparseAutoencoder"}
-PENDING_FILES["size"] |= {"sparsestat/neural/_sae.py", "sparsestat/neural/layers/_sae.py"}
-PENDING_FILES["private_imports"] |= {"sparsestat/neural/_sae.py"}
-PENDING_FILES["docstrings"] |= {"sparsestat/neural/_sae.py"}
+# ---- sae: SparseAutoencoder (all converted)
 
 # ---- neural: the other torch estimators and the base
-PENDING["sample_weight"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-}
-PENDING["dask"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-    "QuickSelection",
-    "SparseMatrixFactorization",
-}
-PENDING["vocabulary"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-    "QuickSelection",
-    "SparseMatrixFactorization",
-}
-PENDING["parameter_count"] |= {"SparseMLPClassifier", "SparseMLPRegressor"}
-PENDING_FILES["size"] |= {"sparsestat/neural/layers/_sparse.py"}
-PENDING_FILES["docstrings"] |= {
-    "sparsestat/neural/_base.py",
-    "sparsestat/neural/_quickselection.py",
-    "sparsestat/neural/layers/_sparse.py",
-}

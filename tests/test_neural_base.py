@@ -32,6 +32,8 @@ pytestmark = pytest.mark.torch
 class _Tiny:
     """Shared tiny module builder and hook recorder for the test subclasses."""
 
+    _module_class = MLP
+
     def _build_module(self, X, y):
         kw = self.get_routed_params("module")
         return MLP(X.shape[1], (self.hidden,), self.n_outputs_, **kw)
@@ -164,6 +166,26 @@ def test_routed_params_get_set_clone_and_reach_optimizer(iris):
         TinyClassifier(bogus__x=1).fit(X, y)
 
 
+def test_unknown_routed_names_fail_in_set_params_naming_the_parameter(iris):
+    X, y = iris
+    clf = TinyClassifier(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"'module__foo'.*MLP accepts.*dropout"):
+        clf.set_params(module__foo=1)
+    with pytest.raises(ValueError, match=r"'optimizer__betas'.*SGD accepts"):
+        clf.set_params(optimizer__betas=(0.9, 0.99))
+    with pytest.raises(ValueError, match=r"'optimizer__lr'.*flat lr"):
+        clf.set_params(optimizer__lr=0.1)
+    # given to the constructor (which only stores it), the same error comes at fit
+    with pytest.raises(ValueError, match=r"'module__foo'"):
+        TinyClassifier(module__foo=1, max_epochs=1).fit(X, y)
+    # an optimizer that no longer takes a routed name is caught at fit, before training
+    est = TinyClassifier(optimizer="sgd", optimizer__nesterov=True, max_epochs=1)
+    est.set_params(optimizer="adam")
+    with pytest.raises(ValueError, match=r"'optimizer__nesterov'.*Adam accepts"):
+        est.fit(X, y)
+    assert not hasattr(est, "module_")
+
+
 def test_optimizer_class_and_grid_search_in_pipeline(iris):
     X, y = iris
     clf = TinyClassifier(optimizer=torch.optim.RMSprop, max_epochs=2, random_state=0)
@@ -205,6 +227,142 @@ def test_partial_fit_and_warm_start(iris):
     assert torch.equal(cold.module_.linears[0].weight, w0)
     cold.fit(X, y)
     assert cold.n_iter_ == 2
+
+
+class TinyEarlyClassifier(TinyClassifier):
+    """Tiny classifier with the ``early_stopping`` switch and ``max_epochs="auto"``."""
+
+    _auto_epochs = (2, 40, 30)
+
+    def __init__(
+        self,
+        max_epochs="auto",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        batch_size=32,
+        random_state=None,
+    ):
+        super().__init__(
+            max_epochs=max_epochs,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            batch_size=batch_size,
+            random_state=random_state,
+        )
+        self.early_stopping = early_stopping
+
+
+def test_early_stopping_switch_as_mlpclassifier(iris):
+    X, y = iris
+    off = TinyEarlyClassifier(random_state=0, max_epochs=6).fit(X, y)
+    assert off.n_iter_ == 6 and off.best_loss_ is None and "valid_loss" not in off.history_[0]
+    on = TinyEarlyClassifier(
+        random_state=0, early_stopping=True, n_iter_no_change=2, tol=10.0, max_epochs=50
+    ).fit(X, y)
+    assert on.converged_ and on.n_iter_ == 3 and all("valid_loss" in h for h in on.history_)
+    # the held-out rows are not trained on: 10 % of 150 rows leaves 135, i.e. 5 batches of 32
+    assert on.n_steps_ == 3 * 5
+    with pytest.raises(ValueError, match="validation_fraction"):
+        TinyEarlyClassifier(early_stopping=True, validation_fraction=None).fit(X, y)
+
+
+def test_max_epochs_auto_adapts_to_the_number_of_steps(iris):
+    X, y = iris
+    # 150 rows in batches of 32: 5 steps per epoch, so 40 steps need 8 epochs
+    est = TinyEarlyClassifier(random_state=0).fit(X, y)
+    assert est.n_epochs_ == est.n_iter_ == 8 and est.n_steps_ == 40
+    # one full batch per epoch: 40 epochs wanted, capped at 30
+    est = TinyEarlyClassifier(random_state=0, batch_size=150).fit(X, y)
+    assert est.n_epochs_ == 30 and est.n_steps_ == 30
+    # many steps per epoch: the minimum number of epochs (2) wins
+    est = TinyEarlyClassifier(random_state=0, batch_size=4).fit(X, y)
+    assert est.n_epochs_ == 2 and est.n_steps_ == 2 * 38
+    # an explicit number is taken as is
+    assert TinyEarlyClassifier(random_state=0, max_epochs=3).fit(X, y).n_iter_ == 3
+
+
+def _weighted_data(task, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.rand(20, 5)
+    y = rng.randint(0, 3, 20) if task == "clf" else X @ rng.randn(5) + 0.1 * rng.randn(20)
+    sw = rng.randint(0, 4, 20)
+    sw[:2] = (0, 3)
+    return X, y, sw
+
+
+@pytest.mark.parametrize("cls", [TinyClassifier, TinyRegressor], ids=["clf", "reg"])
+def test_integer_sample_weight_equals_repeated_rows(cls):
+    """Full batch, no sampling noise: the weighted fit is the fit on repeated rows, to
+    float32 rounding (scikit-learn's check asks 1e-7, below float32 resolution)."""
+    X, y, sw = _weighted_data("clf" if cls is TinyClassifier else "reg")
+    params = {"random_state": 0, "max_epochs": 30, "batch_size": 100}
+    rep = cls(**params).fit(np.repeat(X, sw, axis=0), np.repeat(y, sw))
+    wtd = cls(**params).fit(X, y, sample_weight=sw)
+    method = "predict_proba" if cls is TinyClassifier else "predict"
+    a, b = getattr(rep, method)(X), getattr(wtd, method)(X)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # and the weights matter: the unweighted fit is far from both
+    c = getattr(cls(**params).fit(X, y), method)(X)
+    assert np.abs(c - a).max() > 100 * np.abs(b - a).max()
+
+
+def test_zero_weight_rows_are_removed_exactly(iris):
+    """Rows of weight 0 are dropped before training: with mini-batches too, the fit equals
+    the fit without them, bit for bit."""
+    X, y = iris
+    rng = np.random.RandomState(0)
+    noise = rng.randn(40, 4) * 5
+    X2, y2 = np.vstack([X, noise]), np.concatenate([y, rng.randint(0, 3, 40)])
+    sw = np.r_[np.ones(150), np.zeros(40)]
+    a = TinyClassifier(random_state=0, max_epochs=3).fit(X, y)
+    b = TinyClassifier(random_state=0, max_epochs=3).fit(X2, y2, sample_weight=sw)
+    np.testing.assert_array_equal(a.predict_proba(X2), b.predict_proba(X2))
+    assert b.n_steps_ == a.n_steps_ == 3 * 5
+
+
+def test_weighted_batch_loss_is_the_weighted_mean():
+    X, y, sw = _weighted_data("reg")
+    keep = sw > 0
+    reg = TinyRegressor(random_state=0, max_epochs=1, batch_size=100)
+    reg.fit(X, y, sample_weight=sw)
+    ys = torch.as_tensor((y[keep] - reg._y_mean_[0]) / reg._y_scale_[0], dtype=torch.float32)
+    # weighted target moments are those of the repeated rows
+    np.testing.assert_allclose(reg._y_mean_[0], np.repeat(y, sw).mean(), rtol=1e-12)
+    np.testing.assert_allclose(reg._y_scale_[0], np.repeat(y, sw).std(), rtol=1e-12)
+    xb = torch.as_tensor(X[keep], dtype=torch.float32)
+    w = torch.as_tensor(sw[keep] / sw[keep].mean(), dtype=torch.float32)
+    with torch.no_grad():
+        out = reg.module_(xb)[:, 0]
+        got = reg._batch_loss(xb, ys[:, None], float(sw.sum()), sample_weight=w)
+    expected = float(((out - ys) ** 2 * torch.as_tensor(sw[keep])).sum() / sw.sum())
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("sw", "match"),
+    [
+        (-np.ones(150), "Negative values in data passed to `sample_weight`"),
+        (np.zeros(150), "at least one non-zero number"),
+        (np.ones(10), r"sample_weight.shape == \(10,\), expected \(150,\)"),
+        (np.full(150, np.nan), "sample_weight contains NaN"),
+    ],
+)
+def test_bad_sample_weight_raises_naming_it(iris, sw, match):
+    X, y = iris
+    with pytest.raises(ValueError, match=match):
+        TinyClassifier(max_epochs=1).fit(X, y, sample_weight=sw)
+
+
+def test_partial_fit_takes_sample_weight(iris):
+    X, y = iris
+    sw = np.r_[np.ones(100), np.zeros(50)]
+    a = TinyClassifier(random_state=0, batch_size=150).partial_fit(X[:100], y[:100], [0, 1, 2])
+    b = TinyClassifier(random_state=0, batch_size=150)
+    b.partial_fit(X, y, classes=[0, 1, 2], sample_weight=sw)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
 
 def test_early_stopping(iris):
@@ -412,3 +570,49 @@ def test_builtin_optimizers_do_not_import_torch_dynamo():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_fit_on_a_dask_array_streams_partial_fit_over_the_blocks(iris):
+    da = pytest.importorskip("dask.array")
+    X, y = iris
+    Xd = da.from_array(X, chunks=(40, 4))
+    yd = da.from_array(y, chunks=40)
+    streamed = TinyClassifier(random_state=0, max_epochs=2, batch_size=16).fit(Xd, yd)
+    by_hand = TinyClassifier(random_state=0, max_epochs=2, batch_size=16)
+    for _ in range(2):
+        for lo in range(0, 150, 40):
+            by_hand.partial_fit(X[lo : lo + 40], y[lo : lo + 40], classes=[0, 1, 2])
+    np.testing.assert_array_equal(streamed.predict_proba(X), by_hand.predict_proba(X))
+    assert streamed.n_iter_ == 2 * 4 and streamed.n_epochs_ == 2
+    # a second fit starts afresh; warm_start continues
+    again = streamed.fit(Xd, yd)
+    assert again.n_iter_ == 8
+    np.testing.assert_array_equal(again.predict_proba(X), by_hand.predict_proba(X))
+    assert streamed.set_params(warm_start=True).fit(Xd, yd).n_iter_ == 16
+    # lazy inference, block by block, equal to the NumPy path
+    lazy = by_hand.predict_proba(Xd)
+    assert isinstance(lazy, da.Array) and lazy.shape == (150, 3)
+    np.testing.assert_allclose(lazy.compute(), by_hand.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(by_hand.predict(Xd).compute(), by_hand.predict(X))
+    with pytest.raises(ValueError, match="early_stopping=True needs the training data in memory"):
+        TinyEarlyClassifier(early_stopping=True).fit(Xd, yd)
+
+
+def test_cuda_settings_on_a_cpu_only_machine_fall_back_for_prediction(iris, monkeypatch):
+    """The CUDA code paths that can run without a device: a model whose device is CUDA
+    (set after fit, or restored from a GPU) predicts on the CPU with a warning, and fitting
+    on a requested CUDA device that is absent is an error naming it."""
+    X, y = iris
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    clf = TinyClassifier(random_state=0, max_epochs=2).fit(X, y)
+    expected = clf.predict_proba(X)
+    clf.set_params(device="cuda")
+    clf.device_ = torch.device("cuda", 0)
+    with pytest.warns(UserWarning, match="CUDA is not available; computing on the CPU"):
+        np.testing.assert_array_equal(clf.predict_proba(X), expected)
+    with pytest.raises(ValueError, match="device='cuda:1' was requested but CUDA"):
+        TinyClassifier(device="cuda:1", max_epochs=1).fit(X, y)
+    # 'auto' resolves to the CPU here, through the same code path
+    auto = TinyClassifier(device="auto", random_state=0, max_epochs=2).fit(X, y)
+    assert auto.device_.type == "cpu"
+    np.testing.assert_array_equal(auto.predict_proba(X), expected)

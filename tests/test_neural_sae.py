@@ -16,7 +16,16 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 
 from sparsestat.datasets import make_planted_features  # noqa: E402
 from sparsestat.metrics import fvu, mmcs  # noqa: E402
-from sparsestat.neural import SparseAutoencoder  # noqa: E402
+from sparsestat.neural import (  # noqa: E402
+    GSAE,
+    AbsTopK,
+    FeatureChoice,
+    JumpReLU,
+    MatchingPursuit,
+    ReLU,
+    SparseAutoencoder,
+    TopK,
+)
 from sparsestat.neural.layers import (  # noqa: E402
     MutualChoice,
     SparseAutoencoderModule,
@@ -26,6 +35,7 @@ from sparsestat.neural.layers import (  # noqa: E402
     feature_choice,
     feature_choice_capacities,
     jumprelu,
+    make_activation,
     matching_pursuit,
     project_decoder_grad_,
     top_afa,
@@ -55,7 +65,7 @@ def _pre_numpy(sae, X):
 # ------------------------------------------------------------------ O1 TopK
 def test_topk_rows_exact_k_at_largest_relu(planted):
     X = planted[0]
-    sae = SparseAutoencoder(64, k=3, **FAST).fit(X)
+    sae = SparseAutoencoder(64, activation=TopK(3), **FAST).fit(X)
     Z = sae.transform(X[:300])
     pre = _pre_numpy(sae, X[:300])
     ref = np.zeros_like(pre)
@@ -104,7 +114,9 @@ def test_mutual_choice_budget_and_differs_from_topk():
 @pytest.mark.parametrize("activation", ["batchtopk", "mutual_choice", "feature_choice"])
 def test_threshold_inference_batch_independent(planted, activation):
     X = planted[0]
-    sae = SparseAutoencoder(32, activation=activation, k=3, **FAST).fit(X)
+    sae = SparseAutoencoder(32, activation=make_activation(activation).set_params(k=3), **FAST).fit(
+        X
+    )
     Xs = X[:40]
     Z = sae.transform(Xs)
     rows = np.vstack([sae.transform(Xs[i : i + 1]) for i in range(len(Xs))])
@@ -134,8 +146,8 @@ def test_feature_choice_column_caps():
 def test_feature_choice_budget_error_and_no_dead(planted):
     X = planted[0]
     with pytest.raises(ValueError, match="k \\* batch_size"):
-        SparseAutoencoder(64, activation="feature_choice", k=1, batch_size=16).fit(X[:200])
-    sae = SparseAutoencoder(32, activation="feature_choice", k=4, max_epochs=1, batch_size=128)
+        SparseAutoencoder(64, activation=FeatureChoice(1), batch_size=16).fit(X[:200])
+    sae = SparseAutoencoder(32, activation=FeatureChoice(4), max_epochs=1, batch_size=128)
     sae.set_params(random_state=0).fit(X)
     assert sae.dead_latents_.sum() == 0
 
@@ -156,7 +168,7 @@ def test_abs_topk_keeps_signs():
 
 def test_abstopk_negative_codes_on_signed_data(planted_signed):
     X = planted_signed[0]
-    Z = SparseAutoencoder(32, activation="abstopk", k=4, **FAST).fit(X).transform(X)
+    Z = SparseAutoencoder(32, activation=AbsTopK(4), **FAST).fit(X).transform(X)
     assert np.all((Z != 0).sum(1) == 4)
     assert (Z < 0).sum() / (Z != 0).sum() > 0.3
 
@@ -183,14 +195,14 @@ def test_matching_pursuit_residuals():
 
 def test_mp_estimator_more_steps_and_tolerance(planted):
     X = planted[0]
-    sae = SparseAutoencoder(32, activation="mp", k=3, **FAST).fit(X)
+    sae = SparseAutoencoder(32, activation=MatchingPursuit(3), **FAST).fit(X)
     Z = sae.transform(X)
     assert np.all((Z != 0).sum(1) <= 3)
     fvu_k = fvu(X, sae.inverse_transform(Z))
     fvu_2k = fvu(X, sae.inverse_transform(sae.transform(X, k=6)))
     assert fvu_2k <= fvu_k
     np.testing.assert_allclose(sae.encoder_weight_, sae.components_)
-    Zt = sae.set_params(mp_tol=0.5, mp_max_iter=10).transform(X)
+    Zt = sae.set_params(activation__tol=0.5, activation__max_iter=10).transform(X)
     assert len(np.unique((Zt != 0).sum(1))) > 1
 
 
@@ -233,7 +245,7 @@ def test_jumprelu_values_and_threshold_gradient():
 def test_jumprelu_target_l0_reaches_k():
     X, _, atoms = make_planted_features(20000, 64, 128, random_state=0)
     sae = SparseAutoencoder(
-        128, activation="jumprelu", k=4, max_epochs=6, batch_size=256, random_state=0
+        128, activation=JumpReLU(4), max_epochs=6, batch_size=256, random_state=0
     ).fit(X)
     assert 2.0 <= sae.history_[-1]["l0"] <= 6.0
     Z = sae.transform(X[:500])
@@ -247,7 +259,7 @@ def test_relu_l1_sparsity_decreases_with_coef(planted):
     l0 = []
     for coef in (1.0, 5.0, 25.0):
         sae = SparseAutoencoder(
-            32, activation="relu_l1", l1_coef=coef, max_epochs=3, batch_size=64, random_state=0
+            32, activation=ReLU(alpha=coef), max_epochs=3, batch_size=64, random_state=0
         )
         Z = sae.fit(X).transform(X)
         assert Z.min() >= 0
@@ -257,12 +269,12 @@ def test_relu_l1_sparsity_decreases_with_coef(planted):
 
 # ------------------------------------------------------------------ O12 decoder constraint
 def test_decoder_unit_norm_projection_and_init(planted):
-    m = SparseAutoencoderModule(16, 32, "topk", k=3)
+    m = SparseAutoencoderModule(16, 32, TopK(3))
     torch.testing.assert_close(m.W_enc, m.W_dec)
     m.W_dec.grad = torch.randn(32, 16)
     project_decoder_grad_(m.W_dec)
     assert float((m.W_dec.grad * m.W_dec.detach()).sum(1).abs().max()) < 1e-5
-    sae = SparseAutoencoder(32, k=3, **FAST).fit(planted[0])
+    sae = SparseAutoencoder(32, activation=TopK(3), **FAST).fit(planted[0])
     np.testing.assert_allclose(np.linalg.norm(sae.components_, axis=1), 1.0, atol=1e-5)
     relu = SparseAutoencoderModule(16, 32, "relu_l1")
     np.testing.assert_allclose(relu.W_dec.norm(dim=1).detach().numpy(), 0.1, rtol=1e-5)
@@ -300,7 +312,7 @@ def test_auxk_revives_forced_dead_latents():
     for aux in (0.0, 0.25):
         sae = SparseAutoencoder(
             48,
-            k=4,
+            activation=TopK(4),
             max_epochs=1,
             batch_size=128,
             aux_coef=aux,
@@ -322,7 +334,7 @@ def test_auxk_revives_forced_dead_latents():
 # ------------------------------------------------------------------ O15 contract
 def test_transform_inverse_score_sparse_pickle(planted):
     X = planted[0][:1000]
-    sae = SparseAutoencoder(32, k=3, **FAST).fit(X)
+    sae = SparseAutoencoder(32, activation=TopK(3), **FAST).fit(X)
     Z = sae.transform(X)
     X_hat = sae.inverse_transform(Z)
     assert sae.score(X) == pytest.approx(1 - fvu(X, X_hat), rel=1e-10)
@@ -346,17 +358,19 @@ def test_transform_inverse_score_sparse_pickle(planted):
 
 def test_float32_in_float32_out(planted):
     X = planted[0][:500].astype(np.float32)
-    Z = SparseAutoencoder(16, k=2, **FAST).fit(X).transform(X)
+    Z = SparseAutoencoder(16, activation=TopK(2), **FAST).fit(X).transform(X)
     assert Z.dtype == np.float32
 
 
 # ------------------------------------------------------------------ O16 partial_fit
 def test_partial_fit_equals_one_epoch_and_improves(planted):
     X = planted[0]
-    one = SparseAutoencoder(32, k=3, max_epochs=1, batch_size=128, random_state=0).fit(X)
-    part = SparseAutoencoder(32, k=3, batch_size=128, random_state=0).partial_fit(X)
+    one = SparseAutoencoder(32, activation=TopK(3), max_epochs=1, batch_size=128, random_state=0)
+    one.fit(X)
+    part = SparseAutoencoder(32, activation=TopK(3), batch_size=128, random_state=0)
+    part.partial_fit(X)
     np.testing.assert_array_equal(part.components_, one.components_)
-    inc = SparseAutoencoder(32, k=3, batch_size=128, random_state=0)
+    inc = SparseAutoencoder(32, activation=TopK(3), batch_size=128, random_state=0)
     inc.partial_fit(X[:1500])
     first = inc.score(X)
     inc.partial_fit(X[1500:])
@@ -367,7 +381,8 @@ def test_partial_fit_equals_one_epoch_and_improves(planted):
 # ------------------------------------------------------------------ O17 planted recovery
 def test_planted_recovery_topk():
     X, _, atoms = make_planted_features(12000, 64, 128, random_state=0)
-    sae = SparseAutoencoder(128, k=4, max_epochs=8, batch_size=256, random_state=0).fit(X)
+    sae = SparseAutoencoder(128, activation=TopK(4), max_epochs=8, batch_size=256, random_state=0)
+    sae.fit(X)
     assert mmcs(atoms, sae.components_) > 0.9
     assert sae.history_[-1]["fvu"] < sae.history_[0]["fvu"]
 
@@ -377,7 +392,11 @@ def test_planted_recovery_topk():
 def test_planted_recovery_b1_full(activation):
     X, _, atoms = make_planted_features(50000, 64, 128, random_state=0)
     sae = SparseAutoencoder(
-        128, activation=activation, k=4, max_epochs=10, batch_size=512, random_state=0
+        128,
+        activation=make_activation(activation).set_params(k=4),
+        max_epochs=10,
+        batch_size=512,
+        random_state=0,
     ).fit(X)
     assert mmcs(atoms, sae.components_) >= 0.9
 
@@ -389,7 +408,11 @@ def test_abstopk_beats_topk_on_signed_features():
     res = {}
     for act in ("topk", "abstopk"):
         sae = SparseAutoencoder(
-            128, activation=act, k=4, max_epochs=6, batch_size=256, random_state=0
+            128,
+            activation=make_activation(act).set_params(k=4),
+            max_epochs=6,
+            batch_size=256,
+            random_state=0,
         ).fit(Xtr)
         res[act] = (fvu(Xte, sae.inverse_transform(sae.transform(Xte))), sae.components_)
     assert res["abstopk"][0] <= 0.7 * res["topk"][0]
@@ -400,11 +423,13 @@ def test_abstopk_beats_topk_on_signed_features():
 def test_gsae_beta_zero_is_topk_and_gradient_steers(planted):
     X = planted[0][:1000]
     G = np.random.default_rng(0).standard_normal(X.shape)
-    base = SparseAutoencoder(32, k=3, **FAST).fit(X)
-    zero = SparseAutoencoder(32, k=3, grad_beta=0.0, **FAST).fit(X, sample_gradients=G)
+    base = SparseAutoencoder(32, activation=TopK(3), **FAST).fit(X)
+    zero = SparseAutoencoder(32, activation=GSAE(TopK(3), beta=0.0), **FAST)
+    zero.fit(X, sample_gradients=G)
     np.testing.assert_array_equal(base.components_, zero.components_)
     # F < d: a gradient g with g @ components_.T = e_t exists, concentrated on latent t
-    gsae = SparseAutoencoder(8, k=2, grad_beta=1000.0, **FAST).fit(X, sample_gradients=G)
+    gsae = SparseAutoencoder(8, activation=GSAE(TopK(2), beta=1000.0), **FAST)
+    gsae.fit(X, sample_gradients=G)
     D = gsae.components_
     pre = _pre_numpy(gsae, X)
     target = int(np.argmax((pre > 0).mean(0)))
@@ -424,7 +449,8 @@ def test_gsae_beta_zero_is_topk_and_gradient_steers(planted):
         calls.append(batch.shape)
         return np.ones_like(batch)
 
-    SparseAutoencoder(32, k=3, grad_beta=1.0, gradient_fn=grad_fn, **FAST).fit(X)
+    act = GSAE(TopK(3), beta=1.0, gradient_fn=grad_fn)
+    SparseAutoencoder(32, activation=act, **FAST).fit(X)
     assert calls and calls[0][1] == X.shape[1]
     with pytest.warns(UserWarning, match="sample_gradients"):
         gsae.transform(X[:5])
@@ -436,19 +462,19 @@ def test_pipeline_classifier_and_set_output():
 
     X, y = load_digits(return_X_y=True)
     pipe = make_pipeline(
-        SparseAutoencoder(128, k=8, max_epochs=3, batch_size=128, random_state=0),
+        SparseAutoencoder(128, activation=TopK(8), max_epochs=3, batch_size=128, random_state=0),
         LogisticRegression(max_iter=300),
     ).fit(X[:1200], y[:1200])
     assert pipe.score(X[1200:], y[1200:]) > 0.8
     pd = pytest.importorskip("pandas")
-    sae = SparseAutoencoder(8, k=2, **FAST).set_output(transform="pandas")
+    sae = SparseAutoencoder(8, activation=TopK(2), **FAST).set_output(transform="pandas")
     out = sae.fit(X[:300]).transform(X[:300])
     assert isinstance(out, pd.DataFrame)
     assert list(out.columns[:2]) == ["sparseautoencoder0", "sparseautoencoder1"]
 
 
 def test_history_and_attributes(planted):
-    sae = SparseAutoencoder(32, k=3, **FAST).fit(planted[0])
+    sae = SparseAutoencoder(32, activation=TopK(3), **FAST).fit(planted[0])
     assert len(sae.history_) == 2 and sae.n_iter_ == 2
     for key in ("fvu", "l0", "dead_fraction", "seconds", "samples_per_s"):
         assert key in sae.history_[-1]

@@ -1,5 +1,6 @@
 """Sparse (top-k) training path of SparseAutoencoder: kernels and dense/sparse parity (O14)."""
 
+import contextlib
 import subprocess
 import sys
 
@@ -10,12 +11,13 @@ torch = pytest.importorskip("torch")
 
 from sparsestat._kernels import sae as K  # noqa: E402
 from sparsestat._kernels._dispatch import force_backend, get_kernel  # noqa: E402
-from sparsestat.neural import SparseAutoencoder  # noqa: E402
+from sparsestat.neural import GSAE, AbsTopK, BatchTopK, MutualChoice, SparseAutoencoder, TopK  # noqa: E402
 from sparsestat.neural.layers import (  # noqa: E402
     SparseAutoencoderModule,
     auxk_loss,
     densify_codes,
     gather_preactivations,
+    make_activation,
     row_topk_indices,
     select_sparse,
     sparse_decode,
@@ -82,17 +84,17 @@ def test_sparse_backward_kernels_match_dense_products():
 
 # --------------------------------------------------------------------------- O14 parity
 CASES = [
-    ("topk", {}),
-    ("abstopk", {}),
-    ("abstopk", {"abstopk_scope": "batch"}),
-    ("batchtopk", {}),
-    ("mutual_choice", {}),
+    ("topk", lambda: TopK(5)),
+    ("abstopk", lambda: AbsTopK(5)),
+    ("abstopk-batch", lambda: AbsTopK(5, scope="batch")),
+    ("batchtopk", lambda: BatchTopK(5)),
+    ("mutual_choice", lambda: MutualChoice(5)),
 ]
 
 
-def _module(activation, kw, dtype, seed=0):
+def _module(make, dtype, seed=0):
     torch.manual_seed(seed)
-    m = SparseAutoencoderModule(16, 96, activation, k=5, **kw).to(dtype).train()
+    m = SparseAutoencoderModule(16, 96, make()).to(dtype).train()
     with torch.no_grad():
         m.b_dec.normal_()
         m.b_enc.normal_(0, 0.3)
@@ -100,23 +102,21 @@ def _module(activation, kw, dtype, seed=0):
     return m
 
 
-@pytest.fixture(params=["numba", "torch"])
-def kernels(request, monkeypatch):
-    """Run with the Numba CPU kernels, or with the torch (embedding_bag) fallback used on
-    other devices."""
-    import sparsestat.neural.layers._sae as layers
-
-    monkeypatch.setattr(layers, "_USE_NUMBA", request.param == "numba")
-    return request.param
+@pytest.fixture(params=["numba", "generic"])
+def kernels(request):
+    """Run with the compiled CPU kernels, or inside ``force_backend("generic")``: the torch
+    (``embedding_bag``) code that other devices run, here on the CPU."""
+    with force_backend("generic") if request.param == "generic" else contextlib.nullcontext():
+        yield request.param
 
 
-@pytest.mark.parametrize("activation, kw", CASES)
+@pytest.mark.parametrize("activation, make", CASES)
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
-def test_sparse_forward_and_gradients_equal_dense(activation, kw, dtype, tol, kernels):
+def test_sparse_forward_and_gradients_equal_dense(activation, make, dtype, tol, kernels):
     x = torch.randn(48, 16, dtype=torch.float64).to(dtype) * 2
     grads, outs = [], []
     for sparse in (False, True):
-        m = _module(activation, kw, dtype)
+        m = _module(make, dtype)
         if sparse:
             x_hat, (vals, rows, cols, _), pre = m.forward_sparse(x)
             z = densify_codes(vals, rows, cols, pre.shape)
@@ -125,9 +125,7 @@ def test_sparse_forward_and_gradients_equal_dense(activation, kw, dtype, tol, ke
         loss = (x - x_hat).square().sum(1).mean() + 0.1 * z.abs().sum(1).mean()
         loss.backward()
         grads.append([p.grad for p in m.parameters()])
-        act = m.act.batch if activation == "abstopk" else m.act
-        thr = getattr(act, "threshold", None) if act is not None else None
-        outs.append((x_hat.detach(), z.detach(), thr))
+        outs.append((x_hat.detach(), z.detach(), getattr(m.act, "threshold", None)))
     (xh0, z0, t0), (xh1, z1, t1) = outs
     scale = float(x.abs().max())
     assert torch.allclose(z0, z1, rtol=tol, atol=tol * scale)
@@ -167,11 +165,14 @@ def test_sparse_auxk_equals_dense(signed, kernels):
 
 
 def test_gsae_scores_select_the_same_latents_on_both_paths():
-    m = _module("topk", {}, torch.float64)
+    m = _module(lambda: GSAE(TopK(5), beta=5.0), torch.float64)
     x, g = torch.randn(20, 16, dtype=torch.float64), torch.randn(20, 16, dtype=torch.float64)
-    _, z, _ = m(x, grad=g, grad_beta=5.0)
-    _, (vals, rows, cols, _), pre = m.forward_sparse(x, grad=g, grad_beta=5.0)
+    _, z, _ = m(x, grad=g)
+    _, (vals, rows, cols, _), pre = m.forward_sparse(x, grad=g)
     assert torch.allclose(z, densify_codes(vals, rows, cols, pre.shape))
+    _, plain, _ = m(x)  # without gradients: the base TopK
+    assert not torch.equal(z, plain)
+    torch.testing.assert_close(plain, _module(lambda: TopK(5), torch.float64)(x)[1])
 
 
 def test_select_sparse_and_decode_helpers():
@@ -196,7 +197,8 @@ def _data():
 @pytest.mark.parametrize("activation", ["topk", "batchtopk", "abstopk"])
 def test_estimator_sparse_path_matches_dense_path(activation):
     X = _data()
-    kw = {"n_components": 48, "activation": activation, "k": 3, "batch_size": 128}
+    kw = {"n_components": 48, "activation": make_activation(activation).set_params(k=3)}
+    kw["batch_size"] = 128
     kw["max_epochs"] = 2
     fits = [
         SparseAutoencoder(**kw, sparse_path=flag, random_state=0).fit(X) for flag in (False, True)
@@ -210,10 +212,14 @@ def test_estimator_sparse_path_matches_dense_path(activation):
 
 def test_sparse_path_auto_choice():
     X = _data()
-    auto = SparseAutoencoder(24, k=3, max_epochs=1, random_state=0).fit(X)
+    auto = SparseAutoencoder(24, activation=TopK(3), max_epochs=1, random_state=0).fit(X)
     assert auto._use_sparse_path()  # topk on the CPU
-    for kw in ({"activation": "jumprelu"}, {"multi_topk": True}, {"sparse_path": False}):
-        est = SparseAutoencoder(24, k=3, max_epochs=1, random_state=0, **kw).fit(X)
+    for kw in (
+        {"activation": "jumprelu"},
+        {"activation": TopK(3, multi_topk=True)},
+        {"sparse_path": False},
+    ):
+        est = SparseAutoencoder(24, max_epochs=1, random_state=0, **kw).fit(X)
         assert not est._use_sparse_path()
 
 
@@ -221,7 +227,7 @@ def test_fit_does_not_import_torch_dynamo():
     code = (
         "import sys, numpy as np\n"
         "from sparsestat.neural import SparseAutoencoder\n"
-        "est = SparseAutoencoder(8, k=2, max_epochs=2, random_state=0)\n"
+        "est = SparseAutoencoder(8, max_epochs=2, random_state=0)\n"
         "est.fit(np.random.RandomState(0).rand(64, 4))\n"
         "est.partial_fit(np.random.RandomState(1).rand(64, 4))\n"
         "import pickle; pickle.loads(pickle.dumps(est)).partial_fit(np.ones((8, 4)))\n"
@@ -238,7 +244,8 @@ def test_sparse_input_trains_per_minibatch_like_dense_input():
 
     rng = np.random.RandomState(3)
     X = rng.standard_normal((300, 20)) * (rng.rand(300, 20) < 0.2)
-    kw = {"n_components": 40, "k": 3, "batch_size": 64, "max_epochs": 2, "random_state": 0}
+    kw = {"n_components": 40, "activation": TopK(3), "batch_size": 64, "max_epochs": 2}
+    kw["random_state"] = 0
     dense = SparseAutoencoder(**kw).fit(X)
     csr = SparseAutoencoder(**kw).fit(sp.csr_matrix(X))
     np.testing.assert_array_equal(dense.components_, csr.components_)
@@ -287,7 +294,8 @@ def test_manual_step_equals_autograd_step_float64(activation, dead):
     """The autograd-free training step: same loss, gradients (after projection and
     clipping), threshold and firing counts as the autograd sparse path, to 1e-10."""
     X = _data()
-    est = SparseAutoencoder(48, activation=activation, k=3, max_epochs=1, random_state=0)
+    act = make_activation(activation).set_params(k=3)
+    est = SparseAutoencoder(48, activation=act, max_epochs=1, random_state=0)
     est.fit(X)
     est.module_.double().train()
     xb = torch.from_numpy(X[:128].astype(np.float64))
@@ -329,3 +337,69 @@ def test_flat_topk_fast_matches_generic_with_ties(dtype):
         assert np.all(np.diff(fast) > 0)
         np.testing.assert_array_equal(np.sort(v[fast]), np.sort(v)[-k:])
     np.testing.assert_array_equal(K.flat_topk(torch.from_numpy(v), 64).numpy(), K.flat_topk(v, 64))
+
+
+# --------------------------------------------------------------------------- device paths
+def _to_numpy(x):
+    return np.asarray(x.cpu() if hasattr(x, "cpu") else x)
+
+
+@pytest.mark.parametrize("lib", ["array_api_strict", "torch"])
+def test_generic_kernels_on_other_array_libraries_equal_numba(lib):
+    """The generic (array-API) kernels, which CuPy / CUDA tensors would run, on
+    array_api_strict and torch CPU tensors, against the compiled versions on NumPy."""
+    if lib == "array_api_strict":
+        xps = pytest.importorskip("array_api_strict")
+        conv = xps.asarray
+    else:
+        conv = torch.from_numpy
+    rng = np.random.default_rng(7)
+    B, F, d, k = 16, 11, 6, 3
+    rank, _, rows, cols = _flat_selection(rng, B, F, k)
+    g_out, xc = rng.standard_normal((B, d)), rng.standard_normal((B, d))
+    vals, g_vals = rng.standard_normal(B * k), rng.standard_normal(B * k)
+    D, W = rng.standard_normal((F, d)), rng.standard_normal((F, d))
+    pre = xc @ W.T + rng.standard_normal(F)
+    cases = {
+        "sae_row_topk": (rank, k),
+        "sae_flat_topk": (rank.reshape(-1), 20),
+        "sae_sparse_decode_backward": (g_out, vals, rows, cols, D),
+        "sae_sparse_encode_backward": (g_vals, rows, cols, xc, W),
+        "sae_step_grads": (xc, g_out, pre, rows, cols, W, D, 0.3, True),
+    }
+    for name, args in cases.items():
+        with force_backend("numba"):
+            want = get_kernel(name, args[0])(*args)
+        converted = [conv(a) if isinstance(a, np.ndarray) else a for a in args]
+        got = get_kernel(name, converted[0])(*converted)
+        want = want if isinstance(want, tuple) else (want,)
+        got = got if isinstance(got, tuple) else (got,)
+        for g, w in zip(got, want):
+            g, w = _to_numpy(g) if not np.isscalar(g) else g, np.asarray(w)
+            if name == "sae_row_topk":  # the same set per row
+                g, w = np.sort(g, 1), np.sort(w, 1)
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, err_msg=name)
+    from sparsestat._kernels.geomedian import geometric_median
+
+    reps = rng.integers(1, 4, size=B)
+    weighted = _to_numpy(geometric_median(conv(xc), weights=conv(reps.astype(float))))
+    np.testing.assert_allclose(weighted, geometric_median(np.repeat(xc, reps, axis=0)), atol=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["topk", "batchtopk", "abstopk"])
+def test_estimator_device_path_on_the_cpu_equals_the_compiled_path(activation):
+    """Inside ``force_backend("generic")`` the CPU takes the path of CUDA devices (autograd
+    through ``embedding_bag`` and ``torch.topk``, no compiled step): same training to float32
+    rounding."""
+    X = _data()
+    kw = {"n_components": 48, "activation": make_activation(activation).set_params(k=3)}
+    kw.update(batch_size=128, max_epochs=2, random_state=0)
+    compiled = SparseAutoencoder(**kw).fit(X)
+    assert compiled._use_manual_step()
+    with force_backend("generic"):
+        device = SparseAutoencoder(**kw).fit(X)
+        assert not device._use_manual_step() and device._use_sparse_path()
+        Z_device = device.transform(X)
+    np.testing.assert_allclose(device.components_, compiled.components_, atol=2e-4)
+    np.testing.assert_allclose(device.history_[-1]["fvu"], compiled.history_[-1]["fvu"], rtol=1e-3)
+    np.testing.assert_allclose(Z_device, compiled.transform(X), atol=2e-3)

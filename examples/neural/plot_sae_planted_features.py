@@ -28,15 +28,18 @@ from sklearn.datasets import load_digits
 
 from sparsestat.datasets import make_planted_features
 from sparsestat.metrics import fvu, mmcs
-from sparsestat.neural import SparseAutoencoder
+from sparsestat.neural import SparseAutoencoder, TopK
+from sparsestat.neural.layers import make_activation
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
 
 # %%
 # Planted data
 # ------------
-# Every atom fires with probability 4 / n_atoms, with a magnitude in [0.5, 1.5]; the
-# spec's setting B1 is d = 64 with 128 atoms.
+# Every atom fires with probability 4 / n_atoms, with a magnitude in [0.5, 1.5], in
+# d = 64 dimensions with 128 atoms. Each activation is a variant object with its own
+# parameters (``TopK(k=4)``, ``BatchTopK(k=4)``, ...); here each name's defaults with
+# ``k = 4`` where the variant has a ``k``.
 n_train, d, n_atoms, epochs = (2000, 16, 32, 3) if QUICK else (20000, 64, 128, 6)
 k = 4
 activations = (
@@ -60,10 +63,12 @@ for kind in ("flat", "signed"):
     X, _, atoms = make_planted_features(n_train + 2000, d, n_atoms, kind=kind, random_state=0)
     X_train, X_test = X[:n_train], X[n_train:]
     for activation in activations if kind == "flat" else ["topk", "abstopk"]:
+        act = make_activation(activation)
+        if "k" in act.get_params():
+            act.set_params(k=k)
         sae = SparseAutoencoder(
             n_atoms,
-            activation=activation,
-            k=k,
+            activation=act,
             max_epochs=epochs,
             batch_size=256,
             random_state=0,
@@ -108,9 +113,9 @@ fig.tight_layout()
 # -----------------------
 # 64 latents with k = 8 on the 8x8 digit images (scaled to [0, 1]).
 digits = load_digits().data / 16.0
-sae = SparseAutoencoder(64, k=8, max_epochs=2 if QUICK else 40, batch_size=128, random_state=0).fit(
-    digits
-)
+sae = SparseAutoencoder(
+    64, activation=TopK(k=8), max_epochs=2 if QUICK else 40, batch_size=128, random_state=0
+).fit(digits)
 print(f"digits: 1 - FVU = {sae.score(digits):.3f}")
 fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
 for ax, atom in zip(axes.ravel(), sae.components_[:32]):

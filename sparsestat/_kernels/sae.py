@@ -40,14 +40,14 @@ def row_topk(rank: Any, k: int) -> Any:
     Returns
     -------
     indices : integer array of shape (B, k)
-        Column indices (ties broken arbitrarily; -inf entries only if a row has fewer than
-        ``k`` finite ones).
+        Column indices; among equal values the earlier column is kept (-inf entries only if
+        a row has fewer than ``k`` finite ones).
 
     Notes
     -----
     Generic version: a stable descending argsort, O(B F log F). The Numba version keeps a
-    size-k min-heap per row, O(B F) for typical data (O(B F log k) worst case), about 5-10x
-    faster than ``torch.topk`` on one CPU core for k << F.
+    size-k min-heap per row (ordered by value, then position), O(B F) for typical data
+    (O(B F log k) worst case); both keep the same entries, ties included.
 
     Examples
     --------
@@ -58,6 +58,13 @@ def row_topk(rank: Any, k: int) -> Any:
     xp = get_namespace(rank)
     order = xp.argsort(rank, axis=1, descending=True, stable=True)
     return order[:, : int(k)]
+
+
+@njit(cache=True, inline="always")
+def _before(v1: float, i1: int, v2: float, i2: int) -> bool:  # pragma: no cover - compiled
+    # heap order: smaller value first; among equal values the later position goes first
+    # (is evicted first), so ties keep the earlier position, as a stable argsort does
+    return v1 < v2 or (v1 == v2 and i1 > i2)
 
 
 @njit(cache=True)
@@ -75,22 +82,22 @@ def _row_topk_numba(rank: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover
                 n += 1
                 while p > 0:
                     q = (p - 1) // 2
-                    if heap[q] <= v:
+                    if not _before(v, j, heap[q], idx[q]):
                         break
                     heap[p] = heap[q]
                     idx[p] = idx[q]
                     p = q
                 heap[p] = v
                 idx[p] = j
-            elif v > heap[0]:  # replace the root, sift down
+            elif v > heap[0]:  # replace the root, sift down (j is later than every kept one)
                 p = 0
                 while True:
                     c = 2 * p + 1
                     if c >= k:
                         break
-                    if c + 1 < k and heap[c + 1] < heap[c]:
+                    if c + 1 < k and _before(heap[c + 1], idx[c + 1], heap[c], idx[c]):
                         c += 1
-                    if heap[c] >= v:
+                    if not _before(heap[c], idx[c], v, j):
                         break
                     heap[p] = heap[c]
                     idx[p] = idx[c]
@@ -125,8 +132,8 @@ def flat_topk(values: Any, k: int) -> Any:
     -----
     Generic version: a stable descending argsort, O(n log n). The fast version finds the
     k-th largest value with NumPy's ``np.partition`` (introselect, O(n)) and collects the
-    positions in one compiled ordered scan (ties at the threshold: the first positions), so
-    no sort is needed.
+    positions in one compiled ordered scan, so no sort is needed. Both keep the first
+    positions among values tied at the threshold.
 
     Examples
     --------
@@ -164,11 +171,16 @@ def _flat_topk_scan(values: np.ndarray, thr: float, k: int) -> np.ndarray:  # pr
 @register("sae_flat_topk", "numba")
 def _flat_topk(values: np.ndarray, k: int) -> np.ndarray:
     # NumPy's introselect (C) finds the threshold several times faster than Numba's
-    # np.partition; the ordered scan is compiled
+    # np.partition; the ordered scan is compiled. The k-th largest is taken as the k-th
+    # smallest of the negated values: np.partition with kth near the end of an array with
+    # many equal values (the zeros of a ReLU) degrades on NumPy 2.x (80x slower on a
+    # 512 x 128 block), the cause of a BatchTopK step costing twice a TopK step
+    # (benchmarks/bench_sae_kernels.py)
     values = np.ascontiguousarray(values)
-    n, k = values.shape[0], int(k)
-    thr = np.partition(values, n - k)[n - k]
-    return _flat_topk_scan(values, thr, k)
+    k = int(k)
+    negated = -values  # the one copy; partitioned in place
+    negated.partition(k - 1)
+    return _flat_topk_scan(values, -negated[k - 1], k)
 
 
 # --------------------------------------------------------------------------- backward passes

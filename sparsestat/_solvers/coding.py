@@ -26,12 +26,16 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from array_api_compat import device as array_device
-from array_api_compat import is_array_api_obj
 from joblib import Parallel, delayed
 from sklearn import get_config
 from sklearn.utils import check_array
 
-from sparsestat._kernels._dispatch import backend_name, get_namespace, to_numpy
+from sparsestat._kernels._dispatch import (
+    backend_name,
+    get_namespace,
+    is_device_array,
+    to_host,
+)
 from sparsestat._kernels.cd import penalty_spec
 from sparsestat._kernels.gram_code import gram_code
 from sparsestat._kernels.pgd import lipschitz_constant, penalty_row_values, pgd_sparse_code
@@ -71,11 +75,10 @@ def in_namespace(a: Any) -> bool:
     """Whether ``a`` is an array of another library than NumPy (CuPy, torch, ...).
 
     Such arrays are coded where they live, through the array-API kernels; everything else
-    (NumPy arrays, lists, pandas, SciPy sparse) is validated on the host.
+    (NumPy arrays, lists, pandas, SciPy sparse, dask arrays) is validated on the host or
+    block by block.
     """
-    if isinstance(a, np.ndarray) or sp.issparse(a) or is_dask_array(a):
-        return False
-    return bool(is_array_api_obj(a))
+    return is_device_array(a) and not is_dask_array(a)
 
 
 def _check_namespace_array(a: Any, name: str) -> None:
@@ -179,21 +182,11 @@ def check_coding_inputs(
     return X, D
 
 
-def _to_host(a: Any) -> np.ndarray:
-    """A NumPy copy of any array, also from devices NumPy cannot read directly."""
-    try:
-        return to_numpy(a)
-    except (RuntimeError, TypeError, ValueError):
-        # e.g. array_api_strict's extra devices: move to the library's default device first
-        info = get_namespace(a).__array_namespace_info__()
-        return to_numpy(a.to_device(info.default_device()))
-
-
 def dictionary_like(D: Any, ref: Any) -> Any:
     """The dictionary ``D`` in the library and on the device of the array ``ref``."""
     if not in_namespace(ref):
-        return _to_host(D) if in_namespace(D) else np.asarray(D)
-    return get_namespace(ref).asarray(_to_host(D), device=array_device(ref))
+        return to_host(D) if in_namespace(D) else np.asarray(D)
+    return get_namespace(ref).asarray(to_host(D), device=array_device(ref))
 
 
 def check_same_library(X: Any, fitted: Any, owner: str, method: str) -> None:
@@ -232,7 +225,7 @@ def build_penalty(penalty: Any, alpha: float, q: float, D: Any) -> Penalty:
     """
     pen = make_penalty(penalty, alpha=alpha, q=q)
     if isinstance(pen, CEL0):
-        norms = np.asarray(_to_host(atom_norms(D)), dtype=np.float64)
+        norms = np.asarray(to_host(atom_norms(D)), dtype=np.float64)
         if not np.allclose(norms, 1.0, rtol=1e-6, atol=0):
             warnings.warn(
                 "CEL0 with atoms that are not unit norm: the atom norms enter the penalty "

@@ -1,15 +1,17 @@
-"""The one base class of every PyTorch estimator in sparsestat (DESIGN.md section 4).
+"""The one base class of every PyTorch estimator in sparsestat.
 
 A subclass adds only its module, its loss and its hooks; the base owns device choice, seeding,
-float32 tensors, the mini-batch loop with a progress bar, ``partial_fit`` / ``warm_start``,
-early stopping, ``loss_curve_`` / ``history_``, the ``module__*`` / ``optimizer__*`` routing
-and pickling through ``state_dict``. See :class:`BaseTorchEstimator` for the hooks.
+float32 tensors, the mini-batch loop with a progress bar, ``sample_weight``, ``partial_fit`` /
+``warm_start``, the training length (``max_epochs="auto"``, early stopping),
+``loss_curve_`` / ``history_``, the ``module__*`` / ``optimizer__*`` routing and pickling
+through ``state_dict``. See :class:`BaseTorchEstimator` for the hooks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
 import math
 import numbers
@@ -21,14 +23,33 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
+from sparsestat.neural._mixins import TorchClassifierMixin, TorchRegressorMixin
+from sparsestat.neural._torch_utils import (
+    OPTIMIZERS,
+    TORCH_PAYLOAD,
+    eager_optimizer,
+    holds_torch,
+    keyword_names,
+    module_dtype,
+    module_lock,
+    resolve_device,
+    to_cpu,
+    validated_sample_weight,
+)
 from sparsestat.utils import progress_bar
-from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data
+from sparsestat.utils._compat import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    fit_context,
+    validate_data,
+)
+from sparsestat.utils._dask import is_dask_array, partial_fit_chunks
+from sparsestat.utils._deprecation import warn_renamed
 
 torch = import_torch()
 
@@ -36,82 +57,9 @@ __all__ = [
     "BaseTorchEstimator",
     "TorchClassifierMixin",
     "TorchRegressorMixin",
+    "eager_optimizer",
     "resolve_device",
 ]
-
-_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
-
-
-def _eager_optimizer(cls: Any) -> Any:
-    """``cls`` without the wrappers that import ``torch._dynamo`` on first use.
-
-    In torch 2.x, ``Optimizer.add_param_group`` / ``zero_grad`` / ``state_dict`` /
-    ``load_state_dict`` are wrapped by ``torch._disable_dynamo`` and ``step`` by
-    ``_use_grad_for_differentiable``; the first call of each imports ``torch._dynamo``, which
-    costs 10-15 s of CPU time on small machines (more than a whole CPU-sized SAE fit). The
-    subclass calls the wrapped functions directly (``step`` under ``torch.no_grad()``,
-    without the profiler hook) and falls back to ``cls`` when the wrappers are not found.
-    """
-    names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
-    base = torch.optim.Optimizer
-    raw = {n: getattr(getattr(base, n), "__wrapped__", None) for n in names}
-    raw_step = getattr(cls.step, "__wrapped__", None)
-    if raw_step is None or any(f is None for f in raw.values()):
-        return cls
-
-    def step(self: Any, closure: Any = None) -> Any:
-        with torch.no_grad():
-            return raw_step(self, closure)
-
-    def _patch_step_function(self: Any) -> None:
-        self._zero_grad_profile_name = f"Optimizer.zero_grad#{cls.__name__}.zero_grad"
-
-    ns = {**raw, "step": step, "_patch_step_function": _patch_step_function}
-    ns["__doc__"] = cls.__doc__
-    return type(cls.__name__, (cls,), ns)
-
-
-_EAGER_OPTIMIZERS: dict[Any, Any] = {}
-
-
-def eager_optimizer(cls: Any) -> Any:
-    """The cached subclass of the built-in optimizer ``cls`` that never imports torch._dynamo."""
-    if cls not in _EAGER_OPTIMIZERS:
-        _EAGER_OPTIMIZERS[cls] = _eager_optimizer(cls)
-    return _EAGER_OPTIMIZERS[cls]
-
-
-def resolve_device(device: str, *, for_fit: bool = True) -> Any:
-    """Turn ``'auto' | 'cpu' | 'cuda'`` (or ``'cuda:1'``) into a :class:`torch.device`.
-
-    Parameters
-    ----------
-    device : str
-        ``'auto'`` picks CUDA when available, else the CPU.
-    for_fit : bool, default=True
-        When True, asking for CUDA on a machine without it raises; when False (prediction
-        with a model trained elsewhere) the CPU is used with a warning.
-
-    Returns
-    -------
-    device : torch.device
-        The device to compute on.
-
-    Examples
-    --------
-    >>> from sparsestat.neural._base import resolve_device
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        if for_fit:
-            raise ValueError(f"device={device!r} was requested but CUDA is not available")
-        warnings.warn("CUDA is not available; computing on the CPU instead", stacklevel=3)
-        return torch.device("cpu")
-    return dev
 
 
 class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
@@ -123,15 +71,23 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         Learning rate of the optimizer.
     batch_size : int
         Mini-batch size (clipped to the number of training samples).
-    max_epochs : int
-        Number of passes over the data in ``fit`` (``partial_fit`` makes one).
+    max_epochs : int or "auto"
+        Number of passes over the data in ``fit`` (``partial_fit`` makes one). ``"auto"``
+        adapts the training length to the data: at least ``min_epochs`` epochs and at least
+        ``min_steps`` optimiser steps, at most ``max_epochs`` epochs, with the class's
+        ``_auto_epochs = (min_epochs, min_steps, max_epochs)``, so that small data sets
+        (few mini-batches per epoch) are not undertrained.
     optimizer : {'adam', 'adamw', 'sgd'} or torch.optim.Optimizer subclass
         The optimizer; ``'sgd'`` uses ``momentum=0.9`` unless ``optimizer__momentum`` is given.
-    validation_fraction : float in (0, 1) or None
-        Fraction of the training data held out for early stopping; None (default) turns
-        early stopping off and trains for exactly ``max_epochs``.
+    early_stopping : bool
+        Whether to hold out ``validation_fraction`` of the training data and stop when the
+        validation loss has not improved by ``tol`` for ``n_iter_no_change`` epochs (the
+        weights of the best epoch are restored), as scikit-learn's ``MLPClassifier``.
+    validation_fraction : float in (0, 1)
+        Fraction of the training data held out for early stopping (used only with
+        ``early_stopping=True``).
     n_iter_no_change : int
-        Early stopping patience in epochs (only with ``validation_fraction``).
+        Early stopping patience in epochs.
     tol : float
         Minimal decrease of the validation loss that counts as an improvement.
     warm_start : bool
@@ -171,8 +127,10 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
     best_loss_ : float or None
         Best validation loss (with early stopping), else None.
     converged_ : bool
-        With early stopping: whether the patience ran out before ``max_epochs``. Without
+        With early stopping: whether the patience ran out before the last epoch. Without
         early stopping: True (the epoch budget is the schedule).
+    n_epochs_ : int
+        Epochs planned by the last ``fit`` call (``max_epochs``, resolved when ``"auto"``).
 
     Notes
     -----
@@ -183,22 +141,36 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         Build the network from the training tensors (float32 ``X`` on the CPU, ``y`` as
         returned by ``_prepare_targets``). Called once per fresh fit, inside the seeded RNG.
         Use ``self.get_routed_params("module")`` for ``module__*`` keyword arguments.
-    ``_prepare_targets(y, fit) -> tensor or None``
+    ``_prepare_targets(y, fit[, sample_weight=w]) -> tensor or None``
         Validate and encode targets (``fit=True`` on a fresh fit: learn the encoding, e.g.
         ``classes_``; ``fit=False``: reuse it). Unsupervised estimators return None.
-    ``_task_loss(out, y) -> scalar tensor``
-        Data loss of the network output (the mixins give cross-entropy on logits / MSE).
-    ``_batch_loss(X, y, n_train) -> scalar tensor``
+        ``sample_weight`` (rows of weight 0 already removed) is passed as a keyword only
+        when the fit is weighted (e.g. for weighted target standardisation).
+    ``_task_loss(out, y, sample_weight=None) -> scalar tensor``
+        Data loss of the network output (the mixins give cross-entropy on logits / MSE),
+        reduced with :meth:`_weighted_mean`.
+    ``_batch_loss(X, y, n_train[, sample_weight=w]) -> scalar tensor``
         Loss of one mini-batch (``y`` is None when unsupervised); default
-        ``_task_loss(_forward(X), y)``; override it to add penalties (call
+        ``_task_loss(_forward(X), y, sample_weight)``; override it to add penalties (call
         ``self._task_loss``, never a mixin's loss, so the class order does not matter);
-        ``n_train`` is the size of the training set (for KL terms scaled by 1/N). Called in
-        train mode for training and under ``torch.no_grad()`` in eval mode for the
-        validation loss.
+        ``n_train`` is the size of the training set (``sum(sample_weight)`` when weighted;
+        for KL terms scaled by 1/N). ``sample_weight`` (the batch's weights divided by
+        their training-set mean) is passed as a keyword only when the fit is weighted, so
+        an override that takes no weights keeps working for unweighted fits; reduce
+        per-sample terms with :meth:`_weighted_mean`. Called in train mode for training
+        and under ``torch.no_grad()`` in eval mode for the validation loss.
     ``_optimizer_param_groups() -> iterable``
         Parameters or parameter groups for the optimizer (default: all module parameters).
     ``_n_epochs() -> int``
-        Epochs of one ``fit`` call (default ``max_epochs``; e.g. add fine-tuning epochs).
+        Epochs of one ``fit`` call (default :meth:`_resolved_max_epochs`, which resolves
+        ``max_epochs="auto"`` with ``self.steps_per_epoch_``; e.g. add fine-tuning epochs).
+    ``_optimizer_class() -> type``
+        The optimizer class (default: from ``optimizer``); its constructor's keyword
+        names are the accepted ``optimizer__*`` parameters.
+    ``_module_class`` (class attribute)
+        The class that receives the ``module__*`` parameters; its constructor's keyword
+        names are the accepted ones (None: not checked). Estimators that route no
+        ``module__*`` parameters drop ``"module"`` from ``_routed_prefixes``.
     ``on_train_begin(n_epochs, steps_per_epoch)``
         Before the first epoch of a ``fit`` / ``partial_fit`` call (schedules needing the
         number of steps: ``self.total_steps_``, ``self.steps_per_epoch_``,
@@ -219,12 +191,22 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
     ``_forward(X) -> tensor``
         The deterministic forward used for prediction (default ``self.module_(X)``).
 
+    **Sample weights.** ``fit(X, y, sample_weight=w)`` minimises the weighted mean loss
+    ``sum_i w_i l_i / sum_i w_i``: each mini-batch loss is ``mean_b(w_i l_i) / mean(w)``
+    (an unbiased estimate of it), so integer weights act as repeated rows and rows of
+    weight 0 are removed before training. Terms scaled by ``1 / n_train`` (e.g. a KL term)
+    use ``n_train = sum(w)``, the size of the equivalent repeated data set. With full-batch
+    training (``batch_size`` >= the number of rows) and no sampling noise, integer weights
+    give the fit on repeated rows to float32 rounding; with mini-batches they agree in
+    expectation. ``partial_fit`` normalises the weights of each call by their mean.
+
     Prediction runs in float64 by default (``_predict_float64``): the float32 weights are
     cast in place and cast back exactly afterwards, so that predictions do not depend on
     how the rows are batched.
 
     Helpers: :meth:`get_routed_params`, :meth:`_to_tensor`, :meth:`_torch_rng` (a context
-    manager seeding torch for reproducible sampling), :meth:`_predict_batches`.
+    manager seeding torch for reproducible sampling), :meth:`_predict_batches`,
+    :meth:`_weighted_mean`.
 
     Pickling stores the module moved to the CPU and the optimizer's state dict (tensors on
     the CPU), so a model trained on CUDA unpickles on a CPU-only machine.
@@ -243,11 +225,22 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
     #: prefixes whose ``prefix__name`` parameters are routed (subclasses may extend)
     _routed_prefixes: tuple[str, ...] = ("module", "optimizer")
 
+    #: the class built with the ``module__*`` parameters (None: their names are not checked)
+    _module_class: Any = None
+
+    #: renamed parameters kept for one release through ``**kwargs``: old name -> new name
+    #: (or (new name, conversion of the old value)); read them with :meth:`_renamed`
+    _renamed_params: dict[str, Any] = {}
+
+    #: ``max_epochs="auto"``: (fewest epochs, fewest optimiser steps, most epochs)
+    _auto_epochs: tuple[int, int, int] = (50, 2000, 500)
+
     _parameter_constraints: dict = {
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "early_stopping": ["boolean"],
         "validation_fraction": [None, Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
@@ -310,51 +303,132 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             This estimator.
         """
         routed = {k: v for k, v in params.items() if self._is_routed(k)}
-        if routed:
-            self._routed_params = {**getattr(self, "_routed_params", {}), **routed}
         rest = {k: v for k, v in params.items() if k not in routed}
         if rest:
             super().set_params(**rest)
+        if routed:
+            self._routed_params = {**getattr(self, "_routed_params", {}), **routed}
+            self._check_routed(list(routed))
         return self
 
     def _is_routed(self, key: str) -> bool:
+        if key in self._renamed_params:
+            return True
         head, sep, tail = key.partition("__")
         return bool(sep) and bool(tail) and head in self._routed_prefixes
 
-    def _check_routed(self) -> None:
-        bad = [k for k in getattr(self, "_routed_params", {}) if not self._is_routed(k)]
+    def _renamed(self, new: str) -> Any:
+        """The value of parameter ``new``, or of its old name given through ``**kwargs``.
+
+        An old name (a key of ``_renamed_params``) that the caller set wins, with a
+        ``FutureWarning``; setting both names raises ``ValueError``. The old value is
+        validated against the new parameter's constraints.
+        """
+        routed = getattr(self, "_routed_params", {})
+        for old, target in self._renamed_params.items():
+            target, convert = target if isinstance(target, tuple) else (target, None)
+            if target != new or old not in routed:
+                continue
+            name = type(self).__name__
+            default = inspect.signature(type(self).__init__).parameters[new].default
+            current = getattr(self, new)
+            if not (current is default or (type(current) is type(default) and current == default)):
+                raise ValueError(
+                    f"{name}: {old!r} is the deprecated name of {new!r}; set only {new!r} "
+                    f"(got {old}={routed[old]!r} and {new}={current!r})."
+                )
+            warn_renamed(old, new, name, stacklevel=4)
+            value = routed[old] if convert is None else convert(routed[old])
+            probe = copy.copy(self)
+            probe._routed_params = {}
+            setattr(probe, new, value)
+            try:
+                probe._validate_params()
+            except InvalidParameterError as exc:
+                raise InvalidParameterError(str(exc).replace(f"'{new}'", f"'{old}'")) from None
+            return value
+        return getattr(self, new)
+
+    def _accepted_routed(self, prefix: str) -> set[str] | None:
+        """Names accepted after ``prefix__`` (None: not checked).
+
+        ``optimizer``: the keyword parameters of :meth:`_optimizer_class` (but ``lr``, which
+        is the flat ``lr`` parameter); ``module``: those of ``_module_class``.
+        """
+        if prefix == "optimizer":
+            names = keyword_names(self._optimizer_class())
+            return None if names is None else names - {"params", "lr"}
+        if prefix == "module" and self._module_class is not None:
+            return keyword_names(self._module_class)
+        return None
+
+    def _check_routed(self, keys: list[str] | None = None) -> None:
+        """Raise a ValueError naming any routed parameter the estimator cannot use."""
+        routed = getattr(self, "_routed_params", {})
+        keys = list(routed) if keys is None else keys
+        name = type(self).__name__
+        bad = [k for k in keys if not self._is_routed(k)]
         if bad:
             raise ValueError(
-                f"Unknown parameters {bad} for {type(self).__name__}; extra keyword "
-                f"parameters must start with one of {[p + '__' for p in self._routed_prefixes]}"
+                f"Unknown parameters {bad} for {name}; extra keyword parameters must start "
+                f"with one of {[p + '__' for p in self._routed_prefixes]}"
             )
+        for key in keys:
+            prefix, _, tail = key.partition("__")
+            accepted = self._accepted_routed(prefix)
+            if accepted is not None and tail not in accepted:
+                target = self._optimizer_class() if prefix == "optimizer" else self._module_class
+                hint = " (use the flat lr parameter)" if tail == "lr" else ""
+                raise ValueError(
+                    f"Invalid parameter {key!r} for {name}{hint}: {target.__name__} accepts "
+                    f"{prefix}__ followed by one of {sorted(accepted)}."
+                )
 
     # ------------------------------------------------------------------ hooks (defaults)
     @abstractmethod
     def _build_module(self, X: Any, y: Any) -> Any:
         """Build the torch module from the training tensors."""
 
-    def _batch_loss(self, X: Any, y: Any, n_train: int) -> Any:
+    def _batch_loss(self, X: Any, y: Any, n_train: float, sample_weight: Any = None) -> Any:
         """Loss of one mini-batch (a scalar tensor): by default the task loss of the forward.
 
         An autograd-free step may write every parameter's ``.grad`` itself and return a loss
         that does not require grad: ``backward`` is then skipped (``on_grad_computed`` still
         runs).
         """
-        return self._task_loss(self._forward(X), y)
+        return self._task_loss(self._forward(X), y, sample_weight)
 
-    def _task_loss(self, out: Any, y: Any) -> Any:
+    def _task_loss(self, out: Any, y: Any, sample_weight: Any = None) -> Any:
         """Data loss of the network output ``out`` (the mixins: cross-entropy / MSE)."""
         raise NotImplementedError(f"{type(self).__name__} defines no _task_loss")
 
-    def _prepare_targets(self, y: Any, fit: bool) -> Any:
+    @staticmethod
+    def _weighted_mean(per_sample: Any, sample_weight: Any = None) -> Any:
+        """Mean of per-sample terms, weighted by the (normalised) batch weights if given."""
+        if sample_weight is None:
+            return per_sample.mean()
+        return (per_sample * sample_weight.to(per_sample.dtype)).mean()
+
+    def _prepare_targets(self, y: Any, fit: bool, sample_weight: Any = None) -> Any:
         return None
 
     def _optimizer_param_groups(self) -> Any:
         return self.module_.parameters()
 
     def _n_epochs(self) -> int:
-        return int(self.max_epochs)
+        return self._resolved_max_epochs()
+
+    def _resolved_max_epochs(self) -> int:
+        """``max_epochs``, with ``"auto"`` resolved from ``self.steps_per_epoch_``."""
+        if self.max_epochs != "auto":
+            return int(self.max_epochs)
+        lo, steps, hi = self._auto_epochs
+        return int(min(hi, max(lo, math.ceil(steps / max(1, self.steps_per_epoch_)))))
+
+    def _optimizer_class(self) -> Any:
+        if isinstance(self.optimizer, str):
+            return eager_optimizer(getattr(torch.optim, OPTIMIZERS[self.optimizer]))
+        return self.optimizer
 
     def _forward(self, X: Any) -> Any:
         return self.module_(X)
@@ -420,13 +494,9 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
 
     def _make_optimizer(self) -> Any:
         kwargs = {"lr": self.lr, **self.get_routed_params("optimizer")}
-        if isinstance(self.optimizer, str):
-            if self.optimizer == "sgd":
-                kwargs.setdefault("momentum", 0.9)
-            cls = eager_optimizer(getattr(torch.optim, _OPTIMIZERS[self.optimizer]))
-        else:
-            cls = self.optimizer
-        return cls(self._optimizer_param_groups(), **kwargs)
+        if self.optimizer == "sgd":
+            kwargs.setdefault("momentum", 0.9)
+        return self._optimizer_class()(self._optimizer_param_groups(), **kwargs)
 
     def _predict_seed(self) -> int:
         """A seed for prediction-time sampling, fixed by ``random_state``."""
@@ -437,7 +507,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ training
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> BaseTorchEstimator:
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> BaseTorchEstimator:
         """Train the network for ``max_epochs`` epochs (or until early stopping).
 
         Parameters
@@ -446,15 +516,51 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
             Targets (None for unsupervised estimators).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the rows in the loss (None: all 1); rows of weight 0 are
+            left out.
 
         Returns
         -------
         self : estimator
             The fitted estimator.
-        """
-        return self._fit(X, y, partial=False)
 
-    def partial_fit(self, X: Any, y: Any = None) -> BaseTorchEstimator:
+        Notes
+        -----
+        Given a dask array ``X`` (``y`` and ``sample_weight`` dask arrays with the same row
+        chunks, or NumPy arrays), ``fit`` streams: it starts afresh (unless ``warm_start``)
+        and makes ``max_epochs`` passes (``"auto"``: resolved from the total number of
+        mini-batches of a pass) of one ``partial_fit`` call per row block, in order, never
+        holding more than one block in memory. Early stopping needs the data in memory.
+        """
+        if is_dask_array(X):
+            return self._fit_streaming(X, y, sample_weight=sample_weight)
+        return self._fit(X, y, partial=False, sample_weight=sample_weight)
+
+    def _streaming_fit_params(self, y: Any) -> dict[str, Any]:
+        """Extra ``partial_fit`` arguments of a streaming fit (classifiers: ``classes``)."""
+        return {}
+
+    def _fit_streaming(self, X: Any, y: Any = None, **fit_params: Any) -> BaseTorchEstimator:
+        """``fit`` on a dask array: passes of ``partial_fit`` over its row blocks, in order."""
+        if self._early_stopping_on():
+            raise ValueError(
+                "early_stopping=True needs the training data in memory; a dask array is "
+                "streamed block by block. Set early_stopping=False (or compute X first)."
+            )
+        if not self.warm_start:
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+                delattr(self, name)
+        if self.max_epochs == "auto":
+            self.steps_per_epoch_ = sum(math.ceil(c / self.batch_size) for c in X.chunks[0])
+        n_passes = self._resolved_max_epochs()
+        extra = {**self._streaming_fit_params(y), **fit_params}
+        for _ in range(n_passes):
+            partial_fit_chunks(self, X, y, **extra)
+        self.n_epochs_ = n_passes
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> BaseTorchEstimator:
         """Run one epoch over ``(X, y)``, initialising the network on the first call.
 
         Parameters
@@ -463,6 +569,8 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             A chunk of training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
             Its targets (None for unsupervised estimators).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the rows in the loss, relative within this chunk.
 
         Returns
         -------
@@ -471,13 +579,18 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         """
         if not hasattr(self, "module_"):
             self._validate_params()
-        return self._fit(X, y, partial=True)
+        return self._fit(X, y, partial=True, sample_weight=sample_weight)
 
-    def _fit(self, X: Any, y: Any, *, partial: bool) -> BaseTorchEstimator:
+    def _fit(self, X: Any, y: Any, *, partial: bool, sample_weight: Any = None) -> Any:
         self._check_routed()
         fresh = not hasattr(self, "module_") or not (partial or self.warm_start)
         X, y = self._validate_X_y(X, y, reset=fresh)
-        y_t = self._prepare_targets(y, fit=fresh)
+        sw = validated_sample_weight(sample_weight, X)
+        if sw is not None and not bool(np.all(sw > 0)):  # weight 0 = row removed
+            keep = np.flatnonzero(sw > 0)
+            X, sw = X[keep], sw[keep]
+            y = None if y is None else y[keep]
+        y_t = self._prepare_targets(y, fit=fresh, **({} if sw is None else {"sample_weight": sw}))
         if fresh:
             self._rng_ = check_random_state(self.random_state)
             self.device_ = resolve_device(self.device)
@@ -503,14 +616,21 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
                     if state is not None:
                         self.optimizer_.load_state_dict(state)
                         self._optimizer_state = None
-            self._train(X_cpu, y_t, partial=partial, seed=seed)
+            w_t = None if sw is None else torch.as_tensor(sw, dtype=torch.float64)
+            self._train(X_cpu, y_t, partial=partial, seed=seed, sample_weight=w_t)
         return self
 
-    def _split(self, n: int, gen: Any) -> tuple[Any, Any | None]:
+    def _early_stopping_on(self) -> bool:
+        flag = getattr(self, "early_stopping", None)
+        if flag is None:  # an estimator without the parameter: on when a fraction is given
+            return self.validation_fraction is not None
+        if flag and self.validation_fraction is None:
+            raise ValueError("early_stopping=True needs a validation_fraction in (0, 1).")
+        return bool(flag)
+
+    def _split(self, n: int, gen: Any) -> tuple[Any, Any]:
         idx = torch.randperm(n, generator=gen)
         frac = self.validation_fraction
-        if frac is None:
-            return idx, None
         n_valid = int(math.ceil(frac * n))
         if n_valid < 1 or n - n_valid < 1:
             raise ValueError(
@@ -519,22 +639,32 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             )
         return idx[n_valid:], idx[:n_valid]
 
-    def _train(self, X_cpu: Any, y_t: Any, *, partial: bool, seed: int) -> None:
+    def _train(
+        self, X_cpu: Any, y_t: Any, *, partial: bool, seed: int, sample_weight: Any = None
+    ) -> None:
         dev = self.device_
         gen = torch.Generator().manual_seed(seed)
         X_all = X_cpu.to(dev)
         y_all = None if y_t is None else y_t.to(dev)
-        early = self.validation_fraction is not None and not partial
+        early = not partial and self._early_stopping_on()
         train_idx, valid_idx = self._split(X_all.shape[0], gen) if early else (None, None)
-        if train_idx is None:
-            n_train = X_all.shape[0]
-        else:
-            n_train = train_idx.shape[0]
-        batch_size = min(self.batch_size, n_train)
-        steps_per_epoch = int(math.ceil(n_train / batch_size))
-        n_epochs = 1 if partial else self._n_epochs()
-        self.total_steps_ = n_epochs * steps_per_epoch
+        n_train = X_all.shape[0] if train_idx is None else train_idx.shape[0]
+        n_rows = n_train
+        w_all = w_valid = None
+        if sample_weight is not None:
+            w_train = sample_weight if train_idx is None else sample_weight[train_idx]
+            n_train = float(w_train.sum())  # the size of the equivalent repeated data
+            w_all = (sample_weight / w_train.mean()).to(dev)
+            if valid_idx is not None:
+                w_valid = sample_weight[valid_idx]
+                w_valid = (w_valid / w_valid.mean()).to(dev)
+        batch_size = min(self.batch_size, n_rows)
+        steps_per_epoch = int(math.ceil(n_rows / batch_size))
         self.steps_per_epoch_ = steps_per_epoch
+        n_epochs = 1 if partial else self._n_epochs()
+        if not partial:
+            self.n_epochs_ = n_epochs
+        self.total_steps_ = n_epochs * steps_per_epoch
         self._fit_start_step_ = self.n_steps_
         self._fit_start_epoch_ = self.n_iter_
         self._partial_call = partial
@@ -544,18 +674,19 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         bar = progress_bar(range(n_epochs), verbose=self.verbose, desc=type(self).__name__)
         for _ in bar:
             self.module_.train()
-            order = torch.randperm(n_train, generator=gen)
+            order = torch.randperm(n_rows, generator=gen)
             if train_idx is not None:
                 order = train_idx[order]
             order = order.to(dev)
             total, count = 0.0, 0
-            for start in range(0, n_train, batch_size):
+            for start in range(0, n_rows, batch_size):
                 idx = order[start : start + batch_size]
                 xb = X_all[idx]
                 yb = None if y_all is None else y_all[idx]
+                weight = {} if w_all is None else {"sample_weight": w_all[idx]}
                 self.on_batch_begin(xb, yb)
                 self.optimizer_.zero_grad(set_to_none=True)
-                loss = self._batch_loss(xb, yb, n_train)
+                loss = self._batch_loss(xb, yb, n_train, **weight)
                 if not bool(torch.isfinite(loss.detach()).all()):
                     self._raise_diverged(f"the loss is {float(loss.detach())}")
                 if loss.requires_grad:  # else _batch_loss has written the .grad itself
@@ -576,7 +707,9 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             }
             self.loss_curve_.append(record["train_loss"])
             if valid_idx is not None:
-                vloss = self._eval_loss(X_all[valid_idx.to(dev)], y_all, valid_idx, n_train)
+                vidx = valid_idx.to(dev)
+                yv = None if y_all is None else y_all[vidx]
+                vloss = self._eval_loss(X_all[vidx], yv, n_train, w_valid)
                 record["valid_loss"] = vloss
                 if vloss < best - self.tol:
                     best, stale = vloss, 0
@@ -600,9 +733,9 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             if not stopped:
                 warnings.warn(
                     f"{type(self).__name__}: early stopping did not trigger within "
-                    f"max_epochs={self.max_epochs}: the validation loss still improved by more "
-                    f"than tol={self.tol} within the last n_iter_no_change="
-                    f"{self.n_iter_no_change} epochs (best {best:.4g}, last "
+                    f"{n_epochs} epochs (max_epochs={self.max_epochs!r}): the validation loss "
+                    f"still improved by more than tol={self.tol} within the last "
+                    f"n_iter_no_change={self.n_iter_no_change} epochs (best {best:.4g}, last "
                     f"{self.history_[-1]['valid_loss']:.4g}).",
                     ConvergenceWarning,
                     stacklevel=4,
@@ -620,11 +753,11 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             f"reduce the learning-rate schedule."
         )
 
-    def _eval_loss(self, Xv: Any, y_all: Any, valid_idx: Any, n_train: int) -> float:
+    def _eval_loss(self, Xv: Any, yv: Any, n_train: float, weight: Any = None) -> float:
         self.module_.eval()
         with torch.no_grad():
-            yv = None if y_all is None else y_all[valid_idx.to(y_all.device)]
-            out = float(self._batch_loss(Xv, yv, n_train))
+            kw = {} if weight is None else {"sample_weight": weight}
+            out = float(self._batch_loss(Xv, yv, n_train, **kw))
         self.module_.train()
         return out
 
@@ -633,20 +766,29 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         """Validate ``X`` and apply ``fn`` (default :meth:`_forward`) batch by batch.
 
         Returns the concatenated float64 NumPy output; runs in eval mode without gradients.
+        Thread-safe: calls on one module (e.g. dask blocks computed by threads) take turns,
+        since the module's dtype and sampling state change during a call.
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=False, dtype=(np.float32, np.float64), reset=False)
         fn = self._forward if fn is None else fn
         dev = self._device()
-        self.module_.to(dev)
-        self.module_.eval()
         outs = []
         dtype = torch.float64 if self._predict_float64 else torch.float32
-        with torch.no_grad(), _module_dtype(self.module_, dtype):
-            for start in range(0, X.shape[0], batch_size):
-                xb = torch.as_tensor(np.asarray(X[start : start + batch_size], np.float32))
-                outs.append(fn(xb.to(device=dev, dtype=dtype)).detach().cpu().double().numpy())
+        with module_lock(self.module_), torch.no_grad():
+            self.module_.to(dev)
+            self.module_.eval()
+            with module_dtype(self.module_, dtype):
+                outs = self._apply_batches(X, fn, batch_size, dev, dtype)
         return np.concatenate(outs, axis=0)
+
+    @staticmethod
+    def _apply_batches(X: Any, fn: Any, batch_size: int, dev: Any, dtype: Any) -> list:
+        outs = []
+        for start in range(0, X.shape[0], batch_size):
+            xb = torch.as_tensor(np.asarray(X[start : start + batch_size], np.float32))
+            outs.append(fn(xb.to(device=dev, dtype=dtype)).detach().cpu().double().numpy())
+        return outs
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -658,18 +800,18 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             state["_optimizer_state"] = opt.state_dict()
         if "device_" in state:
             state["device_"] = None
-        torch_state = {k: v for k, v in state.items() if _holds_torch(v)}
+        torch_state = {k: v for k, v in state.items() if holds_torch(v)}
         if torch_state:
             for key in torch_state:
                 del state[key]
             buffer = io.BytesIO()
-            torch.save(_to_cpu(torch_state), buffer)
-            state[_TORCH_PAYLOAD] = buffer.getvalue()
+            torch.save(to_cpu(torch_state), buffer)
+            state[TORCH_PAYLOAD] = buffer.getvalue()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        payload = state.pop(_TORCH_PAYLOAD, None)
+        payload = state.pop(TORCH_PAYLOAD, None)
         if payload is not None:
             # map_location: a payload written on a GPU machine loads on a CPU-only one
             loaded = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
@@ -683,206 +825,4 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.sparse = False
         tags.input_tags.allow_nan = False
         tags.non_deterministic = self.random_state is None
-        return tags
-
-
-@contextlib.contextmanager
-def _module_dtype(module: Any, dtype: Any) -> Iterator[None]:
-    """Cast a float32 module's floating tensors to ``dtype`` in place, and back (exactly)."""
-    if dtype == torch.float32:
-        yield
-        return
-    module.to(dtype)
-    try:
-        yield
-    finally:
-        module.to(torch.float32)
-
-
-_TORCH_PAYLOAD = "_torch_payload"
-
-
-def _holds_torch(obj: Any, depth: int = 0) -> bool:
-    """Whether ``obj`` is, or (in a dict / list / tuple) contains, a torch object."""
-    if isinstance(obj, (torch.Tensor, torch.nn.Module, torch.Generator)):
-        return True
-    if depth < 4 and isinstance(obj, dict):
-        return any(_holds_torch(v, depth + 1) for v in obj.values())
-    if depth < 4 and isinstance(obj, (list, tuple)):
-        return any(_holds_torch(v, depth + 1) for v in obj)
-    return False
-
-
-def _to_cpu(obj: Any) -> Any:
-    """A copy of ``obj`` with its tensors and modules on the CPU (the input is not changed)."""
-    if isinstance(obj, torch.nn.Module):
-        return copy.deepcopy(obj).to("cpu")
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
-
-
-class TorchClassifierMixin:
-    """Target handling and prediction for classifiers (use before ``ClassifierMixin``).
-
-    Encodes labels with :class:`~sklearn.preprocessing.LabelEncoder` (``classes_``), defines
-    ``_task_loss`` as cross-entropy on the module's logits (``self.n_outputs_`` =
-    ``len(classes_)`` outputs),
-    and predicts with ``predict_proba`` = softmax of :meth:`_forward` (override
-    :meth:`_predict_proba_tensor` for Monte-Carlo averaging).
-
-    Examples
-    --------
-    >>> from sparsestat.neural._base import TorchClassifierMixin
-    >>> hasattr(TorchClassifierMixin, "predict_proba")
-    True
-    """
-
-    def _prepare_targets(self, y: Any, fit: bool) -> Any:
-        check_classification_targets(y)
-        if fit and not hasattr(self, "_partial_classes"):
-            self._label_encoder_ = LabelEncoder().fit(y)
-            self.classes_ = self._label_encoder_.classes_
-        elif fit:
-            self._label_encoder_ = LabelEncoder().fit(self._partial_classes)
-            self.classes_ = self._label_encoder_.classes_
-            del self._partial_classes
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(f"y contains labels {unknown.tolist()} not in classes_")
-        self.n_outputs_ = len(self.classes_)
-        return torch.as_tensor(np.searchsorted(self.classes_, y), dtype=torch.long)
-
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> Any:
-        """Run one epoch over ``(X, y)``; the first call needs ``classes``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            A chunk of training data.
-        y : array-like of shape (n_samples,)
-            Its labels.
-        classes : array-like of shape (n_classes,), default=None
-            All labels that will ever appear; required on the first call.
-
-        Returns
-        -------
-        self : estimator
-            The updated estimator.
-        """
-        if not hasattr(self, "module_"):
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-            self._partial_classes = np.unique(classes)
-        return super().partial_fit(X, y)
-
-    def _task_loss(self, out: Any, y: Any) -> Any:
-        return torch.nn.functional.cross_entropy(out, y)
-
-    def _predict_proba_tensor(self, X: Any) -> Any:
-        return torch.softmax(self._forward(X), dim=1)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities in the order of ``classes_``.
-        """
-        proba = self._predict_batches(X, self._predict_proba_tensor)
-        return proba / proba.sum(axis=1, keepdims=True)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable class.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels (values of ``classes_``).
-        """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
-
-
-class TorchRegressorMixin:
-    """Target handling and prediction for regressors (use before ``RegressorMixin``).
-
-    Targets (1-D or 2-D) are standardised internally (``_y_mean_``, ``_y_scale_``; set the
-    class attribute ``_standardize_y = False`` to turn it off); the module outputs
-    ``self.n_outputs_`` columns; the loss is the mean squared error in standardised units and
-    ``predict`` maps back to the units of ``y``.
-
-    Examples
-    --------
-    >>> from sparsestat.neural._base import TorchRegressorMixin
-    >>> TorchRegressorMixin._standardize_y
-    True
-    """
-
-    _standardize_y = True
-
-    def _prepare_targets(self, y: Any, fit: bool) -> Any:
-        y = np.asarray(y, dtype=np.float64)
-        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
-        if fit:
-            self._y_ndim_ = y.ndim
-            self.n_outputs_ = y2.shape[1]
-            if self._standardize_y:
-                self._y_mean_ = y2.mean(axis=0)
-                scale = y2.std(axis=0)
-                self._y_scale_ = np.where(scale > 0, scale, 1.0)
-            else:
-                self._y_mean_ = np.zeros(y2.shape[1])
-                self._y_scale_ = np.ones(y2.shape[1])
-        elif y2.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {y2.shape[1]} outputs, but {self.n_outputs_} were fitted")
-        return torch.as_tensor((y2 - self._y_mean_) / self._y_scale_, dtype=torch.float32)
-
-    def _task_loss(self, out: Any, y: Any) -> Any:
-        return torch.nn.functional.mse_loss(out, y)
-
-    def _predict_standardized(self, X: Any) -> np.ndarray:
-        return self._predict_batches(X)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predictions in the units of the training targets.
-        """
-        check_is_fitted(self)
-        out = self._predict_standardized(X) * self._y_scale_ + self._y_mean_
-        return out.ravel() if self._y_ndim_ == 1 else out
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
         return tags

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -13,27 +14,28 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from sparsestat._kernels.geomedian import geometric_median
+from sparsestat._kernels import geomedian as _geomedian  # noqa: F401  (registers the kernel)
+from sparsestat._kernels._dispatch import get_kernel
 from sparsestat.metrics import fvu, mmcs
-from sparsestat.neural._base import BaseTorchEstimator, _module_dtype, eager_optimizer, torch
-from sparsestat.neural.layers import _sae as _layers_sae
-from sparsestat.neural.layers._sae import (
+from sparsestat.neural._base import BaseTorchEstimator, eager_optimizer, torch
+from sparsestat.neural.layers import (
     ACTIVATIONS,
+    SAEActivation,
     SparseAutoencoderModule,
     auxk_loss,
     normalize_decoder_,
     project_decoder_grad_,
-    select_sparse,
-    sparse_step_grads,
-    topk_relu,
-    zipf_underused_mask,
+    sparse_train_step,
 )
+from sparsestat.neural.layers.sae_activations import (
+    FLAT_PARAMETERS,
+    activation_from_flat_parameters,
+)
+from sparsestat.neural.layers.sae_selection import compiled_kernels
 from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data
+from sparsestat.utils._dask import is_dask_array, rowwise
 
 __all__ = ["SparseAutoencoder"]
-
-_AUXK = ("topk", "batchtopk", "abstopk", "top_afa", "mp")
-_ZIPF_AUX = ("mutual_choice", "feature_choice")
 
 
 class _CSRRows:
@@ -57,130 +59,99 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
 
     Learns a dictionary ``components_`` of ``n_components`` unit atoms and an encoder such
     that ``x ~ z @ components_ + b`` with sparse non-negative (signed for AbsTopK) codes
-    ``z = transform(x)``. Nine activations share one training loop: Adam with gradient
-    clipping, unit-norm decoder rows with the parallel gradient removed, encoder initialised
-    from the decoder, a geometric-median pre-bias, and a fixed-variance FVU loss.
+    ``z = transform(x)``. Nine activations (variants) share one training loop: Adam with
+    gradient clipping, unit-norm decoder rows with the parallel gradient removed, encoder
+    initialised from the decoder, a geometric-median pre-bias, and a fixed-variance FVU loss.
 
     Parameters
     ----------
     n_components : int, default=None
         Number of latents F; None means ``8 * n_features_in_``.
-    activation : {'topk', 'batchtopk', 'abstopk', 'jumprelu', 'relu_l1', 'mutual_choice', \
-'feature_choice', 'top_afa', 'mp'}, default='topk'
-        Sparsifying activation: per-row TopK (Gao et al.), BatchTopK (``k * B`` per batch,
-        a global threshold at inference), signed AbsTopK, JumpReLU (learned per-latent
-        thresholds, straight-through), ReLU + L1 penalty, Mutual Choice (= BatchTopK with the
-        aux_zipf loss), Feature Choice (per-latent capacities), top-AFA (adaptive k by norm
-        matching) or matching pursuit (tied weights, ``k`` greedy steps).
-    k : int, default=None
-        Active latents per row (mean per row for batch variants, target L0 for JumpReLU,
-        steps for MP); None means ``max(1, min(32, n_features_in_ // 4))``.
+    activation : str or activation object, default='topk'
+        The variant, an object of :mod:`sparsestat.neural` with its own parameters
+        (tunable as ``activation__k`` in a grid search): :class:`~sparsestat.neural.TopK`
+        (per-row top-k, Gao et al.), :class:`~sparsestat.neural.BatchTopK` (``k * B`` per
+        batch, a threshold at inference), :class:`~sparsestat.neural.AbsTopK` (signed),
+        :class:`~sparsestat.neural.JumpReLU` (learnt thresholds),
+        :class:`~sparsestat.neural.ReLU` (L1 penalty ``alpha``),
+        :class:`~sparsestat.neural.MutualChoice`, :class:`~sparsestat.neural.FeatureChoice`,
+        :class:`~sparsestat.neural.TopAFA` (adaptive k by norm matching),
+        :class:`~sparsestat.neural.MatchingPursuit` (tied weights) and
+        :class:`~sparsestat.neural.GSAE` (a top-k selection steered by downstream
+        gradients). A name ('topk', 'batchtopk', 'abstopk', 'jumprelu', 'relu_l1',
+        'mutual_choice', 'feature_choice', 'top_afa', 'mp') gives that variant with its
+        defaults. The object passed is never modified (``fit`` trains a clone).
     lr : float, default=None
         Learning rate; None means ``2e-4 / sqrt(F / 2**14)`` clipped to [1e-4, 3e-3].
         Linear warm-up over ``min(1000, 5%)`` of the steps, linear decay to 0 over the last
         20% when ``max_epochs > 1``.
     batch_size : int, default=1024
         Minibatch size (clipped to ``n_samples``).
-    max_epochs : int, default=20
-        Number of epochs of ``fit``.
+    max_epochs : int or 'auto', default='auto'
+        Number of epochs of ``fit``. 'auto' adapts the training length to the data: enough
+        epochs for at least 2,000 optimiser steps (so that small data sets are not
+        undertrained), at least 1 and at most 1,000 epochs.
     optimizer : {'adam', 'adamw', 'sgd'} or torch.optim.Optimizer subclass, default='adam'
-        Optimizer; Adam betas default to ``(0.9, 0.999)`` and ``(0.0, 0.999)`` for JumpReLU
-        (set them with ``optimizer__betas``).
+        Optimizer; Adam betas default to the variant's (``(0.9, 0.999)``, ``(0.0, 0.999)``
+        for JumpReLU; set them with ``optimizer__betas``).
     aux_coef : float, default=1/32
-        Coefficient of the auxiliary loss (AuxK for the top-k family, aux_zipf for Mutual and
-        Feature Choice); 0 disables it.
+        Coefficient of the auxiliary loss (AuxK for the top-k family, top-AFA and MP;
+        aux_zipf for Mutual and Feature Choice); 0 disables it.
     k_aux : int, default=None
         Auxiliary latents per row; None means ``n_features_in_ // 2`` (at least 1).
     dead_after : int, default=None
         A latent is dead after this many training rows without firing; None means
         ``min(10_000_000, n_samples)`` (one epoch).
-    multi_topk : bool, default=False
-        For 'topk', add ``FVU(4k) / 8`` to the loss (sparsify's Multi-TopK).
-    l1_coef : float, default=5.0
-        L1 coefficient of 'relu_l1' (warmed up over the first 5% of steps).
-    jumprelu_bandwidth : float, default=0.05
-        Width of the JumpReLU straight-through kernel (normalised input units).
-    jumprelu_init_threshold : float, default=1.0
-        Initial JumpReLU threshold, in the scaled input units (with ``'expected_norm'``, a
-        random unit encoder row gives pre-activations of standard deviation about 1).
-        SAELens' 0.01 (LLM scale) barely moves L0 in CPU-sized runs.
-    jumprelu_sparsity : {'target', 'step'}, default='target'
-        JumpReLU sparsity loss: ``l0_coef * (L0 / k - 1)**2`` or ``l0_coef * L0``.
-    l0_coef : float, default=1.0
-        Coefficient of the JumpReLU sparsity loss.
-    fc_capacity : {'uniform', 'zipf'}, default='uniform'
-        Feature Choice capacity law.
-    zipf_exponent : float, default=1.0
-        Zipf exponent (Feature Choice capacities and aux_zipf).
-    aux_zipf_ratio : float, default=0.1
-        For aux_zipf, latents firing below this fraction of their Zipf-expected density
-        count as under-used.
-    afa_coef : float, default=0.0
-        Coefficient of the top-AFA norm-matching loss ``(||z|| - ||x - b||)**2``.
-    abstopk_scope : {'row', 'batch'}, default='row'
-        AbsTopK per row, or ``k * B`` per batch with an ``|pre|`` threshold at inference.
-    mp_signed : bool, default=False
-        Classic signed matching pursuit (argmax ``|c|``, signed coefficients).
-    mp_tol : float, default=None
-        At inference, stop MP on a row once ``||r|| < mp_tol * ||x - b||``.
-    mp_max_iter : int, default=None
-        MP steps at inference; None means ``k``.
-    grad_beta : float, default=0.0
-        The g-SAE weight: > 0 ranks latents of topk/batchtopk/abstopk/mutual_choice by
-        ``a + grad_beta * a * |g @ components_.T|`` with ``g`` the downstream gradient.
-    gradient_fn : callable, default=None
-        ``gradient_fn(batch) -> ndarray`` returning the downstream gradients of a batch of raw
-        rows (used when ``fit`` gets no ``sample_gradients``).
-    grad_normalize : bool, default=True
-        Divide ``|g @ components_.T|`` by its batch mean.
     input_scaling : {'expected_norm', 'none'}, default='expected_norm'
         Scale inputs by ``sqrt(d) / mean ||x||`` (estimated on <= 100k rows) for training.
     b_dec_init : {'geometric_median', 'mean', 'zeros'}, default='geometric_median'
         Initial pre-bias.
-    threshold_rate : float, default=0.01
-        EMA rate of inference thresholds and firing densities.
-    inference_mode : {'auto', 'threshold', 'batch'}, default='auto'
-        'auto' uses thresholds for batchtopk / mutual_choice / feature_choice / batch AbsTopK
-        and the native rule otherwise; 'batch' reproduces the training selection (depends
-        on the composition of each ``transform_chunk_size`` chunk).
     sparse_output : bool, default=False
         ``transform`` returns a ``scipy.sparse.csr_matrix``.
     transform_chunk_size : int, default=4096
         Rows encoded at once by ``transform``.
     sparse_path : 'auto' or bool, default='auto'
-        Train the fixed-budget top-k family (topk, abstopk, batchtopk, mutual_choice) through
-        the sparse path: only the pre-activations are a dense product; decoding gathers the
-        selected decoder rows and the encoder backward touches only the selected rows
-        (fused Numba kernels on the CPU, ``embedding_bag`` elsewhere), the same values and
-        gradients as the dense path to float tolerance. 'auto' uses it on the CPU (faster
-        at every size measured) and on other devices when ``n_components >= 4096`` and
-        ``k <= 64``; ``multi_topk`` and the other activations always train densely.
-    validation_fraction : float in (0, 1), default=None
-        Fraction held out for early stopping on the training loss; None trains for exactly
-        ``max_epochs``.
+        Train the fixed-budget top-k family (TopK, AbsTopK, BatchTopK, MutualChoice and a
+        g-SAE over them) through the sparse path: only the pre-activations are a dense
+        product; decoding gathers the selected decoder rows and the encoder backward touches
+        only the selected rows (fused compiled kernels on the CPU, ``embedding_bag``
+        elsewhere), the same values and gradients as the dense path to float tolerance.
+        'auto' uses it on the CPU and on other devices when ``n_components >= 4096`` and
+        ``k <= 64``; Multi-TopK and the other activations always train densely.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop when their loss
+        (reconstruction plus the variant's own terms, without AuxK) has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs; the best epoch's weights are kept.
+    validation_fraction : float in (0, 1), default=0.1
+        Fraction of the rows held out for early stopping.
     n_iter_no_change : int, default=5
         Early-stopping patience in epochs.
     tol : float, default=1e-4
         Minimal improvement of the validation loss for early stopping.
     warm_start : bool, default=False
         ``fit`` continues from the previous fit.
-    device : {'auto', 'cpu', 'cuda'}, default='cpu'
-        Torch device for training and inference.
+    device : {'auto', 'cpu', 'cuda'} or str, default='auto'
+        Torch device for training and inference; 'auto' uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation and shuffling (forked torch RNG; the global RNG is untouched).
     verbose : int, default=0
         > 0 shows a progress bar over epochs.
     **kwargs : dict
-        Routed ``module__*`` / ``optimizer__*`` parameters (e.g. ``optimizer__betas``).
+        Routed ``module__*`` / ``optimizer__*`` parameters (e.g. ``optimizer__betas``). The
+        former flat variant parameters (``k``, ``multi_topk``, ``l1_coef``, ``jumprelu_*``,
+        ``l0_coef``, ``fc_capacity``, ``zipf_exponent``, ``aux_zipf_ratio``, ``afa_coef``,
+        ``abstopk_scope``, ``mp_*``, ``threshold_rate``, ``inference_mode``, ``grad_*``,
+        ``gradient_fn``) still work for one release with a ``FutureWarning`` and set the
+        matching parameter of the activation object.
 
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        Decoder dictionary (unit rows unless 'relu_l1'), in scaled input units.
+        Decoder dictionary (unit rows unless ``ReLU``), in scaled input units.
     encoder_weight_ : ndarray of shape (n_components, n_features)
-        Encoder matrix (equal to ``components_`` for tied 'mp').
+        Encoder matrix (equal to ``components_`` for tied matching pursuit).
     encoder_bias_ : ndarray of shape (n_components,)
-        Encoder bias.
+        Encoder bias (zero for top-AFA and matching pursuit).
     decoder_bias_ : ndarray of shape (n_features,)
         Pre-bias ``b``, in scaled units: ``pre = (s x - b) @ encoder_weight_.T + encoder_bias_``
         and ``inverse_transform(z) = (z @ components_ + b) / s``.
@@ -191,7 +162,13 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
     feature_density_ : ndarray of shape (n_components,)
         Firing frequency of each latent in the last training epoch.
     dead_latents_ : ndarray of bool of shape (n_components,)
-        Latents that did not fire in the last ``dead_after`` training rows.
+        Latents that did not fire in the last ``dead_after`` training rows; ``fit`` warns
+        when they are more than half of the latents.
+    n_dead_latents_ : int
+        Number of dead latents (``dead_latents_.sum()``).
+    activation_ : SAEActivation
+        The trained activation (a clone of ``activation`` with ``k`` resolved and its
+        thresholds or statistics).
     history_ : list of dict
         Per epoch: epoch, train_loss, lr, fvu, l0, dead_fraction, seconds, samples_per_s.
     loss_curve_ : list of float
@@ -206,12 +183,14 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         Device of the last fit.
     converged_ : bool
         True unless early stopping ran out of epochs.
+    n_epochs_ : int
+        Epochs planned by the last ``fit`` (``max_epochs`` resolved when 'auto').
     best_loss_ : float or None
         Best validation loss with early stopping.
     n_components_ : int
         Number of latents.
-    k_ : int
-        The resolved ``k``.
+    k_ : int or None
+        The resolved number of active latents per row (None for ReLU and top-AFA).
     lr_ : float
         The resolved base learning rate.
     module_ : SparseAutoencoderModule
@@ -223,31 +202,40 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
 
     Notes
     -----
-    [inferred] parts, as in the spec: the learning-rate schedule; the JumpReLU defaults at
-    CPU scale ('target' sparsity, bandwidth 0.05, initial threshold 1.0 instead of SAELens'
-    0.01: on the planted setting B1 (20,000 rows, 6 epochs) L0 fell to 5.0 for k = 4 with
-    1.0, but only to 16 with 0.01 even with ``l0_coef=10``); Feature Choice Zipf capacities and the
-    aux_zipf loss (the paper's algorithm box was unavailable); MC / FC inference by
-    thresholds; the g-SAE score (from a summary); the top-AFA norm target ``||x - b||``.
-    Ragged Feature Choice batches with ``k * B < F`` give every latent capacity 1.
+    Not specified by the papers, chosen here: the learning-rate schedule (a linear warm-up
+    and decay, as dictionary_learning); inference by learnt thresholds for Mutual and
+    Feature Choice (batch independent codes, as SAELens saves BatchTopK); the CPU-scale
+    defaults of :class:`~sparsestat.neural.JumpReLU` (see its Notes); the training length
+    ``max_epochs='auto'`` (at least 2,000 steps: on 6,000 rows of a planted dictionary with
+    d = 32, 64 atoms and 3 active per row, 20 epochs of 6 steps recovered the atoms at mean
+    max-cosine 0.78, the 2,000-step rule at about 0.98; see
+    ``tests/test_user_scenarios.py``).
+    ``sample_weight`` weights every per-row term (reconstruction, AuxK and its variance,
+    the variants' penalties), the input scale, the data variance, the geometric-median
+    pre-bias and the firing statistics, so that with full-batch training and a per-row
+    selection integer weights equal repeated rows (to float32 rounding). Batch budgets
+    (BatchTopK, Mutual and Feature Choice) count rows, not weights. Weighted fits take the
+    autograd path on the CPU.
     The loss is ``||x - x_hat||^2 / var0`` with ``var0`` the data variance fixed at
-    initialisation, so it is an FVU estimate; the L1, AFA terms are divided by ``var0`` too.
-    A single-epoch ``fit`` keeps the learning rate constant after warm-up, like
+    initialisation, so it is an FVU estimate; the L1 and AFA terms are divided by ``var0``
+    too. A single-epoch ``fit`` keeps the learning rate constant after warm-up, like
     ``partial_fit``, so that one ``partial_fit`` equals ``fit(max_epochs=1)``.
     Training runs in float32; ``transform`` computes in float64 for float64 input (so codes
     do not depend on the chunking) and returns the input's float dtype. Sparse (CSR) input
     stays sparse: training densifies one mini-batch at a time and ``transform`` one chunk at
     a time. Cost per step O(B F d) for the pre-activations; with the sparse path the rest
     costs O(B k d) (the dense path: about five more O(B F d) products). On the CPU with the
-    Numba kernels the sparse path skips autograd altogether: one fused kernel
+    compiled kernels the sparse path skips autograd altogether: one fused kernel
     (``sae_step_grads``) computes the loss and every gradient (AuxK included), equal to the
-    autograd step to float rounding (tested to 1e-10 in float64).
+    autograd step to float rounding (tested to 1e-10 in float64); inside
+    ``sparsestat._kernels._dispatch.force_backend("generic")`` the CPU runs the autograd
+    path of other devices instead.
     The global gradient clip bounds the gradient of the unnormalised error
     ``mean ||x - x_hat||^2`` at 1 (our loss is divided by ``var0``, so its gradient is
     clipped at ``1 / var0``), which is what the clip at 1.0 of SAELens and
-    dictionary_learning does on their unnormalised MSE: the spec's "clip to 1.0" taken on
-    the peers' loss scale. On MiniLM tokens (16,384 rows, 2 epochs) this lowered the test
-    FVU from 0.291 to 0.274; clipping the normalised loss at 1.0 almost never acts.
+    dictionary_learning does on their unnormalised MSE. On MiniLM tokens (16,384 rows, 2
+    epochs; ``benchmarks/bench_sae.py``) this lowered the test FVU from 0.291 to 0.274;
+    clipping the normalised loss at 1.0 almost never acts.
 
     References
     ----------
@@ -269,48 +257,32 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
     Examples
     --------
     >>> from sparsestat.datasets import make_planted_features
-    >>> from sparsestat.neural import SparseAutoencoder
+    >>> from sparsestat.neural import SparseAutoencoder, TopK
     >>> X, _, atoms = make_planted_features(2000, 16, 32, random_state=0)
-    >>> sae = SparseAutoencoder(n_components=64, k=4, max_epochs=3, random_state=0).fit(X)
+    >>> sae = SparseAutoencoder(64, activation=TopK(k=4), max_epochs=3, random_state=0).fit(X)
     >>> Z = sae.transform(X)
     >>> Z.shape, int((Z != 0).sum(axis=1).max())
     ((2000, 64), 4)
     """
 
+    #: ``max_epochs='auto'``: at least 1 epoch and 2,000 optimiser steps, at most 1,000 epochs
+    _auto_epochs = (1, 2000, 1000)
+    #: ``optimizer__*`` only: the module takes no routed parameters
+    _routed_prefixes = ("optimizer",)
+
     _parameter_constraints: dict = {
         **BaseTorchEstimator._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "k": [Interval(Integral, 1, None, closed="left"), None],
+        "activation": [StrOptions(set(ACTIVATIONS)), SAEActivation],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
         "aux_coef": [Interval(Real, 0, None, closed="left")],
         "k_aux": [Interval(Integral, 1, None, closed="left"), None],
         "dead_after": [Interval(Integral, 1, None, closed="left"), None],
-        "multi_topk": ["boolean"],
-        "l1_coef": [Interval(Real, 0, None, closed="left")],
-        "jumprelu_bandwidth": [Interval(Real, 0, None, closed="neither")],
-        "jumprelu_init_threshold": [Interval(Real, 0, None, closed="neither")],
-        "jumprelu_sparsity": [StrOptions({"target", "step"})],
-        "l0_coef": [Interval(Real, 0, None, closed="left")],
-        "fc_capacity": [StrOptions({"uniform", "zipf"})],
-        "zipf_exponent": [Interval(Real, 0, None, closed="left")],
-        "aux_zipf_ratio": [Interval(Real, 0, None, closed="left")],
-        "afa_coef": [Interval(Real, 0, None, closed="left")],
-        "abstopk_scope": [StrOptions({"row", "batch"})],
-        "mp_signed": ["boolean"],
-        "mp_tol": [Interval(Real, 0, 1, closed="left"), None],
-        "mp_max_iter": [Interval(Integral, 1, None, closed="left"), None],
-        "grad_beta": [Interval(Real, 0, None, closed="left")],
-        "gradient_fn": [callable, None],
-        "grad_normalize": ["boolean"],
         "input_scaling": [StrOptions({"expected_norm", "none"})],
         "b_dec_init": [StrOptions({"geometric_median", "mean", "zeros"})],
-        "threshold_rate": [Interval(Real, 0, 1, closed="right")],
-        "inference_mode": [StrOptions({"auto", "threshold", "batch"})],
         "sparse_output": ["boolean"],
         "transform_chunk_size": [Interval(Integral, 1, None, closed="left")],
         "sparse_path": [StrOptions({"auto"}), "boolean"],
-        "device": [StrOptions({"auto", "cpu", "cuda"})],
     }
 
     def __init__(
@@ -318,50 +290,30 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         n_components=None,
         *,
         activation="topk",
-        k=None,
         lr=None,
         batch_size=1024,
-        max_epochs=20,
+        max_epochs="auto",
         optimizer="adam",
         aux_coef=1 / 32,
         k_aux=None,
         dead_after=None,
-        multi_topk=False,
-        l1_coef=5.0,
-        jumprelu_bandwidth=0.05,
-        jumprelu_init_threshold=1.0,
-        jumprelu_sparsity="target",
-        l0_coef=1.0,
-        fc_capacity="uniform",
-        zipf_exponent=1.0,
-        aux_zipf_ratio=0.1,
-        afa_coef=0.0,
-        abstopk_scope="row",
-        mp_signed=False,
-        mp_tol=None,
-        mp_max_iter=None,
-        grad_beta=0.0,
-        gradient_fn=None,
-        grad_normalize=True,
         input_scaling="expected_norm",
         b_dec_init="geometric_median",
-        threshold_rate=0.01,
-        inference_mode="auto",
         sparse_output=False,
         transform_chunk_size=4096,
         sparse_path="auto",
-        validation_fraction=None,
+        early_stopping=False,
+        validation_fraction=0.1,
         n_iter_no_change=5,
         tol=1e-4,
         warm_start=False,
-        device="cpu",
+        device="auto",
         random_state=None,
         verbose=0,
         **kwargs,
     ):
         self.n_components = n_components
         self.activation = activation
-        self.k = k
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -369,30 +321,12 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         self.aux_coef = aux_coef
         self.k_aux = k_aux
         self.dead_after = dead_after
-        self.multi_topk = multi_topk
-        self.l1_coef = l1_coef
-        self.jumprelu_bandwidth = jumprelu_bandwidth
-        self.jumprelu_init_threshold = jumprelu_init_threshold
-        self.jumprelu_sparsity = jumprelu_sparsity
-        self.l0_coef = l0_coef
-        self.fc_capacity = fc_capacity
-        self.zipf_exponent = zipf_exponent
-        self.aux_zipf_ratio = aux_zipf_ratio
-        self.afa_coef = afa_coef
-        self.abstopk_scope = abstopk_scope
-        self.mp_signed = mp_signed
-        self.mp_tol = mp_tol
-        self.mp_max_iter = mp_max_iter
-        self.grad_beta = grad_beta
-        self.gradient_fn = gradient_fn
-        self.grad_normalize = grad_normalize
         self.input_scaling = input_scaling
         self.b_dec_init = b_dec_init
-        self.threshold_rate = threshold_rate
-        self.inference_mode = inference_mode
         self.sparse_output = sparse_output
         self.transform_chunk_size = transform_chunk_size
         self.sparse_path = sparse_path
+        self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -412,41 +346,81 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
     def _n_features_out(self):
         return self.n_components_
 
-    # ------------------------------------------------------------------ fit entry points
-    def _set_gradients(self, X, sample_gradients):
-        self._pending_gradients = None
-        if sample_gradients is None:
-            return
-        G = check_array(sample_gradients, dtype=np.float32)
-        if G.shape != tuple(X.shape):
-            raise ValueError(f"sample_gradients must have shape {X.shape}; got {G.shape}")
-        self._pending_gradients = G
+    @property
+    def activation_(self):
+        """The trained activation object (the one inside ``module_``)."""
+        return self.module_.act
 
+    # ------------------------------------------------------------------ variants
+    def _is_routed(self, key):
+        # the deprecated flat variant parameters are kept with the routed ones
+        return key in FLAT_PARAMETERS or super()._is_routed(key)
+
+    def _resolve_activation(self, warn=False, stacklevel=2):
+        """A fresh activation object: ``activation`` with the deprecated flat parameters."""
+        routed = getattr(self, "_routed_params", {})
+        old = {k: v for k, v in routed.items() if k in FLAT_PARAMETERS}
+        act = activation_from_flat_parameters(self.activation, old)
+        if warn and old:
+            warnings.warn(
+                f"SparseAutoencoder parameters {sorted(old)} are deprecated and will be "
+                f"removed in the next release: set them on the activation object, here "
+                f"activation={act!r}.",
+                FutureWarning,
+                stacklevel=stacklevel,
+            )
+        return act
+
+    def _warn_dead_latents(self, stacklevel):
+        if self.n_dead_latents_ > 0.5 * self.n_components_:
+            warnings.warn(
+                f"SparseAutoencoder: {self.n_dead_latents_} of {self.n_components_} latents "
+                f"did not fire in the last {self._dead_after} training rows (dead_latents_). "
+                "Fewer n_components, more training (max_epochs, lr) or a larger aux_coef "
+                "usually revive them.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+
+    # ------------------------------------------------------------------ fit entry points
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_gradients=None):
-        """Train the autoencoder for ``max_epochs`` epochs.
+    def fit(self, X, y=None, sample_weight=None, sample_gradients=None):
+        """Train the autoencoder (``max_epochs`` epochs, or until early stopping).
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Training data. A dask array (for example a zarr store opened with
+            ``dask.array.from_zarr``) is streamed: each epoch is one ``partial_fit`` call
+            per row block, in order, one block in memory at a time.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights (None: all 1); rows of weight 0 are left out.
         sample_gradients : array-like of shape (n_samples, n_features), default=None
-            Downstream gradients at each row, for g-SAE (``grad_beta > 0``).
+            Downstream gradients at each row, for a :class:`~sparsestat.neural.GSAE`
+            activation (ignored by the others).
 
         Returns
         -------
         self : SparseAutoencoder
             The fitted estimator.
         """
-        self._set_gradients(X, sample_gradients)
-        try:
-            return self._fit(X, None, partial=False)
-        finally:
-            self._pending_gradients = None
+        self._resolve_activation(warn=True, stacklevel=4)  # warns for the old flat names
+        if is_dask_array(X):
+            if sample_gradients is not None:
+                raise ValueError(
+                    "sample_gradients cannot be streamed with a dask X; give the GSAE "
+                    "activation a gradient_fn, or call partial_fit on each block"
+                )
+            self._fit_streaming(X, None, sample_weight=sample_weight)
+        else:
+            G = self._check_gradients(X, sample_gradients)
+            self._fit(X, G, partial=False, sample_weight=sample_weight)
+        self._warn_dead_latents(stacklevel=4)
+        return self
 
-    def partial_fit(self, X, y=None, sample_gradients=None):
+    def partial_fit(self, X, y=None, sample_weight=None, sample_gradients=None):
         """One pass over ``X`` in minibatches; the first call initialises the model.
 
         Parameters
@@ -455,6 +429,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             A chunk of training data.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights, relative within this chunk.
         sample_gradients : array-like of shape (n_samples, n_features), default=None
             Downstream gradients (g-SAE).
 
@@ -465,15 +441,22 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         """
         if not hasattr(self, "module_"):
             self._validate_params()
-        self._set_gradients(X, sample_gradients)
-        try:
-            return self._fit(X, None, partial=True)
-        finally:
-            self._pending_gradients = None
+            self._resolve_activation(warn=True, stacklevel=3)
+        G = self._check_gradients(X, sample_gradients)
+        return self._fit(X, G, partial=True, sample_weight=sample_weight)
+
+    def _check_gradients(self, X, sample_gradients):
+        if sample_gradients is None:
+            return None
+        G = check_array(sample_gradients, dtype=np.float32)
+        if G.shape != tuple(X.shape):
+            raise ValueError(f"sample_gradients must have shape {X.shape}; got {G.shape}")
+        return G
 
     # ------------------------------------------------------------------ base hooks
     def _validate_X_y(self, X, y, reset):
-        # the first batch sets the pre-bias and the input scale, which one row cannot define
+        # the first batch sets the pre-bias and the input scale, which one row cannot define;
+        # ``y`` carries the downstream gradients (g-SAE), row-aligned with X
         X = validate_data(
             self,
             X,
@@ -482,63 +465,62 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             dtype=(np.float32, np.float64),
             ensure_min_samples=2 if reset else 1,
         )
-        return X, None
+        return X, y
 
     def _training_rows(self, X):
         # sparse input stays CSR and is densified per mini-batch (O(batch * d) memory)
         return _CSRRows(X) if sp.issparse(X) else super()._training_rows(X)
 
-    def _prepare_targets(self, y, fit):
-        G = getattr(self, "_pending_gradients", None)
-        return None if G is None else torch.as_tensor(G)
+    def _prepare_targets(self, y, fit, sample_weight=None):
+        # the weights of this call (rows of weight 0 removed), for the initial statistics
+        w = None if sample_weight is None else np.asarray(sample_weight)
+        # equal weights (after the rows of weight 0 are removed) are no weights
+        self._call_weights = None if w is None or bool(np.all(w == w[0])) else w
+        # the base divides the batch weights by their mean: this restores them (row counts)
+        self._weight_mean = 1.0 if self._call_weights is None else float(np.mean(w))
+        return None if y is None else torch.as_tensor(np.asarray(y, dtype=np.float32))
 
     def _build_module(self, X, y):
         n, d = X.shape
         self.n_components_ = int(self.n_components or 8 * d)
-        self.k_ = int(self.k or max(1, min(32, d // 4)))
-        if self.activation == "feature_choice" and self.k_ * min(self.batch_size, n) < (
-            self.n_components_
-        ):
-            raise ValueError(
-                "feature_choice needs k * batch_size >= n_components; got "
-                f"{self.k_} * {min(self.batch_size, n)} < {self.n_components_}"
-            )
-        if n > 100_000:
-            sample = X[torch.randperm(n)[:100_000]].double()
-        else:
-            sample = (X[torch.arange(n)] if isinstance(X, _CSRRows) else X).double()
+        act = self._resolve_activation()
+        weights = getattr(self, "_call_weights", None)
+        rows = torch.randperm(n)[:100_000] if n > 100_000 else torch.arange(n)
+        sample = (X[rows] if n > 100_000 or isinstance(X, _CSRRows) else X).double()
+        w = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)[rows]
+        w = None if w is None else w / w.sum()
+
+        def mean(values):  # (weighted) mean over the sampled rows
+            return values.mean(0) if w is None else (w[:, None] * values).sum(0)
+
         if self.input_scaling == "expected_norm":
-            mean_norm = float(sample.norm(dim=1).mean())
+            mean_norm = float(mean(sample.norm(dim=1)[:, None])[0])
             self.input_scale_ = math.sqrt(d) / mean_norm if mean_norm > 0 else 1.0
         else:
             self.input_scale_ = 1.0
         scaled = sample * self.input_scale_
-        var0 = float((scaled - scaled.mean(0)).square().sum(1).mean())
+        var0 = float(mean((scaled - mean(scaled)).square().sum(1)[:, None])[0])
         self._var0 = var0 if var0 > 0 else 1.0
         module = SparseAutoencoderModule(
             d,
             self.n_components_,
-            self.activation,
-            self.k_,
-            abstopk_scope=self.abstopk_scope,
-            fc_capacity=self.fc_capacity,
-            zipf_exponent=self.zipf_exponent,
-            jumprelu_init_threshold=self.jumprelu_init_threshold,
-            jumprelu_bandwidth=self.jumprelu_bandwidth,
-            mp_signed=self.mp_signed,
-            mp_tol=self.mp_tol,
-            threshold_rate=self.threshold_rate,
+            act,
+            batch_size=min(self.batch_size, n),
             **self.get_routed_params("module"),
         )
+        self.k_ = act.n_active
         with torch.no_grad():
             if self.b_dec_init == "geometric_median":
-                module.b_dec.copy_(geometric_median(scaled[:32_768]))
+                part = scaled[:32_768]
+                wpart = None if w is None else w[:32_768]
+                median = get_kernel("geometric_median", part)(part, weights=wpart)
+                module.b_dec.copy_(median)
             elif self.b_dec_init == "mean":
-                module.b_dec.copy_(scaled.mean(0))
-        self._dead_after = int(self.dead_after or min(10_000_000, n))
+                module.b_dec.copy_(mean(scaled))
+        n_rows = n if weights is None else float(np.sum(weights))  # repeated-row equivalent
+        self._dead_after = int(self.dead_after or min(10_000_000, max(1, round(n_rows))))
         self._k_aux = int(self.k_aux or max(1, d // 2))
         self._since_fired = torch.zeros(self.n_components_, dtype=torch.long)
-        self._density_ema = torch.zeros(self.n_components_, dtype=torch.float64)
         self._warmup_steps = None
         return module
 
@@ -549,9 +531,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         self.lr_ = float(lr)
         kwargs = {"lr": self.lr_, **self.get_routed_params("optimizer")}
         if self.optimizer in ("adam", "adamw"):
-            kwargs.setdefault(
-                "betas", (0.0, 0.999) if self.activation == "jumprelu" else (0.9, 0.999)
-            )
+            kwargs.setdefault("betas", tuple(self.module_.act.adam_betas))
             cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
         elif self.optimizer == "sgd":
             kwargs.setdefault("momentum", 0.9)
@@ -560,7 +540,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             return self.optimizer(self.module_.parameters(), **kwargs)
         cls = eager_optimizer(cls)
         if cls is not torch.optim.SGD and "foreach" not in kwargs:
-            # the fused Adam kernel (CPU and CUDA): ~3x faster steps at SAE sizes
+            # the fused Adam kernel (CPU and CUDA): faster steps at SAE sizes
             try:
                 return cls(self.module_.parameters(), **{"fused": True, **kwargs})
             except (RuntimeError, TypeError, ValueError):  # older torch / unsupported device
@@ -610,152 +590,101 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
                 "t0": time.perf_counter(),
                 "err": 0.0,
                 "rows": 0,
-                "counts": torch.zeros(self.n_components_, dtype=torch.long),
+                "counts": torch.zeros(self.n_components_, dtype=torch.float64),
             }
-
-    def _batch_gradients(self, X, y):
-        if self.grad_beta <= 0:
-            return None
-        if y is not None:
-            return y
-        if self.gradient_fn is not None:
-            raw = X.detach().cpu().double().numpy()
-            g = np.asarray(self.gradient_fn(raw), dtype=np.float64)
-            if g.shape != raw.shape:
-                raise ValueError(f"gradient_fn must return shape {raw.shape}; got {g.shape}")
-            return torch.as_tensor(g, dtype=X.dtype, device=X.device)
-        return None
 
     def _use_sparse_path(self):
         m = self.module_
-        if self.sparse_path is False or not m.supports_sparse or self.multi_topk:
+        if self.sparse_path is False or not m.supports_sparse:
             return False
         if self.sparse_path is True or m.W_dec.device.type == "cpu":
             return True
-        return self.n_components_ >= 4096 and self.k_ <= 64
+        return self.n_components_ >= 4096 and (self.k_ or 0) <= 64
 
     def _use_manual_step(self):
-        """Whether a training step can skip autograd (sparse path, CPU, Numba kernels)."""
+        """Whether a training step can skip autograd (sparse path, CPU, compiled kernels)."""
         m = self.module_
         return (
-            _layers_sae._USE_NUMBA
-            and m.W_dec.device.type == "cpu"
+            m.W_dec.device.type == "cpu"
             and m.W_dec.dtype in (torch.float32, torch.float64)
             and self._use_sparse_path()
+            and compiled_kernels()
         )
 
     def _aux_mask(self):
         """Latents of the auxiliary loss (dead or under-used), or None without one."""
-        name = self.activation
-        if self.aux_coef <= 0 or name not in _AUXK + _ZIPF_AUX:
+        if self.aux_coef <= 0:
             return None
-        if name in _ZIPF_AUX:
-            return zipf_underused_mask(
-                self._density_ema, self.k_, self.aux_zipf_ratio, self.zipf_exponent
-            )
-        return self._since_fired >= self._dead_after
+        return self.module_.act.aux_mask(self._since_fired, self._dead_after)
 
-    @torch.no_grad()
     def _manual_batch_loss(self, X, y):
-        """The sparse-path loss with its gradients written into ``.grad`` (no autograd).
+        """The sparse-path step without autograd (see ``sparse_train_step``).
 
-        Same loss, gradients and statistics as the autograd sparse path (to float
-        rounding): reconstruction ``||x - x_hat||^2 / var0`` plus AuxK, gradients from the
-        fused kernel :func:`sparse_step_grads`, the decoder-gradient projection and the
-        gradient clipping of :meth:`on_grad_computed` (which the base class runs next).
-        Returns the loss as a tensor without a graph, so that the base skips ``backward``.
+        Returns the loss as a tensor without a graph, so that the base skips ``backward``;
+        ``on_grad_computed`` (projection and clipping) runs next as for autograd.
         """
         m = self.module_
         xb = X * self.input_scale_
-        B = xb.shape[0]
-        xc = xb - m.b_dec
-        pre = torch.addmm(m.b_enc, xc, m.W_enc.T)
-        rows, cols, _ = m.sparse_select(
-            pre,
-            grad=self._batch_gradients(X, y),
-            grad_beta=self.grad_beta,
-            grad_normalize=self.grad_normalize,
-        )
-        relu = not m.signed
-        w = 1.0 / (B * self._var0)
-        loss, resid, g_w, g_be, g_d, g_x = sparse_step_grads(
-            xc, xc, pre, rows, cols, m.W_enc, m.W_dec, w, relu
-        )
-        g_bd = (2.0 * w) * resid.sum(0)
-        mask = self._aux_mask()
-        n_masked = 0 if mask is None else int(mask.sum())
-        if n_masked > 0:
-            kk = min(self._k_aux, n_masked)
-            e = -resid  # x - x_hat, held fixed
-            denom = float((e - e.mean(0)).square().sum())
-            scale = self.aux_coef * min(n_masked / self._k_aux, 1.0)
-            if denom > 0 and math.isfinite(denom):
-                ra, ca, _ = select_sparse(pre, kk, signed=m.signed, mask=mask)
-                aux = sparse_step_grads(xc, e, pre, ra, ca, m.W_enc, m.W_dec, scale / denom, relu)
-                if math.isfinite(aux[0]):
-                    loss += aux[0]
-                    g_w += aux[2]
-                    g_be += aux[3]
-                    g_d += aux[4]
-                    g_x += aux[5]
-        g_bd -= g_x.sum(0)
-        for p, g in ((m.W_enc, g_w), (m.b_enc, g_be), (m.W_dec, g_d), (m.b_dec, g_bd)):
-            p.grad = g
-        vals = pre.reshape(-1).take(rows * pre.shape[1] + cols)
-        if relu:
-            vals = vals.clamp_min(0)
-        m.update_sparse_threshold(vals)
-        counts = torch.bincount(cols[vals != 0], minlength=self.n_components_)
-        self._last_batch = (resid.square().sum(1), counts)
-        return torch.tensor(loss, dtype=xb.dtype)  # no graph: the base skips backward
-
-    def _batch_loss(self, X, y, n_train):
-        m = self.module_
-        if m.training and torch.is_grad_enabled() and self._use_manual_step():
-            return self._manual_batch_loss(X, y)
-        xb = X * self.input_scale_
-        sparse = m.training and torch.is_grad_enabled() and self._use_sparse_path()
-        forward = m.forward_sparse if sparse else m
-        x_hat, z, pre = forward(
+        loss, err, counts = sparse_train_step(
+            m,
             xb,
-            grad=self._batch_gradients(X, y),
-            grad_beta=self.grad_beta,
-            grad_normalize=self.grad_normalize,
+            weight=1.0 / self._var0,
+            grad=m.act.batch_gradients(X, y),
+            aux_mask=self._aux_mask(),
+            k_aux=self._k_aux,
+            aux_coef=self.aux_coef,
         )
+        self._last_batch = (err, counts.double(), float(xb.shape[0]))
+        return torch.tensor(loss, dtype=xb.dtype)
+
+    def _batch_loss(self, X, y, n_train, sample_weight=None):
+        m = self.module_
+        training = m.training and torch.is_grad_enabled()
+        if getattr(self, "_call_weights", None) is None:
+            sample_weight = None  # unweighted, or equal weights
+        if training and sample_weight is None and self._use_manual_step():
+            return self._manual_batch_loss(X, y)
+        w = None if sample_weight is None else sample_weight.to(X.dtype)
+        xb = X * self.input_scale_
+        sparse = training and self._use_sparse_path()
+        grad = m.act.batch_gradients(X, y)
+        x_hat, z, pre = m.forward_sparse(xb, grad=grad) if sparse else m(xb, grad=grad)
         err = (xb - x_hat).square().sum(1)
-        loss = err.mean() / self._var0
-        name = self.activation
-        if name == "topk" and self.multi_topk:
-            x4 = m.decode(topk_relu(pre, 4 * self.k_))
-            loss = loss + (xb - x4).square().sum(1).mean() / self._var0 / 8
-        mask = self._aux_mask()
+        loss = self._weighted_mean(err, w) / self._var0
+        mask = self._aux_mask() if training else None  # AuxK trains; it is not monitored
         if mask is not None and bool(mask.any()):
             enc = (xb - m.b_dec, m.W_enc, m.b_enc) if sparse else None
             aux = auxk_loss(
-                pre, xb - x_hat, m.W_dec, mask, self._k_aux, signed=m.signed, encoder=enc
+                pre,
+                xb - x_hat,
+                m.W_dec,
+                mask,
+                self._k_aux,
+                signed=m.signed,
+                encoder=enc,
+                sample_weight=w,
             )
             loss = loss + self.aux_coef * aux
-        if name == "jumprelu":
-            l0 = m.act.l0(pre)
-            if self.jumprelu_sparsity == "target":
-                loss = loss + self.l0_coef * (l0 / self.k_ - 1.0).square()
-            else:
-                loss = loss + self.l0_coef * l0
-        elif name == "relu_l1":
-            _, total, _ = self._schedule
-            warm = min(1.0, (self.n_steps_ + 1) / max(1, int(0.05 * total)))
-            l1 = (z * m.W_dec.norm(dim=1)).sum(1).mean()
-            loss = loss + warm * self.l1_coef * l1 / self._var0
-        elif name == "top_afa" and self.afa_coef > 0:
-            target = (xb - m.b_dec).norm(dim=1)
-            loss = loss + self.afa_coef * (z.norm(dim=1) - target).square().mean() / self._var0
-        if m.training and torch.is_grad_enabled():
+        _, total, _ = self._schedule
+        dense_z = None if sparse else z
+        extra = m.act.extra_loss(
+            m, xb, dense_z, pre, self._var0, self.n_steps_, total, sample_weight=w
+        )
+        if extra is not None:
+            loss = loss + extra
+        if training:
+            raw = None if w is None else (w.detach() * self._weight_mean).double()
             if sparse:
-                vals, _, cols, _ = z
-                counts = torch.bincount(cols[vals.detach() != 0], minlength=self.n_components_)
+                vals, rows, cols, _ = z
+                fired = vals.detach() != 0
+                wts = None if raw is None else raw[rows[fired]]
+                counts = torch.bincount(cols[fired], weights=wts, minlength=self.n_components_)
             else:
-                counts = (z.detach() != 0).sum(0)
-            self._last_batch = (err.detach(), counts.cpu())
+                fired = (z.detach() != 0).double()
+                counts = fired.sum(0) if raw is None else raw @ fired
+            n_rows = float(X.shape[0]) if raw is None else float(raw.sum())
+            err = err.detach() if raw is None else err.detach() * raw
+            self._last_batch = (err, counts.double().cpu(), n_rows)
         return loss
 
     def on_grad_computed(self, X, y):
@@ -781,7 +710,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             torch._foreach_mul_(grads, max_norm / (total + 1e-6 * max_norm))
 
     def on_batch_end(self, X, y, loss):
-        """Renormalise the decoder, clamp thresholds, update firing statistics.
+        """Renormalise the decoder, project the variant's parameters, update statistics.
 
         Parameters
         ----------
@@ -795,16 +724,15 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         m = self.module_
         if m.unit_norm_decoder:
             normalize_decoder_(m.W_dec)
-        if self.activation == "jumprelu":
-            m.act.clamp_()
-        err, counts = self._last_batch
+        m.act.after_step()
+        err, counts, n_rows = self._last_batch  # weighted by the row weights, if any
         self._last_batch = None
-        self._since_fired += X.shape[0]
+        self._since_fired += int(round(n_rows))
         self._since_fired.masked_fill_(counts > 0, 0)
-        self._density_ema.lerp_(counts.double() / X.shape[0], self.threshold_rate)
+        m.act.update_statistics(counts, n_rows)
         st = self._epoch_stats
         st["err"] += float(err.double().sum())
-        st["rows"] += X.shape[0]
+        st["rows"] += n_rows
         st["counts"] += counts
 
     def on_epoch_end(self, epoch):
@@ -825,8 +753,8 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         if not math.isfinite(st["err"]):
             raise FloatingPointError("SparseAutoencoder training diverged (non-finite loss)")
         seconds = time.perf_counter() - st["t0"]
-        rows = max(st["rows"], 1)
-        self.feature_density_ = st["counts"].double().numpy() / rows
+        rows = st["rows"] if st["rows"] > 0 else 1.0
+        self.feature_density_ = st["counts"].numpy() / rows
         dead = self._since_fired >= self._dead_after
         return {
             "fvu": st["err"] / (rows * self._var0),
@@ -843,73 +771,64 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
             self.components_ = m.W_dec.detach().cpu().double().numpy().copy()
             self.encoder_weight_ = m.encoder_weight().detach().cpu().double().numpy().copy()
             self.encoder_bias_ = m.b_enc.detach().cpu().double().numpy().copy()
-            if self.activation in ("top_afa", "mp"):
+            if not m.act.encoder_bias:
                 self.encoder_bias_[:] = 0.0
             self.decoder_bias_ = m.b_dec.detach().cpu().double().numpy().copy()
-            act = m.act
-            if act is not None and getattr(act, "batch", None) is not None:
-                act = act.batch
-            thr = None
-            if act is not None and hasattr(act, "threshold"):
-                t = act.threshold.detach().cpu().double().numpy().copy()
-                thr = float(max(t, 0.0)) if t.ndim == 0 else np.maximum(t, 0.0)
-            self.threshold_ = thr
+        self.threshold_ = m.act.inference_threshold()
         self.dead_latents_ = (self._since_fired >= self._dead_after).numpy().copy()
+        self.n_dead_latents_ = int(self.dead_latents_.sum())
 
     # ------------------------------------------------------------------ inference
+    def _sync_inference_params(self):
+        """Copy the inference-only parameters of ``activation`` to the trained activation."""
+        act = self.module_.act
+        if not act.inference_params:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            live = self._resolve_activation(warn=False)
+        if type(live) is type(act):
+            act.set_params(**{n: getattr(live, n) for n in act.inference_params})
+
     def _encode(self, X, k=None, sample_gradients=None):
         """Validated chunk-wise codes, as a list of NumPy arrays in the dtype of ``X``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32))
+        m = self.module_
+        self._sync_inference_params()
         G = None
         if sample_gradients is not None:
             G = check_array(sample_gradients, dtype=X.dtype)
             if G.shape != X.shape:
                 raise ValueError(f"sample_gradients must have shape {X.shape}; got {G.shape}")
-        elif self.grad_beta > 0 and not getattr(self, "_warned_grad", False):
+        elif m.act.uses_gradients and not getattr(self, "_warned_grad", False):
             warnings.warn(
-                "grad_beta > 0 but transform got no sample_gradients; using grad_beta=0",
+                "the g-SAE activation got no sample_gradients in transform; ranking latents "
+                "without gradients (beta=0)",
                 UserWarning,
                 stacklevel=3,
             )
             self._warned_grad = True
-        m = self.module_
         dev = self._device()
-        m.to(dev)
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        act = m.act.batch if getattr(m.act, "batch", None) is not None else m.act
-        tracked = act is not None and hasattr(act, "track_statistics")
-        if tracked:
-            act.track_statistics = False
-        # 'batch' reproduces the training selection; 'auto' / 'threshold' use the eval rule
-        # (thresholds for batch variants and Feature Choice, the native rule otherwise)
-        m.train(self.inference_mode == "batch")
-        if self.activation == "mp" and k is None:
-            k = self.mp_max_iter
+        if dtype != torch.float32 or m.W_dec.device != dev:
+            # a private copy in the compute dtype: the fitted module is never changed, so
+            # that concurrent calls (dask blocks on threads) are safe
+            m = copy.deepcopy(m).to(device=dev, dtype=dtype)
+        m.eval()
         out = []
-        try:
-            with torch.no_grad(), _module_dtype(m, dtype):
-                for start in range(0, X.shape[0], self.transform_chunk_size):
-                    part = X[start : start + self.transform_chunk_size]
-                    part = part.toarray() if sp.issparse(part) else part
-                    xb = torch.from_numpy(np.array(part, dtype=X.dtype)).to(dev)
-                    xb = xb * self.input_scale_
-                    gb = None
-                    if G is not None:
-                        gb = torch.as_tensor(G[start : start + self.transform_chunk_size])
-                        gb = gb.to(device=dev, dtype=dtype)
-                    z, _ = m.encode(
-                        xb,
-                        k=k,
-                        grad=gb,
-                        grad_beta=self.grad_beta,
-                        grad_normalize=self.grad_normalize,
-                    )
-                    out.append(z.cpu().numpy().astype(X.dtype, copy=False))
-        finally:
-            if tracked:
-                act.track_statistics = True
-            m.eval()
+        with torch.no_grad():
+            for start in range(0, X.shape[0], self.transform_chunk_size):
+                part = X[start : start + self.transform_chunk_size]
+                part = part.toarray() if sp.issparse(part) else part
+                xb = torch.from_numpy(np.array(part, dtype=X.dtype)).to(dev)
+                xb = xb * self.input_scale_
+                gb = None
+                if G is not None:
+                    gb = torch.as_tensor(G[start : start + self.transform_chunk_size])
+                    gb = gb.to(device=dev, dtype=dtype)
+                z, _ = m.encode(xb, k=k, grad=gb)
+                out.append(z.cpu().numpy().astype(X.dtype, copy=False))
         return out
 
     def transform(self, X, *, k=None, sample_gradients=None):
@@ -920,15 +839,25 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
         k : int, default=None
-            Override the per-row k (topk, row AbsTopK) or the number of MP steps.
+            Override the per-row k (TopK, row AbsTopK) or the number of MP steps.
         sample_gradients : array-like of shape (n_samples, n_features), default=None
-            Downstream gradients (g-SAE); without them ``grad_beta`` is ignored (warns once).
+            Downstream gradients for a :class:`~sparsestat.neural.GSAE` activation; without
+            them it ranks latents as its base selection (warns once).
 
         Returns
         -------
-        Z : ndarray or csr_matrix of shape (n_samples, n_components)
-            Codes (``csr_matrix`` when ``sparse_output=True``).
+        Z : ndarray, csr_matrix or dask array of shape (n_samples, n_components)
+            Codes (``csr_matrix`` when ``sparse_output=True``), in the float dtype of ``X``
+            (computed in float64 for float64 input). For a dask ``X``, a lazy dask array
+            computed block by block (dense blocks), equal to the in-memory result.
         """
+        check_is_fitted(self)
+        if is_dask_array(X) and sample_gradients is not None:
+            raise ValueError("sample_gradients cannot be given with a dask X in transform")
+        return self._transform(X, k=k, sample_gradients=sample_gradients)
+
+    @rowwise(n_outputs=lambda est: est.n_components_)
+    def _transform(self, X, k=None, sample_gradients=None):
         chunks = self._encode(X, k=k, sample_gradients=sample_gradients)
         if self.sparse_output:
             return sp.vstack([sp.csr_matrix(c) for c in chunks], format="csr")
@@ -949,22 +878,28 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         indices : ndarray of shape (n_samples, k)
             Latent indices.
         """
+        check_is_fitted(self)
+        if self.k_ is None:
+            raise ValueError(
+                f"encode_topk needs a variant with a fixed k; {self.activation_!r} has none"
+            )
         Z = torch.from_numpy(np.vstack(self._encode(X)))
-        vals, idx = Z.abs().topk(min(self.k_, Z.shape[1]), dim=1)
+        vals, idx = Z.abs().topk(min(int(self.k_), Z.shape[1]), dim=1)
         return Z.gather(1, idx).numpy(), idx.numpy()
 
+    @rowwise(n_outputs=lambda est: est.n_features_in_)
     def inverse_transform(self, X):
         """Reconstruction ``(Z @ components_ + decoder_bias_) / input_scale_``.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_components)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_components)
             Codes.
 
         Returns
         -------
-        X_hat : ndarray of shape (n_samples, n_features)
-            Reconstruction in input units.
+        X_hat : ndarray or dask array of shape (n_samples, n_features)
+            Reconstruction in input units (lazy, block by block, for a dask ``X``).
         """
         check_is_fitted(self)
         Z = check_array(X, accept_sparse="csr", dtype=[np.float32, np.float64])

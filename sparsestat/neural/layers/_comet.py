@@ -70,6 +70,13 @@ def _entropy(p: torch.Tensor, dim: int) -> torch.Tensor:
     return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim)
 
 
+def _sample_mean(per_sample: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the batch, weighted by ``sample_weight`` (normalised to mean 1) if given."""
+    if sample_weight is None:
+        return per_sample.mean()
+    return (per_sample * sample_weight.to(per_sample.dtype)).mean()
+
+
 def log_sinkhorn(log_alpha: torch.Tensor, n_iters: int) -> torch.Tensor:
     """Log-domain Sinkhorn normalisation: a doubly stochastic matrix ``exp(result)``.
 
@@ -282,13 +289,17 @@ class COMETGate(_Gate):
         )  # (B, n, n-1, k)
         return factors.prod(dim=2)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate weights (B, n) and the entropy penalty (batch mean over samples).
 
         Parameters
         ----------
         x : torch.Tensor of shape (B, n_in)
             Input batch.
+        sample_weight : torch.Tensor of shape (B,) or None, default=None
+            Weights of the rows in the penalty's mean (None: plain mean).
 
         Returns
         -------
@@ -305,7 +316,7 @@ class COMETGate(_Gate):
         w = torch.softmax(logit.reshape(B, -1), dim=1).view(B, self.n, self.k)
         g = self._leaf_to_expert(w).sum(-1)
         g = g / g.sum(1, keepdim=True)
-        penalty = _entropy(P, 1).sum(-1).mean()
+        penalty = _sample_mean(_entropy(P, 1).sum(-1), sample_weight)
         return g, penalty
 
 
@@ -335,13 +346,17 @@ class TopKGate(_Gate):
         self.k = int(k)
         self.linear = nn.Linear(n_in, n_experts)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate weights (B, n) and a zero penalty.
 
         Parameters
         ----------
         x : torch.Tensor of shape (B, n_in)
             Input batch.
+        sample_weight : torch.Tensor of shape (B,) or None, default=None
+            Weights of the rows in the penalty's mean (None: plain mean).
 
         Returns
         -------
@@ -423,13 +438,17 @@ class DSelectKGate(_Gate):
             return one * r.sum(-1, keepdim=True)
         return r
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate weights (B, n) and the selectors' entropy penalty.
 
         Parameters
         ----------
         x : torch.Tensor of shape (B, n_in)
             Input batch.
+        sample_weight : torch.Tensor of shape (B,) or None, default=None
+            Weights of the rows in the penalty's mean (None: plain mean).
 
         Returns
         -------
@@ -442,7 +461,7 @@ class DSelectKGate(_Gate):
         alpha = torch.softmax(self.mix(x), dim=1)
         g = self._leaf_to_expert((alpha[:, :, None] * r).sum(1))
         g = g / g.sum(1, keepdim=True).clamp_min(torch.finfo(g.dtype).tiny)
-        return g, _entropy(r, -1).sum(-1).mean()
+        return g, _sample_mean(_entropy(r, -1).sum(-1), sample_weight)
 
 
 class HashGate(_Gate):
@@ -527,13 +546,17 @@ class HashGate(_Gate):
         bits = (z >= 0).to(torch.int64).view(x.shape[0], self.k, self.m)
         return (bits * self.powers).sum(-1) % self.n
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate weights (B, n) and a zero penalty.
 
         Parameters
         ----------
         x : torch.Tensor of shape (B, n_in)
             Input batch.
+        sample_weight : torch.Tensor of shape (B,) or None, default=None
+            Weights of the rows in the penalty's mean (None: plain mean).
 
         Returns
         -------
@@ -571,13 +594,17 @@ class SoftmaxGate(_Gate):
         super().__init__()
         self.linear = nn.Linear(n_in, n_experts)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate weights (B, n) and a zero penalty.
 
         Parameters
         ----------
         x : torch.Tensor of shape (B, n_in)
             Input batch.
+        sample_weight : torch.Tensor of shape (B,) or None, default=None
+            Weights of the rows in the penalty's mean (None: plain mean).
 
         Returns
         -------
@@ -671,13 +698,17 @@ class MixtureOfExperts(nn.Module):
                 h = self.drop(self.act(h))
         return h
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, sample_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Dense mixture (every expert evaluated).
 
         Parameters
         ----------
         x : torch.Tensor of shape (B, n_in)
             Input batch.
+        sample_weight : torch.Tensor of shape (B,) or None, default=None
+            Row weights of the gate's penalty (a weighted mean; None: plain mean).
 
         Returns
         -------
@@ -688,7 +719,7 @@ class MixtureOfExperts(nn.Module):
         penalty : torch.Tensor
             The gate's penalty.
         """
-        g, penalty = self.gate(x)
+        g, penalty = self.gate(x, sample_weight)
         out = torch.einsum("bn,bno->bo", g, self.experts(x))
         return out, g, penalty
 
