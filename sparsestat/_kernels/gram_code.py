@@ -755,28 +755,18 @@ def gram_code(
     n_blocks = min(n, 1 if threads == 1 else 8 * threads)
     smax = max(1, min(k, D.shape[1]))
     kernel = get_kernel("gram_code", B)
+    args: tuple[Any, ...] = (B, G, xx, C, m_code, kind, float(alpha), float(q), a, float(tol))
+    args += (int(max_iter), bool(positive), bool(polish), bool(warm), int(n_blocks), int(smax))
+    args += (n_iter,)
+    if threads == 1:
+        # the serial kernel: Numba's thread pool is not touched (starting it, even to read
+        # its size, slowed torch's own OpenMP threads in the same process many times over)
+        kernel(*args)
+        return C, n_iter
     old = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        kernel(
-            B,
-            G,
-            xx,
-            C,
-            m_code,
-            kind,
-            float(alpha),
-            float(q),
-            a,
-            float(tol),
-            int(max_iter),
-            bool(positive),
-            bool(polish),
-            bool(warm),
-            int(n_blocks),
-            int(smax),
-            n_iter,
-        )
+        kernel(*args)
     finally:
         numba.set_num_threads(old)
     return C, n_iter
