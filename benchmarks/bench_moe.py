@@ -15,11 +15,27 @@ the cap), and both final mean log-likelihoods. At n = 1e6 only the time per iter
 measured (5 iterations; a run to convergence does not fit the few-minute budget of a shared
 2-core machine).
 
-Usage: ``python benchmarks/bench_moe.py [--quick]``.
+Two more measurements back the estimator's settings, each repeated ``--repeats`` times
+(default 3) with the ratio of every repeat printed, alternating the two settings:
+
+- ``--gate-max-iter``: ``gate_max_iter=10`` (the default) against 25, from the same k-means
+  start, on d = 10, K = 5, n = 2e4: wall seconds to convergence, EM iterations and the final
+  mean log-likelihood of each.
+- ``--threads``: a fit under one BLAS thread (what ``fit`` does) against the same fit with
+  the BLAS threads the machine offers, on diabetes (n = 442, d = 10, K = 2, defaults) and on
+  n = 1e5, d = 10, K = 3 (5 EM iterations).
+
+Every run prints the load average (``/proc/loadavg``) at its start and end.
+
+Usage: ``python benchmarks/bench_moe.py [--quick] [--gate-max-iter] [--threads]
+[--repeats N]``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import statistics
 import sys
 import time
 import warnings
@@ -31,6 +47,7 @@ from sparsestat.datasets import make_moe_regression
 from sparsestat.mixture import GaussianMoERegressor
 
 QUICK = "--quick" in sys.argv
+REPEATS = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3
 D = 10
 GRID = (
     [(10_000, 3)]
@@ -153,6 +170,106 @@ HEADERS = [
     "torch mean ll",
 ]
 
+
+def _load() -> str:
+    try:
+        with open("/proc/loadavg") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:  # pragma: no cover - not Linux
+        return "n/a"
+
+
+def _spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f}x, range {min(values):.2f}x-{max(values):.2f}x"
+
+
+def gate_max_iter_study() -> None:
+    """``gate_max_iter`` 10 (default) against 25 from the same start, alternated."""
+    print(bench_header("GaussianMoERegressor: gate_max_iter 10 vs 25", threads=1))
+    print(f"load average at start: {_load()}\n")
+    n, k = (5_000, 5) if QUICK else (20_000, 5)
+    X, y, _ = make_moe_regression(n, n_features=D, n_experts=k, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = _attrs(GaussianMoERegressor(k, n_init=1, max_iter=1, random_state=0).fit(X, y))
+    rows, ratios = [], []
+    for rep in range(REPEATS):
+        res = {}
+        for g in (10, 25) if rep % 2 == 0 else (25, 10):
+            est = GaussianMoERegressor(k, n_init=1, tol=1e-6, initial_params=start, gate_max_iter=g)
+            t0 = time.perf_counter()
+            est.fit(X, y)
+            res[g] = (time.perf_counter() - t0, est.n_iter_, est.lower_bound_)
+        ratios.append(res[25][0] / res[10][0])
+        rows.append([rep, *res[10], *res[25], f"{ratios[-1]:.2f}x"])
+    print(
+        markdown_table(
+            rows,
+            [
+                "repeat",
+                "10: s",
+                "10: EM iters",
+                "10: mean ll",
+                "25: s",
+                "25: EM iters",
+                "25: mean ll",
+                "time 25 / time 10",
+            ],
+        )
+    )
+    print(f"\nn={n:.0e}, K={k}, d={D}: {_spread(ratios)}; load average at end: {_load()}")
+
+
+def threads_study() -> None:
+    """One BLAS thread (what fit does) against the machine's BLAS threads, alternated."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import StandardScaler
+
+    import sparsestat._solvers.moe as moe_solver
+
+    print(bench_header("GaussianMoERegressor: BLAS threads in fit", threads=os.cpu_count() or 1))
+    print(f"load average at start: {_load()}\n")
+    Xd, yd = load_diabetes(return_X_y=True)
+    Xd = StandardScaler().fit_transform(Xd)
+    Xb, yb, _ = make_moe_regression(100_000, n_features=D, n_experts=3, random_state=0)
+    problems = [
+        ("diabetes, K=2, defaults", Xd, yd, {"n_experts": 2}),
+        ("n=1e5, K=3, d=10, 5 EM iterations", Xb, yb, {"n_experts": 3, "n_init": 1, "max_iter": 5}),
+    ]
+    ours = moe_solver.threadpool_limits
+    rows = []
+    for name, X, y, kw in problems:
+        ratios = []
+        for rep in range(REPEATS):
+            times = {}
+            for mode in ("one", "all") if rep % 2 == 0 else ("all", "one"):
+                moe_solver.threadpool_limits = (
+                    ours if mode == "one" else (lambda **_: contextlib.nullcontext())
+                )
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        t0 = time.perf_counter()
+                        GaussianMoERegressor(random_state=0, **kw).fit(X, y)
+                        times[mode] = time.perf_counter() - t0
+                finally:
+                    moe_solver.threadpool_limits = ours
+            ratios.append(times["all"] / times["one"])
+            rows.append([name, rep, times["one"], times["all"], f"{ratios[-1]:.2f}x"])
+        print(f"{name}: {_spread(ratios)}")
+    print()
+    print(markdown_table(rows, ["problem", "repeat", "1 thread: s", "all threads: s", "ratio"]))
+    print(f"\nload average at end: {_load()}")
+
+
 if __name__ == "__main__":
-    with limit_threads(1):
-        main()
+    if "--threads" in sys.argv:
+        threads_study()
+    elif "--gate-max-iter" in sys.argv:
+        with limit_threads(1):
+            gate_max_iter_study()
+    else:
+        with limit_threads(1):
+            print(f"load average at start: {_load()}")
+            main()
+            print(f"load average at end: {_load()}")

@@ -159,3 +159,24 @@ def test_solver_dispatch_and_errors():
         lq_sparse_encode(X, D, penalty="l1", solver="omp")
     with pytest.raises(ValueError, match="real NumPy"):
         lq_sparse_encode(X + 0j, D, penalty="l1", solver="lars")
+
+
+def test_serial_coding_leaves_numba_thread_pool_alone():
+    # Starting Numba's thread pool (even to read its size) next to torch's own OpenMP threads
+    # slowed torch many times over in the same process; n_jobs=None must not start it.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from numba.np.ufunc import parallel\n"
+        "from sparsestat.decomposition import lq_sparse_encode\n"
+        "rng = np.random.default_rng(0)\n"
+        "D, X = rng.standard_normal((20, 10)), rng.standard_normal((50, 10))\n"
+        "for solver in ('lars', 'cd'):\n"
+        "    lq_sparse_encode(X, D, alpha=0.1, solver=solver)\n"
+        "lq_sparse_encode(X, D, penalty='l0', alpha=0.1, solver='omp')\n"
+        "print(parallel._is_initialized)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

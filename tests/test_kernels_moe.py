@@ -85,6 +85,28 @@ def test_solve_experts_is_weighted_least_squares():
         assert_allclose(b[i], theta[-1], rtol=1e-8, atol=1e-10)
 
 
+def test_solve_experts_minimum_norm_and_insensitive_to_summation_order():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 10))  # fewer points than parameters
+    y = rng.standard_normal(6)
+    w = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 1.0])
+    G, h, _ = moe_expert_moments(X, y, w[:, None])
+    c, b = moe_solve_experts(G, h)
+    Xa = np.column_stack([X, np.ones(6)])
+    sw = np.sqrt(w)
+    theta = np.linalg.lstsq(Xa * sw[:, None], y * sw, rcond=None)[0]  # minimum norm
+    assert_allclose(np.r_[c[0], b], theta, rtol=1e-8, atol=1e-10)
+    # the same statistics summed from repeated rows (another rounding) give the same expert
+    reps = w.astype(int)
+    Gr, hr, _ = moe_expert_moments(np.repeat(X, reps, axis=0), np.repeat(y, reps), np.ones((12, 1)))
+    cr, br = moe_solve_experts(Gr, hr)
+    assert_allclose(cr, c, rtol=1e-10, atol=1e-12)
+    assert_allclose(br, b, rtol=1e-10, atol=1e-12)
+    # an expert without weight gets zeros
+    c0, b0 = moe_solve_experts(np.zeros((1, 3, 3)), np.zeros((1, 3)))
+    assert_allclose(c0, 0.0) and assert_allclose(b0, 0.0)
+
+
 def test_generic_kernels_run_on_torch_tensors():
     torch = pytest.importorskip("torch")
     X, y, S, coef, intercept, variances, R = _problem(n=50)

@@ -96,7 +96,7 @@ def test_partial_fit_equals_fit(algo):
         "random_state": 0,
         "transform_max_iter": 100,
         "lr_decay": "time",
-        "learning_rate": 0.5,
+        "lr": 0.5,
     }
     full = MiniBatchLqDictionaryLearning(10, max_iter=2, shuffle=False, tol=0.0, **params).fit(X)
     online = MiniBatchLqDictionaryLearning(10, **params)

@@ -11,6 +11,7 @@ gate probabilities.
 """
 
 import os
+import sys
 
 import matplotlib
 
@@ -62,4 +63,9 @@ ax2.set_xlabel("x")
 ax2.set_ylabel("gate probability (dashed: truth)")
 ax2.legend(fontsize=8)
 fig.tight_layout()
-plt.show()
+
+# Run as a script (not in the documentation gallery), the figure is saved in the working
+# directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("moe_regression.png", dpi=120)
+    print("figure saved to moe_regression.png")

@@ -14,6 +14,7 @@ At equal error the non-convex penalties need clearly fewer active units than l1.
 """
 
 import os
+import sys
 
 import matplotlib
 
@@ -52,4 +53,9 @@ ax.set_yscale("log")
 ax.set_title("Natural 8x8 patches, 255 DCT atoms")
 ax.legend()
 fig.tight_layout()
-plt.show()
+
+# Run as a script (not in the documentation gallery), the figure is saved in the working
+# directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("sparsity_vs_error.png", dpi=120)
+    print("figure saved to sparsity_vs_error.png")

@@ -20,6 +20,7 @@ one is a reconstruction.
 """
 
 import os
+import sys
 
 import matplotlib
 
@@ -86,4 +87,11 @@ for penalty, pts in shapes.items():
 ax2.set(xlabel="$n_x = \\sigma_x f$", ylabel="$n_y = \\sigma_y f$", xlim=(0, 1.5), ylim=(0, 1.5))
 ax2.legend()
 fig2.tight_layout()
-plt.show()
+
+# Run as a script (not in the documentation gallery), the figure is saved in the working
+# directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("v1_receptive_fields.png", dpi=120)
+    print("figure saved to v1_receptive_fields.png")
+    fig2.savefig("v1_gabor_shapes.png", dpi=120)
+    print("figure saved to v1_gabor_shapes.png")

@@ -122,6 +122,54 @@ def get_kernel(name: str, *arrays: Any) -> Callable[..., Any]:
     return impls["generic"]
 
 
+# ------------------------------------------------------------------------------------------
+# Sparse coding and mixtures (decomposition / mixture family): row updates for libraries
+# without item assignment by index arrays (array_api_strict), device-correct everywhere.
+# ------------------------------------------------------------------------------------------
+def set_rows(A: Any, idx: Any, values: Any) -> Any:
+    """``A[idx] = values`` along the first axis, for every array library; returns the result.
+
+    NumPy, CuPy and torch assign in place (and return ``A``). Libraries without assignment
+    through an index array (``array_api_strict``) get the same result out of place, by a
+    gather: ``idx`` must then be sorted and without repeats (as ``nonzero`` returns it).
+
+    Parameters
+    ----------
+    A : array of shape (n, ...)
+        Array whose rows are replaced.
+    idx : integer array of shape (m,)
+        Rows to replace, sorted, no repeats.
+    values : array of shape (m, ...)
+        New rows.
+
+    Returns
+    -------
+    A : array of shape (n, ...)
+        ``A`` with ``A[idx[i]] = values[i]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> set_rows(np.zeros(4), np.array([1, 3]), np.array([5.0, 7.0]))
+    array([0., 5., 0., 7.])
+    """
+    xp = get_namespace(A)
+    if backend_name(xp) != "other":
+        A[idx, ...] = values
+        return A
+    if idx.shape[0] == 0:
+        return A
+    from array_api_compat import device
+
+    n = A.shape[0]
+    every = xp.arange(n, dtype=idx.dtype, device=device(A))
+    pos = xp.clip(xp.searchsorted(idx, every), 0, idx.shape[0] - 1)
+    hit = xp.take(idx, pos) == every
+    if A.ndim > 1:
+        hit = xp.reshape(hit, (n,) + (1,) * (A.ndim - 1))
+    return xp.where(hit, xp.take(values, pos, axis=0), A)
+
+
 # ------------------------------------------------------------ sparse Bayesian learning (bayes)
 def is_device_array(a: Any) -> bool:
     """Whether ``a`` is an array of another array-API library than NumPy (CuPy, torch, ...).

@@ -52,6 +52,7 @@ from typing import Any
 
 import numba
 import numpy as np
+import scipy.sparse as sp
 from numba import njit, prange
 
 from sparsestat._kernels._dispatch import get_kernel, register, to_numpy
@@ -686,8 +687,8 @@ def gram_code(
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Signals (real).
+    X : ndarray or SciPy sparse matrix of shape (n_samples, n_features)
+        Signals (real). A sparse ``X`` enters only through ``X D^T`` and its row norms.
     D : ndarray of shape (n_components, n_features)
         Dictionary, atoms as rows (real).
     penalty : {'l1', 'l0', 'l1/2', 'lq', 'cel0'}
@@ -726,8 +727,16 @@ def gram_code(
     coordinate-descent check plus ``O(k)`` per coefficient change, ``O(k s + s^2)`` per
     LARS / OMP step with ``s`` active atoms. Memory ``O(n k + k^2)``.
     """
-    X = np.asarray(to_numpy(X), dtype=np.float64)
     D = np.asarray(to_numpy(D), dtype=np.float64)
+    if sp.issparse(X):
+        # only X D^T and the row norms are needed: one sparse product, X is never densified
+        X = sp.csr_array(X, dtype=np.float64)
+        B = np.ascontiguousarray(X @ D.T)
+        xx = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).reshape(-1)
+    else:
+        X = np.asarray(to_numpy(X), dtype=np.float64)
+        B = np.ascontiguousarray(X @ D.T)
+        xx = np.einsum("ij,ij->i", X, X)
     m_code = METHODS[method]
     kind = PENALTY_CODES[penalty]
     if m_code == 1 and kind != 0:
@@ -736,8 +745,6 @@ def gram_code(
         raise ValueError("method='omp' solves the (signed) l0 penalty only")
     n, k = X.shape[0], D.shape[0]
     G = np.ascontiguousarray(D @ D.T)
-    B = np.ascontiguousarray(X @ D.T)
-    xx = np.einsum("ij,ij->i", X, X)
     a = np.sqrt(np.diag(G)).copy() if atom_norms is None else np.asarray(atom_norms, float)
     warm = init is not None and m_code == 0
     C = np.array(init, dtype=np.float64, copy=True) if warm else np.zeros((n, k))
@@ -747,29 +754,19 @@ def gram_code(
     threads = _n_threads(n_jobs)
     n_blocks = min(n, 1 if threads == 1 else 8 * threads)
     smax = max(1, min(k, D.shape[1]))
-    kernel = get_kernel("gram_code", X)
+    kernel = get_kernel("gram_code", B)
+    args: tuple[Any, ...] = (B, G, xx, C, m_code, kind, float(alpha), float(q), a, float(tol))
+    args += (int(max_iter), bool(positive), bool(polish), bool(warm), int(n_blocks), int(smax))
+    args += (n_iter,)
+    if threads == 1:
+        # the serial kernel: Numba's thread pool is not touched (starting it, even to read
+        # its size, slowed torch's own OpenMP threads in the same process many times over)
+        kernel(*args)
+        return C, n_iter
     old = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        kernel(
-            B,
-            G,
-            xx,
-            C,
-            m_code,
-            kind,
-            float(alpha),
-            float(q),
-            a,
-            float(tol),
-            int(max_iter),
-            bool(positive),
-            bool(polish),
-            bool(warm),
-            int(n_blocks),
-            int(smax),
-            n_iter,
-        )
+        kernel(*args)
     finally:
         numba.set_num_threads(old)
     return C, n_iter

@@ -311,8 +311,8 @@ def moe_weighted_sse(X: Any, y: Any, R: Any, coef: Any, intercept: Any) -> Any:
     return get_kernel("moe_weighted_sse", X, y, R)(X, y, R, coef, intercept)
 
 
-def moe_solve_experts(G: Any, h: Any, ridge: float = 1e-10) -> tuple[Any, Any]:
-    """Solve the weighted normal equations ``(G[i] + eps_i I) theta_i = h[i]`` of every expert.
+def moe_solve_experts(G: Any, h: Any, rcond: float = 1e-10) -> tuple[Any, Any]:
+    """Minimum-norm solutions of the weighted normal equations ``G[i] theta_i = h[i]``.
 
     Parameters
     ----------
@@ -320,9 +320,8 @@ def moe_solve_experts(G: Any, h: Any, ridge: float = 1e-10) -> tuple[Any, Any]:
         Weighted Gram matrices from :func:`moe_expert_moments` (intercept column last).
     h : array of shape (k, p)
         Weighted right-hand sides.
-    ridge : float, default=1e-10
-        Relative ridge: ``eps_i = ridge * trace(G[i]) / p`` keeps the solve well posed when an
-        expert has (almost) no weight.
+    rcond : float, default=1e-10
+        Eigenvalues of ``G[i]`` below ``rcond`` times its largest one count as zero.
 
     Returns
     -------
@@ -333,23 +332,29 @@ def moe_solve_experts(G: Any, h: Any, ridge: float = 1e-10) -> tuple[Any, Any]:
 
     Notes
     -----
-    O(k p^3) time, generic array API (``linalg.solve``).
+    ``theta = V diag(1 / lambda) V^T h`` over the eigenpairs of ``G[i]`` above the cutoff:
+    the least-squares solution when ``G[i]`` is well conditioned, the minimum-norm one when
+    an expert has fewer effective points than parameters (or no weight at all: then
+    ``theta = 0``). Unlike a tiny ridge, this keeps the solution insensitive to rounding in
+    ``G`` along its (numerical) null space, so sums of the same weights in another order
+    give the same experts. O(k p^3) time, generic array API (``linalg.eigh``).
 
     Examples
     --------
     >>> import numpy as np
     >>> from sparsestat._kernels.moe import moe_solve_experts
-    >>> coef, b = moe_solve_experts(np.eye(2)[None] * 2.0, np.array([[2.0, 4.0]]), ridge=0.0)
+    >>> coef, b = moe_solve_experts(np.eye(2)[None] * 2.0, np.array([[2.0, 4.0]]))
     >>> coef, b
     (array([[1.]]), array([2.]))
     """
     xp = get_namespace(G, h)
     p = G.shape[-1]
-    eye = xp.eye(p, dtype=G.dtype, device=_device(G))
-    tr = xp.sum(xp.stack([G[:, a, a] for a in range(p)], axis=1), axis=1)
-    eps = ridge * tr / p + xp.finfo(G.dtype).tiny
-    A = G + eps[:, None, None] * eye[None, :, :]
-    theta = xp.linalg.solve(A, h[:, :, None])[:, :, 0]
+    lam, V = xp.linalg.eigh(G)
+    cut = rcond * xp.max(lam, axis=-1, keepdims=True)
+    keep = lam > cut
+    inv = xp.where(keep, 1.0 / xp.where(keep, lam, xp.ones_like(lam)), xp.zeros_like(lam))
+    Vt_h = xp.matrix_transpose(V) @ h[..., None]
+    theta = (V @ (inv[..., None] * Vt_h))[..., 0]
     return theta[:, : p - 1], theta[:, p - 1]
 
 

@@ -22,7 +22,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from sparsestat._kernels._dispatch import get_kernel, get_namespace, register
+import numpy as np
+import scipy.sparse as sp
+from array_api_compat import device as array_device
+
+from sparsestat._kernels._dispatch import get_kernel, get_namespace, register, set_rows
 
 __all__ = ["lipschitz_constant", "penalty_row_values", "pgd_sparse_code"]
 
@@ -65,7 +69,7 @@ def lipschitz_constant(D: Any, *, inflate: float = 1e-6, power_threshold: int = 
     k, m = D.shape
     Dh = xp.conj(D).T if _is_complex(xp, D) else D.T
     if min(k, m) > power_threshold:
-        v = xp.ones((m,), dtype=D.dtype)
+        v = xp.ones((m,), dtype=D.dtype, device=array_device(D))
         v = v / float(xp.linalg.vector_norm(v))
         lam = 0.0
         for _ in range(100):
@@ -114,7 +118,11 @@ def penalty_row_values(penalty: Any, C: Any) -> Any:
         E = A ** float(penalty.q)
     elif name == "CEL0":
         a = getattr(penalty, "atom_norms", None)
-        a = xp.ones(A.shape[-1], dtype=A.dtype) if a is None else xp.asarray(a, dtype=A.dtype)
+        dev = array_device(A)
+        if a is None:
+            a = xp.ones(A.shape[-1], dtype=A.dtype, device=dev)
+        else:
+            a = xp.asarray(a, dtype=A.dtype, device=dev)
         root = math.sqrt(2.0 * alpha)
         thr = root / a
         inner = alpha - 0.5 * a**2 * (A - thr) ** 2
@@ -125,7 +133,12 @@ def penalty_row_values(penalty: Any, C: Any) -> Any:
 
 
 class _Problem:
-    """Linear operator pieces for one block of rows (Gram or residual form)."""
+    """Linear operator pieces for one block of rows (Gram or residual form).
+
+    The Gram form needs only ``B = X D^H`` and ``||x||^2`` per row, so a SciPy sparse ``X``
+    is used through one sparse product and never densified; the residual form needs the
+    rows of ``X`` themselves (a sparse block is densified, one block at a time).
+    """
 
     def __init__(self, xp: Any, X: Any, D: Any, gram: bool) -> None:
         self.xp = xp
@@ -133,19 +146,27 @@ class _Problem:
         self.complex = _is_complex(xp, D) or _is_complex(xp, X)
         self.D = D
         self.Dh = xp.conj(D).T if self.complex else D.T
-        self.X = X
         if gram:
+            if sp.issparse(X):
+                self.B = np.asarray(X @ self.Dh)
+                self.xx = np.asarray(abs(X).power(2).sum(axis=1), dtype=self.B.real.dtype)
+                self.xx = self.xx.reshape(-1)
+            else:
+                self.B = X @ self.Dh
+                self.xx = xp.sum(xp.abs(X) ** 2, axis=1)
+            self.X: Any = None  # not needed in the Gram form
             self.G = D @ self.Dh
-            self.B = X @ self.Dh
-            self.xx = xp.sum(xp.abs(X) ** 2, axis=1)
+        else:
+            self.X = X
 
     def take(self, rows: Any) -> _Problem:
         new = object.__new__(_Problem)
         new.__dict__.update(self.__dict__)
-        new.X = self.X[rows, ...]
         if self.gram:
-            new.B = self.B[rows, ...]
-            new.xx = self.xx[rows, ...]
+            new.B = self.B[rows]
+            new.xx = self.xx[rows]
+        else:
+            new.X = self.X[rows]
         return new
 
     def lin(self, C: Any) -> Any:
@@ -189,36 +210,44 @@ def pgd_sparse_code_generic(
 ) -> tuple[Any, Any]:
     """Code every row of ``X`` by ISTA or monotone FISTA (array-API version).
 
-    See :func:`pgd_sparse_code` for the parameters.
+    See :func:`pgd_sparse_code` for the parameters. Only standard array-API operations are
+    used (no item assignment through index arrays: rows that finish are collected and put
+    back in order by one gather at the end), so the same code runs on NumPy, CuPy, torch
+    and ``array_api_strict``.
     """
-    xp = get_namespace(X, D)
+    sparse = sp.issparse(X)
+    xp = get_namespace(D) if sparse else get_namespace(X, D)
+    dev = array_device(D)
     n = X.shape[0]
     k = D.shape[0]
     m = D.shape[1]
     if gram is None:
         gram = k <= 2 * m
     dtype = xp.result_type(X.dtype, D.dtype)
-    X = xp.asarray(X, dtype=dtype)
+    if sparse:
+        X = X.astype(dtype) if gram else X.toarray().astype(dtype, copy=False)
+    else:
+        X = xp.asarray(X, dtype=dtype)
     D = xp.asarray(D, dtype=dtype)
     if init is None:
-        C = xp.zeros((n, k), dtype=dtype)
+        C = xp.zeros((n, k), dtype=dtype, device=dev)
     else:
         C = xp.asarray(init, dtype=dtype, copy=True)
-    n_iter = xp.zeros((n,), dtype=xp.int64)
     gamma = float(step_size) / float(lipschitz) if lipschitz > 0 else 0.0
-    if n == 0 or k == 0:
-        return C, n_iter
+    if n == 0 or k == 0 or max_iter == 0:
+        return C, xp.zeros((n,), dtype=xp.int64, device=dev)
     prob = _Problem(xp, X, D, gram)
     need_f = accelerated or history is not None
-    rows = xp.arange(n)
+    rows = xp.arange(n, dtype=xp.int64, device=dev)
     Ca = C
     Aa = prob.lin(Ca)
     Fa: Any = prob.fit(Ca, Aa) + row_penalty(Ca) if need_f else None
     F_all: Any = xp.asarray(Fa, copy=True) if history is not None else None
     if history is not None:
         history.append(xp.asarray(F_all, copy=True))
-    t = xp.ones((n,), dtype=_real_dtype(xp, Ca))
+    t = xp.ones((n,), dtype=_real_dtype(xp, Ca), device=dev)
     Y, AY = Ca, Aa
+    finished: list[tuple[Any, Any, int]] = []  # (rows, codes, iterations) of finished rows
     for it in range(max_iter):
         Cn = prox(Y - gamma * prob.grad(AY), gamma)
         An = prob.lin(Cn)
@@ -230,14 +259,14 @@ def pgd_sparse_code_generic(
             bad = Fn > Fa
             if bool(xp.any(bad)):
                 sub = prob.take(bad)
-                Cb = prox(Ca[bad, ...] - gamma * sub.grad(Aa[bad, ...]), gamma)
+                Cb = prox(Ca[bad] - gamma * sub.grad(Aa[bad]), gamma)
                 Ab = sub.lin(Cb)
                 Fb = sub.fit(Cb, Ab) + row_penalty(Cb)
                 bad_idx = xp.nonzero(bad)[0]
-                Cn[bad_idx, ...] = Cb
-                An[bad_idx, ...] = Ab
-                Fn[bad_idx] = Fb
-                t[bad_idx] = 1.0
+                Cn = set_rows(Cn, bad_idx, Cb)
+                An = set_rows(An, bad_idx, Ab)
+                Fn = set_rows(Fn, bad_idx, Fb)
+                t = xp.where(bad, xp.ones_like(t), t)
         delta = _row_max_abs(xp, Cn - Ca)
         scale = _row_max_abs(xp, Ca)
         scale = xp.where(scale > 1.0, scale, xp.ones_like(scale))
@@ -253,23 +282,26 @@ def pgd_sparse_code_generic(
         Ca, Aa = Cn, An
         if need_f:
             Fa = Fn
-        n_iter[rows] = it + 1
         if history is not None:
-            F_all[rows] = Fa
+            F_all = set_rows(F_all, rows, Fa)
             history.append(xp.asarray(F_all, copy=True))
-        if bool(xp.any(done)) or it == max_iter - 1:
-            if it == max_iter - 1:
+        last = it == max_iter - 1
+        if last or bool(xp.any(done)):
+            if last:
                 done = xp.ones_like(done)
-            C[rows[done], ...] = Ca[done, ...]
+            finished.append((rows[done], Ca[done], it + 1))
             keep = xp.logical_not(done)
             if not bool(xp.any(keep)):
                 break
             rows = rows[keep]
             prob = prob.take(keep)
-            Ca, Aa, Y, AY, t = Ca[keep, ...], Aa[keep, ...], Y[keep, ...], AY[keep, ...], t[keep]
+            Ca, Aa, Y, AY, t = Ca[keep], Aa[keep], Y[keep], AY[keep], t[keep]
             if need_f:
                 Fa = Fa[keep]
-    return C, n_iter
+    order = xp.argsort(xp.concat([r for r, _, _ in finished]))
+    C = xp.take(xp.concat([c for _, c, _ in finished], axis=0), order, axis=0)
+    its = [xp.full((r.shape[0],), i, dtype=xp.int64, device=dev) for r, _, i in finished]
+    return C, xp.take(xp.concat(its), order)
 
 
 def pgd_sparse_code(
@@ -336,7 +368,7 @@ def pgd_sparse_code(
     """
     if lipschitz is None:
         lipschitz = lipschitz_constant(D)
-    kernel = get_kernel("pgd_sparse_code", X, D)
+    kernel = get_kernel("pgd_sparse_code", D if sp.issparse(X) else X, D)
     return kernel(
         X,
         D,

@@ -3,31 +3,43 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from sparsestat._kernels._dispatch import get_namespace
-from sparsestat._kernels.cd import penalty_spec
-from sparsestat._kernels.gram_code import gram_code
-from sparsestat._kernels.pgd import lipschitz_constant, penalty_row_values, pgd_sparse_code
-from sparsestat.penalties import CEL0, L0, L1, Penalty, make_penalty
-from sparsestat.utils import check_complex_array, progress_bar
-from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_params
+from sparsestat._solvers.coding import (
+    PENALTIES,
+    SOLVERS,
+    atom_norms,
+    build_penalty,
+    check_coding_inputs,
+    check_same_library,
+    dictionary_like,
+    encode,
+    in_namespace,
+    lipschitz_constant,
+    row_objective,
+)
+from sparsestat.penalties import Penalty
+from sparsestat.utils import check_complex_array
+from sparsestat.utils._compat import (
+    Interval,
+    StrOptions,
+    fit_context,
+    validate_data,
+    validate_params,
+)
+from sparsestat.utils._dask import is_dask_array, rowwise
 
 __all__ = ["LqSparseCoder", "lq_sparse_encode"]
-
-PENALTIES = ("l1", "l0", "l1/2", "lq", "cel0")
 
 _ENCODE_CONSTRAINTS: dict[str, list[Any]] = {
     "penalty": [StrOptions(set(PENALTIES)), Penalty],
     "alpha": [Interval(numbers.Real, 0, None, closed="left")],
     "q": [Interval(numbers.Real, 0, 1, closed="right")],
-    "solver": [StrOptions({"auto", "fista", "ista", "cd", "lars", "omp"})],
+    "solver": [StrOptions(set(SOLVERS))],
     "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
     "tol": [Interval(numbers.Real, 0, None, closed="left")],
     "step_size": [Interval(numbers.Real, 0, 1, closed="right")],
@@ -39,220 +51,36 @@ _ENCODE_CONSTRAINTS: dict[str, list[Any]] = {
 }
 
 
-def _is_device_array(a: Any) -> bool:
-    return type(a).__module__.split(".")[0] in ("cupy", "torch")
+#: The solver settings that the coder hands to the coding dispatch unchanged.
+_SOLVER_PARAMS = (
+    "solver",
+    "max_iter",
+    "tol",
+    "step_size",
+    "init",
+    "positive_code",
+    "batch_size",
+    "n_jobs",
+    "verbose",
+)
 
 
-def _check_inputs(X: Any, D: Any, n_features_in: int | None = None) -> tuple[Any, Any]:
-    """Validate ``X`` and the dictionary; NumPy arrays are checked, device arrays kept."""
-    if not _is_device_array(X) and not sp.issparse(X):
-        X = np.asarray(X)
-    if n_features_in is not None and X.ndim == 2 and X.shape[1] != n_features_in:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but LqSparseCoder is expecting "
-            f"{n_features_in} features as input."
-        )
-    if _is_device_array(X) or _is_device_array(D):
-        xp = get_namespace(X, D)
-        for name, a in (("X", X), ("dictionary", D)):
-            if a.ndim != 2:
-                raise ValueError(f"{name} must be 2-D; got {a.ndim}-D")
-            if a.shape[0] < 1 or a.shape[1] < 1:
-                raise ValueError(f"{name} is empty (shape {tuple(a.shape)})")
-            if not bool(xp.all(xp.isfinite(a))):
-                raise ValueError(f"Input {name} contains NaN or infinity.")
-    else:
-        for name, a in (("X", X), ("dictionary", D)):
-            if sp.issparse(a):
-                raise TypeError(
-                    f"Sparse data was passed for {name}, but dense data is required. Use "
-                    "'.toarray()' to convert to a dense numpy array."
-                )
-            if isinstance(a, np.ndarray) and a.dtype == object:
-                a = np.asarray(a, dtype=np.float64)  # numpy's own error for non-numbers
-            if np.ndim(a) == 1:
-                raise ValueError(
-                    f"Expected 2D array for {name}, got 1D array instead. Reshape your data "
-                    "either using array.reshape(-1, 1) if your data has a single feature or "
-                    "array.reshape(1, -1) if it contains a single sample."
-                )
-        X = check_complex_array(X, input_name="X")
-        D = check_complex_array(D, input_name="dictionary")
-    xp = get_namespace(X, D)
-    if xp.isdtype(X.dtype, "real floating") and xp.isdtype(D.dtype, "real floating"):
-        D = xp.astype(D, X.dtype)  # float32 signals are coded in float32
-    if X.shape[1] != D.shape[1]:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but the dictionary has atoms of length {D.shape[1]}"
-        )
-    return X, D
+def _keeps_names(X: Any) -> bool:
+    """Whether ``X`` itself should go to ``validate_data`` (pandas names, dask shapes)."""
+    return hasattr(X, "columns") or is_dask_array(X)
 
 
-def _atom_norms(D: Any) -> Any:
-    xp = get_namespace(D)
-    return xp.sqrt(xp.sum(xp.abs(D) ** 2, axis=1))
-
-
-def _build_penalty(penalty: Any, alpha: float, q: float, D: Any) -> Penalty:
-    """Penalty object for coding with ``D`` (CEL0 gets the atom norms of ``D``)."""
-    pen = make_penalty(penalty, alpha=alpha, q=q)
-    if isinstance(pen, CEL0):
-        norms = np.asarray(_to_host(_atom_norms(D)), dtype=np.float64)
-        if not np.allclose(norms, 1.0, rtol=1e-6, atol=0):
-            warnings.warn(
-                "CEL0 with atoms that are not unit norm: the atom norms enter the penalty "
-                "(Soubies et al. 2015); normalise the dictionary for the usual CEL0.",
-                UserWarning,
-                stacklevel=4,
-            )
-        if pen.atom_norms is None:
-            pen = CEL0(alpha=pen.alpha, atom_norms=norms)
-    return pen
-
-
-def _to_host(a: Any) -> np.ndarray:
-    from sparsestat._kernels._dispatch import to_numpy
-
-    return to_numpy(a)
-
-
-def _encode(
-    X: Any,
-    D: Any,
-    pen: Penalty,
-    *,
-    solver: str,
-    max_iter: int,
-    tol: float,
-    step_size: float,
-    init: Any,
-    positive_code: bool,
-    batch_size: int,
-    n_jobs: int | None,
-    verbose: int,
-    lipschitz: float | None = None,
-) -> tuple[Any, int]:
-    """Core of :func:`lq_sparse_encode` on validated arrays."""
-    xp = get_namespace(X, D)
-    complex_ = bool(xp.isdtype(X.dtype, "complex floating")) or bool(
-        xp.isdtype(D.dtype, "complex floating")
-    )
-    if complex_ and not isinstance(pen, L1 | L0):
-        raise ValueError(
-            f"complex signals or dictionaries are supported for penalty 'l1' and 'l0' only; "
-            f"got {type(pen).__name__}"
-        )
-    if complex_ and positive_code:
-        raise ValueError("positive_code=True is not defined for complex data")
-    if lipschitz is None:
-        lipschitz = lipschitz_constant(D)
-
-    if positive_code:
-
-        def prox(Z: Any, step: float) -> Any:
-            return pen.prox(xp.maximum(Z, xp.zeros_like(Z)), step)
-
-    else:
-        prox = pen.prox
-
-    def row_penalty(C: Any) -> Any:
-        return penalty_row_values(pen, C)
-
-    n = X.shape[0]
-    if isinstance(init, str) and init == "l1" and not isinstance(pen, L1):
-        C0, _ = _encode(
-            X,
-            D,
-            L1(alpha=pen.alpha),
-            solver="auto",
-            max_iter=max_iter,
-            tol=tol,
-            step_size=step_size,
-            init="zeros",
-            positive_code=positive_code,
-            batch_size=batch_size,
-            n_jobs=n_jobs,
-            verbose=0,
-            lipschitz=lipschitz,
-        )
-    elif isinstance(init, str):
-        C0 = None
-    else:
-        C0 = init
-        if tuple(C0.shape) != (n, D.shape[0]):
-            raise ValueError(
-                f"init must have shape (n_samples, n_components) = {(n, D.shape[0])}; "
-                f"got {tuple(C0.shape)}"
-            )
-
-    cpu_real = not (complex_ or _is_device_array(X))
-    if solver == "auto":
-        solver = "lars" if cpu_real and isinstance(pen, L1) else "fista"
-    if solver in ("cd", "lars", "omp"):
-        if not cpu_real:
-            raise ValueError(
-                f"solver={solver!r} codes real NumPy arrays only; use 'fista' otherwise"
-            )
-        name, a, q_, norms = penalty_spec(pen)
-        if solver == "lars" and name != "l1":
-            raise ValueError(f"solver='lars' solves penalty 'l1' only; got {name!r}")
-        if solver == "omp" and (name != "l0" or positive_code):
-            raise ValueError(
-                f"solver='omp' solves penalty 'l0' without positive_code only; got {name!r}"
-            )
-        C, it = gram_code(
-            X,
-            D,
-            name,
-            a,
-            method=solver,
-            q=q_,
-            atom_norms=norms,
-            init=C0,
-            tol=tol,
-            max_iter=max_iter,
-            positive=positive_code,
-            n_jobs=n_jobs,
-        )
-        return C.astype(X.dtype, copy=False), int(it.max()) if n else 0
-
-    starts = list(range(0, n, batch_size))
-
-    def run(s: int) -> tuple[Any, Any]:
-        sl = slice(s, min(s + batch_size, n))
-        return pgd_sparse_code(
-            X[sl, ...],
-            D,
-            prox,
-            row_penalty,
-            lipschitz=lipschitz,
-            step_size=step_size,
-            accelerated=solver == "fista",
-            max_iter=max_iter,
-            tol=tol,
-            init=None if C0 is None else C0[sl, ...],
-        )
-
-    if n_jobs not in (None, 1) and len(starts) > 1 and not _is_device_array(X):
-        parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(run)(s) for s in starts)
-    else:
-        parts = [run(s) for s in progress_bar(starts, verbose=verbose, desc="coding", unit="chunk")]
-    if len(parts) == 1:
-        C, it = parts[0]
-    else:
-        C = xp.concat([p[0] for p in parts], axis=0)
-        it = xp.concat([p[1] for p in parts], axis=0)
-    n_iter = int(xp.max(it)) if n else 0
-    return C, n_iter
-
-
-def _penalty_of(penalty: Any, alpha: float, q: float, D: Any) -> Penalty:
-    return _build_penalty(penalty, alpha, q, D)
+def _codes_dtype(coder: LqSparseCoder, X_dtype: Any) -> np.dtype:
+    """dtype of the codes of signals of dtype ``X_dtype`` (declared for dask output)."""
+    D_dtype = np.asarray(coder.dictionary).dtype
+    if np.issubdtype(D_dtype, np.complexfloating):
+        return np.result_type(X_dtype, D_dtype)
+    return np.result_type(X_dtype, np.float32)
 
 
 @validate_params(
     {
-        "X": ["array-like"],
+        "X": ["array-like", "sparse matrix"],
         "dictionary": ["array-like"],
         **_ENCODE_CONSTRAINTS,
         "return_n_iter": ["boolean"],
@@ -286,8 +114,10 @@ def lq_sparse_encode(
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Signals, one per row. NumPy, CuPy or torch; complex for 'l1' and 'l0'.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Signals, one per row: NumPy, SciPy sparse (CSR / CSC, real), or an array of another
+        array-API library (CuPy, torch, ...), coded where it lives; complex for 'l1' and
+        'l0'. A sparse ``X`` is never densified as a whole (see Notes).
     dictionary : array-like of shape (n_components, n_features)
         Atoms as rows (never modified).
     penalty : {'l1', 'l0', 'l1/2', 'lq', 'cel0'} or Penalty, default='l1'
@@ -306,7 +136,8 @@ def lq_sparse_encode(
         hard threshold as 'l0'); 'lars', the exact lasso homotopy ('l1' only); 'omp',
         orthogonal matching pursuit stopped by the l0 price of an atom ('l0' only; a greedy
         critical point, usually lower than the one hard thresholding from zero reaches), both
-        followed by coordinate descent. 'auto' is 'lars' for 'l1' on real NumPy data (the
+        followed by coordinate descent. 'auto' is 'lars' for 'l1' on real NumPy or SciPy
+        sparse data (the
         fastest, and exact: the l1 problem is convex) and 'fista' otherwise (it keeps the
         paper's iterative-thresholding critical points for the non-convex penalties).
     max_iter : int, default=1000
@@ -336,7 +167,8 @@ def lq_sparse_encode(
     Returns
     -------
     codes : array of shape (n_samples, n_components)
-        The codes, same library and device as ``X``.
+        The codes, same library and device as ``X`` (a dense NumPy array for sparse
+        ``X``).
     n_iter : int
         Returned when ``return_n_iter`` is True.
 
@@ -345,9 +177,16 @@ def lq_sparse_encode(
     With ``penalty='l1'`` the objective is exactly the one of scikit-learn's
     ``SparseCoder(transform_algorithm='lasso_cd', transform_alpha=alpha)``. For the non-convex
     penalties the result is a critical point that depends on ``init``. Monotone FISTA is used
-    for 'l1' too (a momentum restart on the rows whose objective would increase; the spec
-    asks for plain FISTA there [inferred]). Cost per iteration ``O(n k^2)`` with the Gram
-    matrix (``k <= 2 m``), ``O(n k m)`` otherwise; memory ``O(n k + k^2)``.
+    for 'l1' too, with a momentum restart on the rows whose objective would increase: not
+    specified by the paper (whose scheme is plain iterative thresholding); chosen here
+    because it keeps every step monotone for every penalty at the cost of one extra
+    objective evaluation. Cost per iteration ``O(n k^2)`` with the Gram matrix
+    (``k <= 2 m``), ``O(n k m)`` otherwise; memory ``O(n k + k^2)``.
+
+    A SciPy sparse ``X`` enters the Gram coders ('cd', 'lars', 'omp') and the Gram form of
+    FISTA / ISTA only through ``X D^T`` and the row norms (one sparse product); the residual
+    form (``n_components > 2 n_features``) densifies one block of ``batch_size`` rows at a
+    time.
 
     References
     ----------
@@ -366,11 +205,9 @@ def lq_sparse_encode(
     >>> lq_sparse_encode(np.array([[3.0, 0.5, -2.0]]), D, penalty="l1", alpha=1.0)
     array([[ 2.,  0., -1.]])
     """
-    X, D = _check_inputs(X, dictionary)
-    pen = _penalty_of(penalty, alpha, q, D)
-    if not isinstance(init, str) and not _is_device_array(X):
-        init = check_complex_array(init, input_name="init")
-    C, n_iter = _encode(
+    X, D = check_coding_inputs(X, dictionary)
+    pen = build_penalty(penalty, alpha, q, D)
+    C, n_iter = encode(
         X,
         D,
         pen,
@@ -387,7 +224,7 @@ def lq_sparse_encode(
     return (C, n_iter) if return_n_iter else C
 
 
-class LqSparseCoder(TransformerMixin, BaseEstimator):
+class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Sparse coding against a fixed dictionary with l1, l0, l1/2, lq or CEL0 penalties.
 
     The non-convex twin of scikit-learn's ``SparseCoder``: ``transform`` returns, for each
@@ -407,8 +244,8 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
         Exponent of 'lq', in (0, 1].
     solver : {'auto', 'fista', 'ista', 'cd', 'lars', 'omp'}, default='auto'
         Monotone FISTA, ISTA, Gram coordinate descent, LARS-lasso ('l1') or OMP ('l0'), the
-        last three on real NumPy data; 'auto' is 'lars' for 'l1' on real NumPy data and
-        'fista' otherwise (see :func:`lq_sparse_encode`).
+        last three on real NumPy or SciPy sparse data; 'auto' is 'lars' for 'l1' on such
+        data and 'fista' otherwise (see :func:`lq_sparse_encode`).
     max_iter : int, default=1000
         Maximum iterations per signal.
     tol : float, default=1e-6
@@ -432,12 +269,14 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
     ----------
     n_features_in_ : int
         Number of features seen by ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,)
+        Names of the features seen by ``fit``, when ``X`` has string column names.
     n_components_ : int
         Number of atoms.
     lipschitz_ : float
         ``||D||_2^2 (1 + 1e-6)``, the Lipschitz constant of the data-fit gradient.
-    atom_norms_ : ndarray of shape (n_components,)
-        Euclidean norms of the atoms.
+    atom_norms_ : array of shape (n_components,)
+        Euclidean norms of the atoms (in the array library of the ``X`` given to ``fit``).
     n_iter_ : int
         Largest number of iterations over the signals of the last ``fit_transform``
         (``transform`` leaves the estimator unchanged).
@@ -450,13 +289,22 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
     Notes
     -----
     Stateless like scikit-learn's ``SparseCoder`` (``requires_fit=False``): ``fit`` only
-    validates. Complex signals and dictionaries work with 'l1' and 'l0'. CuPy and torch
-    inputs stay on their device (generic array-API kernels). Non-convex penalties give
-    critical points that depend on ``init``. 'cel0' uses the atom norms of the dictionary and
-    warns when they are not 1. scikit-learn's common checks feed ``X`` with a number of
-    features fixed by each check, which a fixed dictionary cannot match; those checks are
-    run in the tests with a matching dictionary instead (as scikit-learn does for
-    ``SparseCoder``).
+    validates. Complex signals and dictionaries work with 'l1' and 'l0'. Arrays of other
+    array-API libraries (CuPy, torch, ...) stay on their device and are coded by the
+    generic FISTA / ISTA kernels, so the estimator declares ``array_api_support``; the Gram
+    coders ('cd', 'lars', 'omp') need real NumPy or SciPy sparse data. SciPy sparse signals
+    (CSR / CSC) are accepted and never densified as a whole (see :func:`lq_sparse_encode`).
+    Non-convex penalties give critical points that depend on ``init``. 'cel0' uses the atom
+    norms of the dictionary and warns when they are not 1.
+
+    ``transform`` of a :class:`dask.array.Array` returns a lazy dask array of codes,
+    computed block of rows by block of rows (declared shape ``(n_samples, n_components)``,
+    twice as wide with ``split_sign``); ``get_feature_names_out`` names the codes
+    ``lqsparsecoder0``, ``lqsparsecoder1``, ... so ``set_output(transform="pandas")`` works.
+
+    scikit-learn's common checks feed ``X`` with a number of features fixed by each check,
+    which a fixed dictionary cannot match; those checks are run in the tests with a
+    matching dictionary instead (as scikit-learn does for ``SparseCoder``).
 
     References
     ----------
@@ -479,7 +327,7 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "dictionary": ["array-like"],
-        **dict(_ENCODE_CONSTRAINTS.items()),
+        **_ENCODE_CONSTRAINTS,
         "split_sign": ["boolean"],
     }
 
@@ -522,8 +370,8 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Signals (only their shape is used).
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Signals (only their shape and values are checked; a dask array is not read).
         y : None
             Ignored.
 
@@ -532,47 +380,40 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
         self : LqSparseCoder
             The estimator.
         """
-        X, D = _check_inputs(X, self.dictionary)
-        self.n_features_in_ = X.shape[1]
+        Xc, D = check_coding_inputs(X[:1].compute() if is_dask_array(X) else X, self.dictionary)
+        # feature names (pandas) and n_features_in_, from the checked array otherwise
+        validate_data(self, X if _keeps_names(X) else Xc, skip_check_array=True)
         self.n_components_ = D.shape[0]
         self.lipschitz_ = lipschitz_constant(D)
-        self.atom_norms_ = np.asarray(_to_host(_atom_norms(D)), dtype=np.float64)
+        self.atom_norms_ = atom_norms(D)
         return self
 
     def _code(self, X):
         self._validate_params()
-        X, D = _check_inputs(X, self.dictionary, getattr(self, "n_features_in_", None))
-        pen = _penalty_of(self.penalty, self.alpha, self.q, D)
-        init = self.init
-        if not isinstance(init, str) and not _is_device_array(X):
-            init = check_complex_array(init, input_name="init")
-        C, n_iter = _encode(
-            X,
-            D,
-            pen,
-            solver=self.solver,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            step_size=self.step_size,
-            init=init,
-            positive_code=self.positive_code,
-            batch_size=self.batch_size,
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
+        if hasattr(self, "atom_norms_"):
+            check_same_library(X, self.atom_norms_, type(self).__name__, "transform")
+        Xc, D = check_coding_inputs(
+            X, self.dictionary, n_features_in=getattr(self, "n_features_in_", None)
         )
+        validate_data(self, X if _keeps_names(X) else Xc, reset=False, skip_check_array=True)
+        X = Xc
+        pen = build_penalty(self.penalty, self.alpha, self.q, D)
+        C, n_iter = encode(X, D, pen, **{name: getattr(self, name) for name in _SOLVER_PARAMS})
         if self.split_sign:
             xp = get_namespace(C)
             zero = xp.zeros_like(C)
             C = xp.concat([xp.maximum(C, zero), -xp.minimum(C, zero)], axis=1)
         return C, n_iter
 
+    @rowwise(n_outputs=lambda est: est._n_features_out, dtype=_codes_dtype)
     def transform(self, X):
         """Code every row of ``X``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Signals.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Signals. A dask array gives a lazy dask array of codes, computed by blocks of
+            rows.
 
         Returns
         -------
@@ -586,7 +427,7 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
             Signals.
         y : None
             Ignored.
@@ -594,9 +435,11 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
         Returns
         -------
         codes : array of shape (n_samples, n_components)
-            Sparse codes.
+            Sparse codes (lazy for a dask array, which leaves ``n_iter_`` unset).
         """
         self.fit(X)
+        if is_dask_array(X):
+            return self.transform(X)
         C, self.n_iter_ = self._code(X)
         return C
 
@@ -613,12 +456,15 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
         X_rec : array of shape (n_samples, n_features)
             Reconstructions.
         """
-        if _is_device_array(X):
-            return X @ self.dictionary
-        C = check_complex_array(X, input_name="X")
-        D = check_complex_array(self.dictionary, input_name="dictionary")
+        C = X if in_namespace(X) else check_complex_array(X, input_name="X")
+        D = dictionary_like(self.dictionary, C)
+        if not in_namespace(C):
+            D = check_complex_array(D, input_name="dictionary")
         if C.shape[1] != D.shape[0]:
             raise ValueError(f"codes have {C.shape[1]} columns; the dictionary has {D.shape[0]}")
+        xp = get_namespace(C, D)
+        if xp.isdtype(C.dtype, "real floating") and xp.isdtype(D.dtype, "real floating"):
+            D = xp.astype(D, C.dtype)  # float32 codes give float32 signals
         return C @ D
 
     def objective(self, X, C):
@@ -626,7 +472,7 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Signals.
         C : array-like of shape (n_samples, n_components)
             Codes.
@@ -636,13 +482,10 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
         F : ndarray of shape (n_samples,)
             Objective of each row.
         """
-        X, D = _check_inputs(X, self.dictionary)
-        xp = get_namespace(X, D)
-        pen = _penalty_of(self.penalty, self.alpha, self.q, D)
-        if not _is_device_array(C):
+        X, D = check_coding_inputs(X, self.dictionary)
+        if not in_namespace(C):
             C = check_complex_array(C, input_name="C")
-        R = X - C @ D
-        return 0.5 * xp.sum(xp.abs(R) ** 2, axis=1) + penalty_row_values(pen, C)
+        return row_objective(X, C, D, build_penalty(self.penalty, self.alpha, self.q, D))
 
     @property
     def _n_features_out(self):
@@ -652,5 +495,7 @@ class LqSparseCoder(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
+        tags.input_tags.sparse = True
+        tags.array_api_support = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

@@ -3,60 +3,43 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from sparsestat._kernels.pgd import penalty_row_values
-from sparsestat.decomposition._lq_coding import PENALTIES, _build_penalty, _encode
+from sparsestat._solvers.coding import (
+    PENALTIES,
+    bcd_update,
+    build_penalty,
+    encode,
+    forgetting_factor,
+    project_atoms,
+    row_objective,
+    sgd_update,
+)
 from sparsestat.penalties import Penalty
 from sparsestat.utils import progress_bar
 from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data
+from sparsestat.utils._dask import is_dask_array, partial_fit_chunks, rowwise
+from sparsestat.utils._deprecation import DEPRECATED, deprecated_constraints, renamed
 
 __all__ = ["LqDictionaryLearning", "MiniBatchLqDictionaryLearning"]
 
-
-def _project(D: np.ndarray, atom_norm: str, rng: np.random.RandomState, X: np.ndarray) -> None:
-    """Project the atoms (rows) in place on the unit sphere or ball; revive zero atoms."""
-    norms = np.linalg.norm(D, axis=1)
-    dead = norms <= 1e-12
-    if np.any(dead):
-        D[dead] = X[rng.randint(0, X.shape[0], size=int(dead.sum()))]
-        D[dead] += 1e-3 * rng.standard_normal(D[dead].shape)
-        norms[dead] = np.linalg.norm(D[dead], axis=1)
-    if atom_norm == "unit":
-        D /= norms[:, None]
-    else:
-        D /= np.maximum(norms, 1.0)[:, None]
+_LR = [Interval(numbers.Real, 0, None, closed="neither")]
 
 
-def _bcd_update(
-    D: np.ndarray,
-    A: np.ndarray,
-    B: np.ndarray,
-    atom_norm: str,
-    rng: np.random.RandomState,
-    R_pool: np.ndarray,
-) -> None:
-    """One pass of block coordinate descent over the atoms (Mairal et al. 2010), in place.
-
-    ``A = C^T C`` and ``B = C^T X`` (possibly with forgetting); atoms that are never used
-    (``A_jj < 1e-10``) are replaced by a random normalised row of ``R_pool`` (residuals).
-    """
-    for j in range(D.shape[0]):
-        if A[j, j] < 1e-10:
-            r = R_pool[rng.randint(R_pool.shape[0])] + 1e-6 * rng.standard_normal(D.shape[1])
-            D[j] = r / max(np.linalg.norm(r), 1e-12)
-            continue
-        D[j] += (B[j] - A[j] @ D) / A[j, j]
-        nrm = np.linalg.norm(D[j])
-        if atom_norm == "unit":
-            D[j] /= max(nrm, 1e-12)
-        elif nrm > 1.0:
-            D[j] /= nrm
+def _dense_only(X: Any, owner: str) -> None:
+    if sp.issparse(X):
+        raise TypeError(
+            f"Sparse data was passed for X, but {owner}.fit needs dense data (the "
+            "dictionary update works on dense rows); transform accepts sparse X. Use "
+            "X.toarray() to convert to a dense numpy array."
+        )
 
 
 class _BaseLqDictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -73,11 +56,11 @@ class _BaseLqDictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         "transform_solver": [StrOptions({"fista", "ista"})],
         "transform_max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "transform_tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "lr": _LR,
+        "learning_rate": deprecated_constraints(_LR),
         "lr_decay": [StrOptions({"time"}), None],
         "atom_norm": [StrOptions({"unit", "ball"})],
         "dict_init": ["array-like", None],
-        "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "callback": [callable, None],
         "verbose": ["verbose"],
@@ -101,51 +84,51 @@ class _BaseLqDictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             if D.shape[0] < k:
                 extra = rng.standard_normal((k - D.shape[0], X.shape[1])).astype(X.dtype)
                 D = np.vstack([D, extra])
-        _project(D, self.atom_norm, rng, X if X.shape[0] else D)
+        project_atoms(D, self.atom_norm, rng, X if X.shape[0] else D)
         return D
 
     def _penalty(self, D: np.ndarray) -> Penalty:
-        return _build_penalty(self.penalty, self.alpha, self.q, D)
+        return build_penalty(self.penalty, self.alpha, self.q, D)
 
-    def _code(self, X: np.ndarray, D: np.ndarray, init: Any = None) -> np.ndarray:
-        C, _ = _encode(
+    def _code(self, X: Any, D: np.ndarray, init: Any = None) -> np.ndarray:
+        C, _ = encode(
             X,
             D,
             self._penalty(D),
             solver=self.transform_solver,
             max_iter=self.transform_max_iter,
             tol=self.transform_tol,
-            step_size=1.0,
             init="zeros" if init is None else init,
-            positive_code=False,
-            batch_size=4096,
-            n_jobs=None,
-            verbose=0,
         )
         return C
 
     def _objective(self, X: np.ndarray, C: np.ndarray, D: np.ndarray) -> float:
-        R = X - C @ D
-        return float(0.5 * np.sum(R * R) + np.sum(penalty_row_values(self._penalty(D), C)))
+        return float(np.sum(row_objective(X, C, D, self._penalty(D))))
 
     def _lr(self, step: int) -> float:
-        eta0 = float(self.learning_rate)
+        eta0 = float(self._lr0)
         if self.lr_decay == "time":
             return eta0 / (1.0 + (eta0 / 50.0) * step)
         return eta0
 
-    def _sgd_update(self, D: np.ndarray, X: np.ndarray, C: np.ndarray, rng: Any) -> None:
-        D += self._lr(self.n_steps_) * (C.T @ (X - C @ D)) / X.shape[0]
-        _project(D, self.atom_norm, rng, X)
+    def _update(self, D: np.ndarray, X: np.ndarray, C: np.ndarray, A: Any, B: Any, rng: Any):
+        """One dictionary step from the codes ``C`` of ``X`` ('bcd' uses ``A``, ``B``)."""
+        if self.fit_algorithm == "bcd":
+            bcd_update(D, A, B, self.atom_norm, rng, X, C)
+        else:
+            sgd_update(D, X, C, self._lr(self.n_steps_), self.atom_norm, rng)
+        self.n_steps_ += 1
 
     # ------------------------------------------------------------------ API
+    @rowwise(n_outputs=lambda est: est.components_.shape[0])
     def transform(self, X):
         """Code ``X`` with the learned dictionary and the same penalty.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Signals.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Signals. A sparse ``X`` is not densified as a whole; a dask array gives a lazy
+            dask array of codes, computed by blocks of rows.
 
         Returns
         -------
@@ -153,7 +136,9 @@ class _BaseLqDictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             Sparse codes.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32]
+        )
         return self._code(X, self.components_.astype(X.dtype, copy=False))
 
     def inverse_transform(self, X):
@@ -205,14 +190,19 @@ _DOC_PARAMS = """
         Coding iterations.
     transform_tol : float, default=1e-5
         Coding tolerance.
-    learning_rate : float, default=1e-2
-        Step of 'sgd' (averaged over the batch: the paper's summed rate times the batch size).
+    lr : float, default=1e-2
+        Learning rate of 'sgd' (averaged over the batch: the paper's summed rate times the
+        batch size).
     lr_decay : {'time'} or None, default=None
         'time': ``eta_t = eta_0 / (1 + (eta_0 / 50) t)`` with ``t`` the step count.
     atom_norm : {'unit', 'ball'}, default='unit'
         Atoms on the unit sphere (the paper) or in the unit ball (scikit-learn).
     dict_init : array-like of shape (n_components, n_features) or None, default=None
         Initial dictionary; else ``n_components`` random training rows, normalised.
+"""
+
+_DOC_DEPRECATED = """    learning_rate : float
+        Deprecated name of ``lr`` (a ``FutureWarning`` says so); removed in 0.3.
 """
 
 
@@ -233,14 +223,17 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         objective non-increasing with 'bcd' and ``atom_norm='ball'``, but freezes the supports
         of non-convex codes early: on the planted problem l0 / CEL0 / l1/2 learn much better
         from zero).
-    shuffle : bool, default=True
-        Unused by the full-batch algorithm; kept for symmetry with the mini-batch class.
     random_state : int, RandomState instance or None, default=None
         Seed of the initial dictionary and of dead-atom resampling.
     callback : callable or None, default=None
         Called as ``callback(estimator, epoch)`` after every epoch.
-    verbose : bool or int, default=False
-        Progress bar over epochs.
+    verbose : int, default=0
+        Progress bar over epochs when > 0.
+"""
+        + _DOC_DEPRECATED
+        + """    shuffle : None
+        Deprecated: it never had an effect on the full-batch algorithm (a ``FutureWarning``
+        says so when it is set); removed in 0.3.
 
     Attributes
     ----------
@@ -254,6 +247,8 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         Dictionary updates done (equals ``n_iter_``).
     n_features_in_ : int
         Number of features seen by ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,)
+        Names of the features seen by ``fit``, when ``X`` has string column names.
 
     See Also
     --------
@@ -264,8 +259,14 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
     -----
     With 'bcd', ``atom_norm='ball'`` and ``code_init='warm'`` every epoch decreases the
     objective (coding is monotone from its start, the BCD pass is an exact block
-    minimisation); with 'unit' the projection on the sphere may not. Dead atoms are replaced
-    by random residuals [inferred]. Cost per epoch ``O(n (coding) + n k m + k^2 m)``.
+    minimisation); with 'unit' the projection on the sphere may not. Atoms that no code
+    uses are replaced by random residuals: not specified by the paper; chosen here (as
+    scikit-learn and SPAMS do) because a dead atom never comes back otherwise. Cost per
+    epoch ``O(n (coding) + n k m + k^2 m)``.
+
+    ``fit`` needs dense ``X``; ``transform`` also accepts SciPy sparse ``X`` (not densified
+    as a whole) and dask arrays (lazy codes, computed by blocks of rows).
+    ``get_feature_names_out`` names the codes ``lqdictionarylearning0``, ... .
 
     References
     ----------
@@ -290,6 +291,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
     _parameter_constraints: dict = {
         **_BaseLqDictionaryLearning._parameter_constraints,
         "code_init": [StrOptions({"zeros", "warm"})],
+        "shuffle": ["boolean", None],
     }
 
     def __init__(
@@ -305,15 +307,16 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         transform_solver="fista",
         transform_max_iter=300,
         transform_tol=1e-5,
-        learning_rate=1e-2,
+        lr=1e-2,
         lr_decay=None,
         atom_norm="unit",
         dict_init=None,
         code_init="zeros",
-        shuffle=True,
         random_state=None,
         callback=None,
-        verbose=False,
+        verbose=0,
+        learning_rate=DEPRECATED,
+        shuffle=None,
     ):
         self.n_components = n_components
         self.penalty = penalty
@@ -325,15 +328,16 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         self.transform_solver = transform_solver
         self.transform_max_iter = transform_max_iter
         self.transform_tol = transform_tol
-        self.learning_rate = learning_rate
+        self.lr = lr
         self.lr_decay = lr_decay
         self.atom_norm = atom_norm
         self.dict_init = dict_init
         self.code_init = code_init
-        self.shuffle = shuffle
         self.random_state = random_state
         self.callback = callback
         self.verbose = verbose
+        self.learning_rate = learning_rate
+        self.shuffle = shuffle
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -342,7 +346,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training signals.
+            Training signals (dense).
         y : None
             Ignored.
 
@@ -351,6 +355,15 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
         self : LqDictionaryLearning
             The fitted estimator.
         """
+        _dense_only(X, type(self).__name__)
+        if self.shuffle is not None:
+            warnings.warn(
+                "LqDictionaryLearning: the parameter 'shuffle' has no effect on the "
+                "full-batch algorithm and will be removed in sparsestat 0.3; drop it.",
+                FutureWarning,
+                stacklevel=3,
+            )
+        self._lr0 = renamed(self, "learning_rate", "lr")
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         rng = check_random_state(self.random_state)
         D = self._init_dictionary(X, rng)
@@ -361,11 +374,7 @@ class LqDictionaryLearning(_BaseLqDictionaryLearning):
             init = C if (self.code_init == "warm" and C is not None) else None
             C = self._code(X, D, init)
             errors.append(self._objective(X, C, D))
-            if self.fit_algorithm == "bcd":
-                _bcd_update(D, C.T @ C, C.T @ X, self.atom_norm, rng, X - C @ D)
-            else:
-                self._sgd_update(D, X, C, rng)
-            self.n_steps_ += 1
+            self._update(D, X, C, C.T @ C, C.T @ X, rng)
             if self.callback is not None:
                 self.components_ = D
                 self.callback(self, epoch)
@@ -394,14 +403,16 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         + """    batch_size : int, default=256
         Rows per mini-batch.
     shuffle : bool, default=True
-        Shuffle the rows before every epoch.
+        Shuffle the rows before every epoch (NumPy input; a dask array is read in order).
     random_state : int, RandomState instance or None, default=None
         Seed of the initial dictionary, the shuffling and dead-atom resampling.
     callback : callable or None, default=None
         Called as ``callback(estimator, epoch)`` after every epoch.
-    verbose : bool or int, default=False
-        Progress bar over epochs.
-
+    verbose : int, default=0
+        Progress bar over epochs when > 0.
+"""
+        + _DOC_DEPRECATED
+        + """
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
@@ -414,6 +425,8 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         Mini-batch steps done (also counted by ``partial_fit``).
     n_features_in_ : int
         Number of features seen by ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,)
+        Names of the features seen by ``fit``, when ``X`` has string column names.
 
     See Also
     --------
@@ -421,10 +434,23 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
 
     Notes
     -----
-    ``partial_fit`` runs exactly one step on the batch it gets and keeps ``A``, ``B``,
-    ``n_steps_`` and the random state, so ``partial_fit`` over the batches that ``fit`` uses
-    (``shuffle=False``, same ``dict_init``) gives the same dictionary. Cost per step
+    ``partial_fit(X)`` cuts ``X`` into consecutive mini-batches of ``batch_size`` rows (in
+    order) and takes one step per mini-batch, keeping ``A``, ``B``, ``n_steps_`` and the
+    random state; so ``partial_fit`` over the batches that ``fit`` uses (``shuffle=False``,
+    same ``dict_init``) gives the same dictionary. Cost per step
     ``O(b (coding) + b k m + k^2 m)``.
+
+    Out-of-core data: ``fit`` of a :class:`dask.array.Array` (for example a zarr store
+    opened with :func:`dask.array.from_zarr`) makes ``max_iter`` passes over its blocks of
+    rows in storage order, computing one block at a time and calling ``partial_fit`` on it,
+    so it equals ``partial_fit`` on the same blocks in the same order (the first block
+    gives the initial dictionary; ``shuffle`` does not apply: shuffle the rows beforehand if
+    they are sorted). dask-ml's ``Incremental`` wrapper is not needed for this; it works only
+    when given ``scoring=`` (and equals ``partial_fit`` on the blocks with
+    ``shuffle_blocks=False``): the estimator has no ``score``, because a reconstruction error
+    always prefers the least sparse codes and would mislead a model search.
+    ``transform`` of a dask array is lazy, block by block; it also accepts SciPy sparse
+    ``X`` (``fit`` and ``partial_fit`` need dense rows).
 
     References
     ----------
@@ -448,6 +474,7 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
     _parameter_constraints: dict = {
         **_BaseLqDictionaryLearning._parameter_constraints,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
     }
 
     def __init__(
@@ -463,7 +490,7 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         transform_solver="fista",
         transform_max_iter=300,
         transform_tol=1e-5,
-        learning_rate=1e-2,
+        lr=1e-2,
         lr_decay=None,
         atom_norm="unit",
         dict_init=None,
@@ -471,7 +498,8 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         shuffle=True,
         random_state=None,
         callback=None,
-        verbose=False,
+        verbose=0,
+        learning_rate=DEPRECATED,
     ):
         self.n_components = n_components
         self.penalty = penalty
@@ -483,7 +511,7 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         self.transform_solver = transform_solver
         self.transform_max_iter = transform_max_iter
         self.transform_tol = transform_tol
-        self.learning_rate = learning_rate
+        self.lr = lr
         self.lr_decay = lr_decay
         self.atom_norm = atom_norm
         self.dict_init = dict_init
@@ -492,6 +520,7 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         self.random_state = random_state
         self.callback = callback
         self.verbose = verbose
+        self.learning_rate = learning_rate
 
     def _start(self, X: np.ndarray) -> None:
         self._rng = check_random_state(self.random_state)
@@ -500,25 +529,37 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         self._A = np.zeros((k, k), dtype=X.dtype)
         self._B = np.zeros((k, X.shape[1]), dtype=X.dtype)
         self.n_steps_ = 0
+        self._error_sum = 0.0
 
     def _step(self, Xb: np.ndarray) -> float:
+        """Code one mini-batch and take one dictionary step; returns its objective."""
         D = self.components_
         C = self._code(Xb, D)
         err = self._objective(Xb, C, D)
-        b = Xb.shape[0]
         if self.fit_algorithm == "bcd":
-            step, bs = self.n_steps_, self.batch_size
-            theta = (step + 1) * bs if step < bs - 1 else bs**2 + step + 1 - bs
-            rho = (theta + 1 - bs) / (theta + 1)
+            rho = forgetting_factor(self.n_steps_, self.batch_size)
+            b = Xb.shape[0]
             self._A *= rho
             self._A += C.T @ C / b
             self._B *= rho
             self._B += C.T @ Xb / b
-            _bcd_update(D, self._A, self._B, self.atom_norm, self._rng, Xb - C @ D)
-        else:
-            self._sgd_update(D, Xb, C, self._rng)
-        self.n_steps_ += 1
+        self._update(D, Xb, C, self._A, self._B, self._rng)
+        self._error_sum += err
         return err
+
+    def _epochs(self, one_pass: Any) -> None:
+        """Run ``max_iter`` passes (each returning its summed objective) with the stop rule."""
+        errors: list[float] = []
+        for epoch in progress_bar(range(self.max_iter), verbose=self.verbose, desc="epochs"):
+            self._error_sum = 0.0
+            one_pass()
+            errors.append(self._error_sum)
+            if self.callback is not None:
+                self.callback(self, epoch)
+            if len(errors) > 1 and abs(errors[-2] - errors[-1]) <= self.tol * abs(errors[-2]):
+                break
+        self.error_ = np.asarray(errors)
+        self.n_iter_ = len(errors)
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -526,8 +567,9 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training signals.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Training signals (dense). A dask array is streamed block by block through
+            ``partial_fit`` (see Notes).
         y : None
             Ignored.
 
@@ -536,32 +578,35 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         self : MiniBatchLqDictionaryLearning
             The fitted estimator.
         """
+        _dense_only(X, type(self).__name__)
+        if is_dask_array(X):
+            for attr in ("components_", "n_steps_", "n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(attr, None)
+            self._epochs(lambda: partial_fit_chunks(self, X))
+            return self
+        self._lr0 = renamed(self, "learning_rate", "lr")
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         self._start(X)
         n = X.shape[0]
-        errors: list[float] = []
-        for epoch in progress_bar(range(self.max_iter), verbose=self.verbose, desc="epochs"):
+
+        def one_pass() -> None:
             order = self._rng.permutation(n) if self.shuffle else np.arange(n)
-            total = 0.0
             for s in range(0, n, self.batch_size):
-                total += self._step(X[order[s : s + self.batch_size]])
-            errors.append(total)
-            if self.callback is not None:
-                self.callback(self, epoch)
-            if len(errors) > 1 and abs(errors[-2] - errors[-1]) <= self.tol * abs(errors[-2]):
-                break
-        self.error_ = np.asarray(errors)
-        self.n_iter_ = len(errors)
+                self._step(X[order[s : s + self.batch_size]])
+
+        self._epochs(one_pass)
         return self
 
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
-        """One mini-batch step on ``X`` (initialising the dictionary on the first call).
+        """One step per mini-batch of ``batch_size`` rows of ``X``, in order.
+
+        The first call initialises the dictionary from ``X``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            One mini-batch.
+            A chunk of training rows (dense).
         y : None
             Ignored.
 
@@ -570,11 +615,15 @@ class MiniBatchLqDictionaryLearning(_BaseLqDictionaryLearning):
         self : MiniBatchLqDictionaryLearning
             The updated estimator.
         """
+        _dense_only(X, type(self).__name__)
+        self._lr0 = renamed(self, "learning_rate", "lr")
         first = not hasattr(self, "components_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first)
         if first:
             self._start(X)
             self.n_iter_ = 0
             self.error_ = np.zeros(0)
-        self._step(X.astype(self.components_.dtype, copy=False))
+        X = X.astype(self.components_.dtype, copy=False)
+        for s in range(0, X.shape[0], self.batch_size):
+            self._step(X[s : s + self.batch_size])
         return self

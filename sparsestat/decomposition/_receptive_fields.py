@@ -138,8 +138,9 @@ def fit_gabor(atom: Any, *, n_starts: int = 3) -> Bunch:
     ``4 * n_starts`` starts, and keeps the best. The starting centre is the energy-weighted
     centre of the atom; the starting orientation and frequency come from the peak of the
     zero-padded 2-D FFT. The protocol (multi-start over frequency from the FFT peak, the
-    ``(nx, ny)`` summary) follows the spec of the Rentzeperis et al. reproduction and is
-    [inferred]: the paper's own fitting details were not available. Cost: a few hundred
+    ``(nx, ny)`` summary of Ringach 2002) is not specified by the paper, whose fitting
+    details were not available; chosen here because it is the standard summary of V1
+    receptive fields that the paper compares with. Cost: a few hundred
     evaluations of an ``O(height * width)`` model per start.
 
     References
@@ -276,7 +277,8 @@ def orientation_tuning(
     n_orient : int, default=16
         Number of grating orientations.
     freqs : array-like of float or None, default=None
-        Grating frequencies in cycles per pixel; ``(0.1, 0.2, 0.3)`` when None [inferred].
+        Grating frequencies in cycles per pixel; ``(0.1, 0.2, 0.3)`` when None (not
+        specified by the paper; chosen here to span the pass band of 8x8 atoms).
     n_phases : int, default=8
         Number of grating phases.
 
@@ -294,8 +296,9 @@ def orientation_tuning(
     Hawken 2002): 0 for a response at a single orientation, 1 for a flat one; the preferred
     orientation is ``arg(sum_t r(t) exp(2 i t)) / 2``. Orientation here is the direction of
     the grating's modulation (normal to its stripes), the convention of :func:`gabor_2d`.
-    The probing protocol (gratings, max over phase, ``CV < 0.5`` as selective) is the spec's
-    [inferred] reading of the paper. Cost: one coding call on
+    The probing protocol (gratings, max over phase, ``CV < 0.5`` as selective) is not
+    specified by the paper; chosen here as the usual physiology protocol (Ringach et al.
+    2002). Cost: one coding call on
     ``len(freqs) * n_orient * n_phases`` gratings.
 
     References

@@ -8,16 +8,21 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat._kernels.moe import activation_functions, moe_estep, moe_sample
-from sparsestat.mixture._em import em_run
-from sparsestat.mixture._gates import _Gate
-from sparsestat.utils._compat import Interval, StrOptions, fit_context, validate_data
+from sparsestat._solvers.moe import Gate, fit_em
+from sparsestat.utils._compat import (
+    Interval,
+    StrOptions,
+    check_sample_weight,
+    fit_context,
+    validate_data,
+)
+from sparsestat.utils._dask import rowwise
 
 __all__ = ["GaussianMoERegressor"]
 
@@ -31,27 +36,6 @@ _ATTRS = {
     "intercept": "intercept_",
     "variances": "variances_",
 }
-
-
-def _rescale(P: dict[str, Any], shift: np.ndarray, scale: np.ndarray, *, to_scaled: bool) -> dict:
-    """Map parameters between original features x and scaled features (x - shift) / scale.
-
-    Linear gates and experts absorb the shift into their intercepts; the activation gate is
-    only scaled (``shift`` is zero then), since f(beta_1^T x) has no bias to absorb it.
-    """
-    P = dict(P)
-    tau = P["temperature"]
-    if to_scaled:
-        P["gate_intercept"] = P["gate_intercept"] + P["gate_coef"] @ shift / tau
-        P["intercept"] = P["intercept"] + P["coef"] @ shift
-        P["gate_coef"] = P["gate_coef"] * scale
-        P["coef"] = P["coef"] * scale
-    else:
-        P["gate_coef"] = P["gate_coef"] / scale
-        P["coef"] = P["coef"] / scale
-        P["gate_intercept"] = P["gate_intercept"] - P["gate_coef"] @ shift / tau
-        P["intercept"] = P["intercept"] - P["coef"] @ shift
-    return P
 
 
 class GaussianMoERegressor(RegressorMixin, BaseEstimator):
@@ -81,10 +65,15 @@ default='tanh'
     temperature : float, default=1.0
         Temperature tau (fixed value, or starting value when ``fit_temperature=True``).
         The 'softmax' gate has tau = 1.
-    fit_temperature : bool, default=True
-        Fit tau (through log tau, clipped to [1e-3, 1e3]). With the linear
-        ``'dense_to_sparse'`` gate tau is not identifiable (only ``gate_coef_ / tau`` is) and a
-        ``UserWarning`` says so.
+    fit_temperature : bool or 'auto', default='auto'
+        Fit tau (through log tau, clipped to [1e-3, 1e3]). 'auto' fits it where it is
+        identifiable: for the ``'activation_dense_to_sparse'`` gate with a non-homogeneous
+        activation, not for the linear ``'dense_to_sparse'`` gate, whose logits depend on
+        ``gate_coef_ / tau`` only (a fixed tau then gives the same maximum likelihood). With
+        ``True`` on a gate where tau is not identifiable (linear, or a homogeneous activation
+        allowed by ``allow_homogeneous``) tau is fitted anyway, as in the paper's temperature
+        experiment, and a ``UserWarning`` says that only ``effective_gate_coef_`` is
+        identifiable. The 'softmax' gate has tau = 1.
     max_iter : int, default=500
         Maximum number of EM iterations per start.
     tol : float, default=1e-6
@@ -99,9 +88,9 @@ default='tanh'
         ``gate_intercept_``, ``coef_``, ``intercept_``, ``variances_``, optionally
         ``temperature_`` and ``gate_inner_intercept_``); one run is made.
     gate_max_iter : int, default=10
-        L-BFGS-B iterations of each gate M-step (the spec proposes 25; on d = 10, K = 5,
-        n = 2e4 data, 10 reached the same log-likelihood 2.5 times faster, so 10 is the
-        default).
+        L-BFGS-B iterations of each gate M-step (the gate step of a generalised EM needs
+        only to increase its objective, not to solve it; ``benchmarks/bench_moe.py
+        --gate-max-iter`` compares 10 with 25).
     reg_covar : float, default=1e-6
         Variance floor, relative to ``Var(y)``: every ``nu_i >= reg_covar * Var(y)`` (the
         likelihood is unbounded otherwise).
@@ -130,6 +119,8 @@ default='tanh'
         Fitted (or fixed) temperature.
     effective_gate_coef_ : ndarray of shape (n_experts, n_features)
         ``gate_coef_ / temperature_``, the identifiable gate slope of the linear gates.
+    fit_temperature_ : bool
+        Whether the temperature was fitted (resolves ``fit_temperature='auto'``).
     coef_ : ndarray of shape (n_experts, n_features)
         Expert slopes a_i.
     intercept_ : ndarray of shape (n_experts,)
@@ -137,10 +128,10 @@ default='tanh'
     variances_ : ndarray of shape (n_experts,)
         Expert noise variances nu_i.
     lower_bound_ : float
-        Mean log-likelihood of the best start at its final parameters.
+        (Weighted) mean log-likelihood of the best start at its final parameters.
     log_likelihood_history_ : ndarray of shape (n_iter + 1,)
-        Mean log-likelihood after the initial M-step and after every EM iteration of the
-        best start (non-decreasing).
+        (Weighted) mean log-likelihood after the initial M-step and after every EM iteration
+        of the best start (non-decreasing).
     converged_ : bool
         Whether the best start met the ``tol`` certificate.
     n_iter_ : int
@@ -156,29 +147,42 @@ default='tanh'
 
     Notes
     -----
-    Algorithm (generalised EM; the paper's algorithm box was not available, so the EM is
-    [inferred] from the companion paper, which computes its MLE by EM):
+    Algorithm: generalised EM. The paper's algorithm box was not available; EM is used
+    because the companion paper computes its maximum-likelihood estimate by EM.
 
     1. E-step (kernel ``moe_estep``): responsibilities from log-softmax gate terms and Gaussian
        log-densities, combined with log-sum-exp.
     2. Expert M-step (kernels ``moe_expert_moments``, ``moe_solve_experts``,
        ``moe_weighted_sse``): weighted least squares per expert, then
-       ``nu_i = max(SSE_i / sum_n R_ni, reg_covar Var(y))`` (the constrained maximiser, so the
-       floor keeps EM monotone; the spec adds the floor instead [inferred change]).
+       ``nu_i = max(SSE_i / sum_n R_ni, reg_covar Var(y))``, the maximiser under the floor
+       (not specified by the paper; chosen here because adding the floor instead would
+       break the monotonicity of EM).
     3. Gate M-step: L-BFGS-B on ``Q = sum R log pi`` with analytic gradients, warm started,
        accepted only when Q does not decrease (L-BFGS-B's relative-decrease tolerance is
        ``min(1e-3 tol, 1e-9)``). Gauge: ``beta_0k = 0``; linear gates also
        ``beta_1k = 0``. The temperature is optimised through log tau.
 
-    Features are scaled by their standard deviation (and centred for the linear gates) inside
-    the fit; parameters are reported in the original units. Computation is in float64.
-    The bias placement of the activation gate (outside f by default) is [inferred].
+    ``sample_weight`` multiplies every sum over the data (a weighted likelihood); rows of
+    weight zero are dropped, and the default k-means start is computed on the rows in sorted
+    order with weighted k-means++ seeding, so an integer weight gives the fit of the
+    repeated row (with ``init_params='random'`` each repeated row would draw its own random
+    responsibilities instead).
 
-    ``score`` returns the mean log-likelihood, not R^2 (a deliberate deviation from
-    ``RegressorMixin``; use :func:`sklearn.metrics.r2_score` for R^2); the per-sample values
-    are :meth:`log_likelihood_samples` (named so because scikit-learn's ``score_samples``
-    takes no ``y``). ``predict_proba`` returns the gate probabilities, so scikit-learn's
-    check that a regressor has no ``predict_proba`` is an expected failure.
+    Features are scaled by their standard deviation (and centred for the linear gates) inside
+    the fit; parameters are reported in the original units. The EM runs in float64 (the
+    log-likelihood sums need it): the fitted parameters are float64, and ``predict``,
+    ``predict_proba`` and ``sample`` return float32 for float32 ``X``. The bias placement of
+    the activation gate (outside f by default) is not specified by the paper's abstract;
+    outside is chosen so that the mixing weights are ``exp(beta_0)`` (``gate_inner_bias``
+    gives the other placement).
+
+    ``score`` is R^2, as for every scikit-learn regressor; the likelihood is
+    :meth:`score_loglik` (mean log-likelihood) and :meth:`log_likelihood_samples` (per
+    sample; named so because scikit-learn's ``score_samples`` takes no ``y``).
+    ``predict_proba`` returns the gate probabilities, so scikit-learn's check that a
+    regressor has no ``predict_proba`` is an expected failure. ``predict`` and
+    ``predict_proba`` of a :class:`dask.array.Array` return lazy dask arrays, computed by
+    blocks of rows.
 
     Complexity per EM iteration: E-step O(nkd), experts O(nkd^2 + kd^3), gate
     O(gate_max_iter nkd); memory O(nk).
@@ -209,7 +213,7 @@ default='tanh'
         "gate": [StrOptions(set(_GATES))],
         "activation": [StrOptions({"tanh", "sigmoid", "gelu", "identity", "relu"}), tuple],
         "temperature": [Interval(Real, 0, None, closed="neither")],
-        "fit_temperature": ["boolean"],
+        "fit_temperature": ["boolean", StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -232,7 +236,7 @@ default='tanh'
         gate="softmax",
         activation="tanh",
         temperature=1.0,
-        fit_temperature=True,
+        fit_temperature="auto",
         max_iter=500,
         tol=1e-6,
         n_init=5,
@@ -268,13 +272,18 @@ default='tanh'
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # score is the mean log-likelihood, not R^2: scikit-learn's "score > 0.5" check
-        # does not apply.
-        tags.regressor_tags.poor_score = True
+        tags.input_tags.sparse = False
         return tags
 
     # ------------------------------------------------------------------ helpers
-    def _make_gate(self, n_features: int) -> _Gate:
+    def _resolve_fit_temperature(self, homogeneous: bool) -> bool:
+        if self.gate == "softmax":
+            return False
+        if self.fit_temperature == "auto":
+            return not homogeneous
+        return bool(self.fit_temperature)
+
+    def _make_gate(self, n_features: int) -> Gate:
         if self.gate == "activation_dense_to_sparse":
             _, _, homogeneous = activation_functions(self.activation)
             if homogeneous and not self.allow_homogeneous:
@@ -286,19 +295,19 @@ default='tanh'
                 )
             activation = self.activation
         else:
-            activation = None
-        return _Gate(
+            activation, homogeneous = None, True
+        return Gate(
             self.n_experts,
             n_features,
             activation=activation,
-            fit_temperature=self.fit_temperature and self.gate != "softmax",
+            fit_temperature=self._resolve_fit_temperature(homogeneous),
             inner_bias=self.gate_inner_bias,
         )
 
     def _fitted_params(self) -> dict[str, Any]:
         return {key: getattr(self, attr) for key, attr in _ATTRS.items()}
 
-    def _params_from_dict(self, d: dict[str, Any], gate: _Gate) -> dict[str, Any]:
+    def _params_from_dict(self, d: dict[str, Any], gate: Gate) -> dict[str, Any]:
         k, p = self.n_experts, self.n_features_in_
         try:
             P = {
@@ -336,7 +345,7 @@ default='tanh'
 
     # ------------------------------------------------------------------ fit
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the mixture of experts by generalised EM.
 
         Parameters
@@ -345,6 +354,9 @@ default='tanh'
             Training features.
         y : array-like of shape (n_samples,)
             Training targets.
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Non-negative row weights (a weighted likelihood; an integer weight counts the
+            row that many times, a zero weight removes it). None gives every row weight 1.
 
         Returns
         -------
@@ -352,64 +364,58 @@ default='tanh'
             The fitted estimator.
         """
         warm = self.warm_start and hasattr(self, "coef_")
-        X, y = validate_data(self, X, y, y_numeric=True, reset=not warm)
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
+        X, y = validate_data(
+            self, X, y, y_numeric=True, reset=not warm, dtype=[np.float64, np.float32]
+        )
+        w = check_sample_weight(sample_weight, X, dtype=np.float64)
+        keep = w > 0
+        X = np.asarray(X[keep], dtype=np.float64)
+        y = np.asarray(y[keep], dtype=np.float64)
+        w = w[keep]
         n, p = X.shape
         if n < self.n_experts:
             raise ValueError(
-                f"n_samples={n} should be >= n_experts={self.n_experts} for this estimator."
+                f"n_samples={n} (rows of positive sample_weight) should be >= "
+                f"n_experts={self.n_experts} for this estimator."
             )
         gate = self._make_gate(p)
-        if gate.fit_temperature and gate.linear:
+        if not gate.identifiable:
             warnings.warn(
-                "gate='dense_to_sparse' with fit_temperature=True: the temperature is not "
-                "identifiable (only gate_coef_ / temperature_ is); see effective_gate_coef_.",
+                f"gate={self.gate!r} with fit_temperature=True: the temperature is not "
+                "identifiable (only gate_coef_ / temperature_ is); see effective_gate_coef_, "
+                "or leave fit_temperature='auto'.",
                 UserWarning,
                 stacklevel=2,
             )
-        scale = X.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        shift = X.mean(axis=0) if gate.linear else np.zeros(p)
-        Xs = (X - shift) / scale
-        var_y = float(np.var(y))
-        var_floor = max(self.reg_covar * var_y, np.finfo(np.float64).tiny * 1e10)
-        if self.reg_covar > 0 and var_y == 0:
-            var_floor = self.reg_covar
-
         starts: list[dict[str, Any] | None]
         if warm:
-            starts = [_rescale(self._fitted_params(), shift, scale, to_scaled=True)]
+            starts = [self._fitted_params()]
         elif self.initial_params is not None:
-            P0 = self._params_from_dict(self.initial_params, gate)
-            starts = [_rescale(P0, shift, scale, to_scaled=True)]
+            starts = [self._params_from_dict(self.initial_params, gate)]
         else:
             starts = [None] * self.n_init
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=len(starts))
-        tau0 = 1.0 if self.gate == "softmax" else float(self.temperature)
-        runs = Parallel(n_jobs=self.n_jobs)(
-            delayed(em_run)(
-                Xs,
-                y,
-                gate,
-                start=start,
-                init=self.init_params,
-                temperature=tau0,
-                seed=int(seed),
-                max_iter=self.max_iter,
-                tol=self.tol,
-                gate_max_iter=self.gate_max_iter,
-                var_floor=var_floor,
-                verbose=self.verbose,
-            )
-            for start, seed in zip(starts, seeds)
+        best = fit_em(
+            X,
+            y,
+            w,
+            gate,
+            starts=starts,
+            seeds=seeds,
+            init=self.init_params,
+            temperature=1.0 if self.gate == "softmax" else float(self.temperature),
+            max_iter=self.max_iter,
+            tol=self.tol,
+            gate_max_iter=self.gate_max_iter,
+            reg_covar=self.reg_covar,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
-        best = max(runs, key=lambda r: r["lower_bound"])
-        P = _rescale(best["params"], shift, scale, to_scaled=False)
         for key, attr in _ATTRS.items():
-            setattr(self, attr, P.get(key))
+            setattr(self, attr, best["params"].get(key))
         self.temperature_ = float(self.temperature_)
+        self.fit_temperature_ = gate.fit_temperature
         self.effective_gate_coef_ = self.gate_coef_ / self.temperature_
         self.lower_bound_ = best["lower_bound"]
         self.log_likelihood_history_ = best["history"]
@@ -429,44 +435,49 @@ default='tanh'
     # ------------------------------------------------------------------ inference
     def _validate_X(self, X):
         check_is_fitted(self)
-        return np.asarray(validate_data(self, X, reset=False), dtype=np.float64)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
+    @rowwise(n_outputs=lambda est: est.n_experts)
     def predict_proba(self, X):
         """Gate probabilities pi(x).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Features.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Features (a dask array gives a lazy dask array).
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_experts)
-            Softmax of the gate logits; rows sum to one.
+            Softmax of the gate logits; rows sum to one (float32 for float32 ``X``).
         """
-        return self._proba(self._validate_X(X))
+        X = self._validate_X(X)
+        return self._proba(np.asarray(X, dtype=np.float64)).astype(X.dtype, copy=False)
 
     def _proba(self, X):
         S = self._logits(X)
         E = np.exp(S - S.max(axis=1, keepdims=True))
         return E / E.sum(axis=1, keepdims=True)
 
+    @rowwise()
     def predict(self, X):
         """Conditional mean ``E[y | x] = sum_i pi_i(x) (a_i^T x + b_i)``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Features.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Features (a dask array gives a lazy dask array).
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
-            Predicted conditional means.
+            Predicted conditional means (float32 for float32 ``X``).
         """
         X = self._validate_X(X)
-        proba = self._proba(X)
-        return np.sum(proba * (X @ self.coef_.T + self.intercept_), axis=1)
+        X64 = np.asarray(X, dtype=np.float64)
+        proba = self._proba(X64)
+        y = np.sum(proba * (X64 @ self.coef_.T + self.intercept_), axis=1)
+        return y.astype(X.dtype, copy=False)
 
     def _estep(self, X, y):
         check_is_fitted(self)
@@ -509,8 +520,8 @@ default='tanh'
         """
         return self._estep(X, y)[1]
 
-    def score(self, X, y, sample_weight=None):
-        """Mean log-likelihood ``mean log p(y | x)`` (not R^2).
+    def score_loglik(self, X, y, sample_weight=None):
+        """Mean log-likelihood ``mean log p(y | x)`` (the likelihood ``fit`` maximises).
 
         Parameters
         ----------
@@ -526,7 +537,9 @@ default='tanh'
         score : float
             (Weighted) mean log-likelihood.
         """
-        return float(np.average(self.log_likelihood_samples(X, y), weights=sample_weight))
+        ll = self.log_likelihood_samples(X, y)
+        w = check_sample_weight(sample_weight, ll.reshape(-1, 1), dtype=np.float64)
+        return float(np.average(ll, weights=w))
 
     def n_parameters(self):
         """Number of free parameters: ``k(2d + 3) - 1``, minus d for linear gates, plus 1 with
@@ -591,10 +604,14 @@ default='tanh'
         Returns
         -------
         y : ndarray of shape (n_samples,)
-            Draws from ``p(y | x)``.
+            Draws from ``p(y | x)`` (float32 for float32 ``X``).
         labels : ndarray of shape (n_samples,)
             The expert that generated each draw.
         """
         X = self._validate_X(X)
-        mean = X @ self.coef_.T + self.intercept_
-        return moe_sample(self._logits(X), mean, self.variances_, check_random_state(random_state))
+        X64 = np.asarray(X, dtype=np.float64)
+        mean = X64 @ self.coef_.T + self.intercept_
+        y, labels = moe_sample(
+            self._logits(X64), mean, self.variances_, check_random_state(random_state)
+        )
+        return y.astype(X.dtype, copy=False), labels
