@@ -411,7 +411,9 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
                     "sample_gradients cannot be streamed with a dask X; give the GSAE "
                     "activation a gradient_fn, or call partial_fit on each block"
                 )
-            self._fit_streaming(X, None, sample_weight=sample_weight)
+            with warnings.catch_warnings():  # fit has warned about old names already
+                warnings.filterwarnings("ignore", "SparseAutoencoder parameters", FutureWarning)
+                self._fit_streaming(X, None, sample_weight=sample_weight)
         else:
             G = self._check_gradients(X, sample_gradients)
             self._fit(X, G, partial=False, sample_weight=sample_weight)
@@ -702,7 +704,7 @@ class SparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseT
         if self.module_.unit_norm_decoder:
             project_decoder_grad_(self.module_.W_dec)
         grads = [p.grad for p in self.module_.parameters() if p.grad is not None]
-        total = math.sqrt(sum(float(torch.vdot(g.reshape(-1), g.reshape(-1))) for g in grads))
+        total = float(torch.stack(torch._foreach_norm(grads)).norm())
         max_norm = 1.0 / self._var0
         if total > max_norm:
             torch._foreach_mul_(grads, max_norm / (total + 1e-6 * max_norm))
