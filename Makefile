@@ -60,8 +60,15 @@ docs: $(VENV)/.stamp-docs,torch,examples
 bench: $(VENV)/.stamp-bench,test,torch,examples
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
+# On a machine whose own python already has CUDA torch and CuPy (and no network), skip the
+# venv: `make gpu GPU_PYTHON=python3` (see gpu/README.md).
+ifdef GPU_PYTHON
+gpu:
+	PYTHONPATH=$(CURDIR):$$PYTHONPATH $(GPU_PYTHON) gpu/run.py
+else
 gpu: $(VENV)/.stamp-test,torch,examples
 	$(PY) gpu/run.py
+endif
 
 clean:
 	rm -rf docs/_build docs/auto_examples docs/generated .pytest_cache build dist

@@ -9,7 +9,9 @@ free); the Gaussian draws alone, d(d+1)/2 + d per user, both as NumPy's
 numbers); the client-side ``privatize`` returning the (n, d, d) reports followed by
 ``add_reports``; the ``simulate_aggregate`` mode (one aggregated noise draw, for
 experiments); LDP-IHT; and the OpenDP exact samplers (the deployment backend; the peer
-here), at d = 20 and d = 100. Rates are given per wall-clock second and per second of this
+here), at d = 20 and d = 100. A last table gives the latency of one device's secure report
+(the default client path: OpenDP's exact samplers, fresh entropy) at d = 20 and d = 100.
+Rates are given per wall-clock second and per second of this
 process's CPU time (all threads; on a shared machine only the CPU rate is comparable between
 runs, and the 2-thread wall rate needs two idle cores). A second table shows that the peak
 memory of ``fit`` does not grow with the number of users, and a third the first ``fit`` in a
@@ -18,7 +20,9 @@ once per installation) and with a warm one, for a small problem (DESIGN budget: 
 than 2**18 draws take the generic path and compile nothing) and for a large one (the
 compiled kernel).
 
-Run: ``python benchmarks/bench_ldp.py`` (``SPARSESTAT_QUICK=1`` for a tiny run).
+Run: ``python benchmarks/bench_ldp.py`` (``SPARSESTAT_QUICK=1`` for a tiny run;
+``SPARSESTAT_LDP_FIT_ONLY=1`` for the one-thread ``fit`` rows only, the before / after
+comparison: copy this script into both checkouts and run it in each, alternately).
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from sparsestat.privacy import (
 )
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
+#: Only the one-thread ``fit`` rows, in reports per CPU second (for before / after runs of
+#: this script copied into two checkouts, alternately).
+FIT_ONLY = os.environ.get("SPARSESTAT_LDP_FIT_ONLY") == "1"
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
@@ -124,12 +131,41 @@ def first_fit(cache_dir, n, d):
 
 
 def privatize_then_add(X, y):
-    client = nldp(random_state=0)
-    M, v = client.privatize(X, y)
-    return client.add_reports(M, v)
+    """Simulated client reports (NumPy noise, a seed) summed by a server."""
+    reports = nldp(random_state=0).privatize(X, y, simulation=True)
+    return nldp().add_reports(reports, simulation=True)
+
+
+def client_latency(d, repeat):
+    """Seconds for one device's secure report: a new client object, OpenDP's exact samplers
+    with fresh OS entropy, the privacy maps checked (first call) -- as in a deployment."""
+    rng = np.random.default_rng(d)
+    times = []
+    for _ in range(repeat):
+        x = rng.choice([-1.0, 1.0], size=(1, d))
+        t0 = time.perf_counter()
+        reports = nldp().privatize(x, x[:, 0])
+        times.append(time.perf_counter() - t0)
+        assert reports.metadata["sampler"] == "opendp" and not reports.metadata["simulation"]
+    return times
+
+
+def fit_only():
+    """One-thread fit at d = 20 and d = 100, five repeats: reports per CPU second."""
+    numba.set_num_threads(1)
+    with limit_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for d, n in ((20, 400_000), (100, 10_000)):
+            X, y = data(n, d)
+            _, _, rc = rate(n, lambda X=X, y=y: nldp(random_state=0).fit(X, y), 5)
+            print(f"d = {d}, n = {n}: {rc:.4g} reports per CPU second (1 thread)")
+    print(f"load average: {os.getloadavg()[0]:.2f}")
 
 
 def main():
+    if FIT_ONLY:
+        fit_only()
+        return
     max_threads = numba.get_num_threads()
     print(bench_header("LDP sparse regression: user reports per second", threads=max_threads))
     print(
@@ -243,6 +279,32 @@ def main():
         markdown_table(
             fit_rows,
             ["problem", "Numba cache", "import (wall)", "first fit (wall)", "first fit (CPU)"],
+        )
+    )
+    print()
+    print("One client's secure report (new client object, OpenDP exact samplers, fresh OS")
+    print("entropy, privacy maps checked), seconds; goals: < 0.05 at d = 20, < 1 at d = 100:")
+    lat_rows = []
+    if opendp_available():
+        with limit_threads(1):
+            for d, goal in ((20, 0.05), (100, 1.0)):
+                first, *times = client_latency(d, 4 if QUICK else 12)
+                med = statistics.median(times)
+                lat_rows.append(
+                    [d, d * (d + 1) // 2 + d, first, med, max(times), goal, max(times) < goal]
+                )
+    print(
+        markdown_table(
+            lat_rows,
+            [
+                "d",
+                "noise draws",
+                "first call (s, loads OpenDP)",
+                "median (s)",
+                "max (s)",
+                "goal (s)",
+                "max below goal",
+            ],
         )
     )
     print(f"load average after the run: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -126,7 +126,9 @@ def main():
                 sp, acc, t = ours(data, method=method, sparsity=s)
                 rows.append([f"{method} (ERK)", f"{s:.0%}", sp, acc, t, ratio(dense_t, t)])
         for n, m in PATTERNS:
-            sp, acc, t = ours(data, method="sr-ste", n=n, m=m)
+            from sparsestat.neural import SRSTE
+
+            sp, acc, t = ours(data, method=SRSTE(n=n, m=m))
             rows.append([f"SR-STE {n}:{m}", f"{1 - n / m:.1%}", sp, acc, t, ratio(dense_t, t)])
             try:
                 sp, acc, t = torch_ao_nm(data, n, m)

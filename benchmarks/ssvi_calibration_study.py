@@ -27,7 +27,7 @@ Deterministic MLP baselines (fixed before any test result was seen; not tuned ag
   epochs on the whole training part (early stopping on the shared validation split).
 
 Usage: ``python benchmarks/ssvi_calibration_study.py tune --out tune.jsonl`` then
-``python benchmarks/ssvi_calibration_study.py evaluate --config '{"kl_weight": 0.1}'``.
+``python benchmarks/ssvi_calibration_study.py evaluate --config '{"kl_coef": 0.1}'``.
 Single-threaded (``torch.set_num_threads(1)``); ``--jobs`` runs seeds in parallel processes.
 ``summary-tune --out <file>`` / ``summary-eval --out <file>`` print the tables of saved records
 (``benchmarks/results/`` is git-ignored: keep records there).
@@ -89,7 +89,7 @@ def _ssvi(config, seed, dense=False):
 
     kw = {"hidden_layer_sizes": HIDDEN, "device": "cpu", "random_state": seed, **config}
     if dense:  # the same configuration without the mask-update parameters
-        sparse_only = ("update_interval", "drop_alpha", "t_end_fraction", "criterion")
+        sparse_only = ("update_interval", "drop_fraction", "update_end", "criterion")
         return MeanFieldVIClassifier(**{k: v for k, v in kw.items() if k not in sparse_only})
     return SSVIClassifier(sparsity=0.9, **kw)
 
@@ -267,7 +267,7 @@ def main(argv=None):
         return
     if a.phase == "tune":
         seeds = [int(s) for s in (a.seeds or "100,101,102,103,104").split(",")]
-        grid = json.loads(a.grid or '{"kl_weight": [0.01, 0.1, 1.0]}')
+        grid = json.loads(a.grid or '{"kl_coef": [0.01, 0.1, 1.0]}')
         mc_list = grid.pop("n_mc_samples", None)
         keys = sorted(grid)
         configs = [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]

@@ -1,4 +1,4 @@
-"""GPU checks of sparse training: 2:4 semi-structured export (spec oracle O16).
+"""GPU checks of sparse training: 2:4 semi-structured export, CUDA vs CPU training, memory.
 
 Run with ``python -m pytest gpu/test_gpu_sparse_training.py -m gpu -s``; every test is skipped
 with a clear message where PyTorch or a CUDA device is missing. The speed-up of the
@@ -96,3 +96,71 @@ def test_semi_structured_speedup_is_reported(sparse_model):
     print("\n" + msg)
     warnings.warn(msg, UserWarning, stacklevel=1)  # shown in the summary of `make gpu`
     assert t_sparse > 0
+
+
+# --------------------------------------------------------------------------- estimators
+def _digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0)[:600], y[:600]
+
+
+@pytest.mark.parametrize("method", ["static", "sr-ste", "dense"])
+def test_cuda_training_matches_cpu_training(method):
+    """Same seed on CUDA and on the CPU: masks, batches and initial weights come from CPU
+    generators, so the two fits differ only by float32 rounding of the kernels.
+    Tolerance: 1e-3 on the probabilities after 3 epochs (float32, cuBLAS vs CPU BLAS)."""
+    from sparsestat.neural import SparseMLPClassifier
+    from sparsestat.neural.layers import is_nm_sparse
+
+    X, y = _digits()
+    kw = {"hidden_layer_sizes": (64,), "method": method, "max_epochs": 3, "random_state": 0}
+    gpu = SparseMLPClassifier(device="cuda", **kw).fit(X, y)
+    cpu = SparseMLPClassifier(device="cpu", **kw).fit(X, y)
+    assert next(gpu.module_.parameters()).device.type == "cuda"
+    for a, b in zip(gpu.masks_, cpu.masks_):
+        assert (a == b).mean() >= 0.99  # N:M masks may flip on near ties
+    torch.testing.assert_close(
+        torch.as_tensor(gpu.predict_proba(X)), torch.as_tensor(cpu.predict_proba(X)),
+        atol=1e-3, rtol=0,
+    )  # fmt: skip
+    if method == "sr-ste":
+        assert is_nm_sparse(gpu.module_.linears()[0].weight.detach().cpu(), 2, 4)
+
+
+def test_cuda_dynamic_sparse_training_keeps_exact_budgets():
+    from sparsestat.neural import RigL, SparseMLPClassifier
+
+    X, y = _digits()
+    clf = SparseMLPClassifier(
+        hidden_layer_sizes=(64,), method=RigL(update_interval=5), sparsity=0.9,
+        max_epochs=3, random_state=0, device="cuda",
+    ).fit(X, y)  # fmt: skip
+    assert sum(clf.mask_flips_) > 0 and len(set(clf.nnz_history_)) == 1
+    assert clf.sparsity_ == pytest.approx(0.9, abs=0.01)
+
+
+def test_device_memory_is_released_after_fit():
+    """20 fits of a sparse MLP on CUDA: the allocated device memory does not grow."""
+    import gc
+
+    from sparsestat.neural import SparseMLPClassifier
+
+    X, y = _digits()
+
+    def fit_once():
+        clf = SparseMLPClassifier(
+            hidden_layer_sizes=(64,), method="rigl", max_epochs=1, random_state=0, device="cuda"
+        ).fit(X, y)
+        clf.predict_proba(X)
+
+    fit_once()
+    gc.collect()
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    for _ in range(20):
+        fit_once()
+    gc.collect()
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() <= base + 1024 * 1024

@@ -24,17 +24,8 @@ PENDING_FILES: dict[str, set[str]] = {
 }
 
 # ---- bayes: SparseBayesianLearning, KroneckerSBL
-PENDING["sample_weight"] |= {"SparseBayesianLearning"}
-PENDING["dask"] |= {"SparseBayesianLearning", "KroneckerSBL"}
 
-# ---- privacy: LDPSparseLinearRegression, LDPIHTRegressor
-PENDING["dask"] |= {"LDPSparseLinearRegression", "LDPIHTRegressor"}
-PENDING_FILES["private_imports"] |= {"sparsestat/privacy/_dask.py", "sparsestat/privacy/_nldp.py"}
-PENDING_FILES["docstrings"] |= {
-    "sparsestat/privacy/_iht.py",
-    "sparsestat/privacy/_nldp.py",
-    "sparsestat/privacy/mechanisms.py",
-}
+# ---- privacy: LDPSparseLinearRegression, LDPIHTRegressor (nothing pending)
 
 # ---- linear: IHTRegressor, LqRegression, RandomSupportRegressor, penalties, prox, cd
 PENDING["sample_weight"] |= {"IHTRegressor", "LqRegression", "RandomSupportRegressor"}
@@ -75,24 +66,3 @@ PENDING_FILES["docstrings"] |= {
 # ---- sae: SparseAutoencoder (all converted)
 
 # ---- neural: the other torch estimators and the base
-PENDING["dask"] |= {"SparseMatrixFactorization"}
-PENDING["vocabulary"] |= {
-    "SSVIClassifier",
-    "SSVIRegressor",
-    "MeanFieldVIClassifier",
-    "COMETMoEClassifier",
-    "COMETMoERegressor",
-    "GroupEnvelopeMLPClassifier",
-    "GroupEnvelopeMLPRegressor",
-    "SparseMLPClassifier",
-    "SparseMLPRegressor",
-    "QuickSelection",
-    "SparseMatrixFactorization",
-}
-PENDING["parameter_count"] |= {"SparseMLPClassifier", "SparseMLPRegressor"}
-PENDING_FILES["size"] |= {"sparsestat/neural/layers/_sparse.py"}
-PENDING_FILES["docstrings"] |= {
-    "sparsestat/neural/_base.py",
-    "sparsestat/neural/_quickselection.py",
-    "sparsestat/neural/layers/_sparse.py",
-}

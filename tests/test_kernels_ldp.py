@@ -322,3 +322,49 @@ def test_small_batches_take_the_generic_path(monkeypatch):
     monkeypatch.setattr(ldp_module, "_COMPILED_MIN_DRAWS", 40 * 6)
     keyed_gaussian_report_sums(X, *args)
     assert calls
+
+
+def test_generic_aggregation_runs_on_array_api_strict():
+    """The generic (array-API) path of the LDP aggregation, on array_api_strict, equals the
+    NumPy / Numba path: reports, exact per-fold sums (the same integers), keyed sums, the
+    floored solve and the discrete mechanisms' output kernels."""
+    xp = pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((40, 4))
+    y = rng.standard_normal(40)
+    z = rng.standard_normal((40, 10))
+    folds = np.arange(40) % 3
+    args = (3.0, 0.7, grid_unit(3.0), True)
+    ref = gaussian_reports(X, z, *args)
+    got = gaussian_reports(xp.asarray(X), xp.asarray(z), *args)
+    np.testing.assert_array_equal(np.asarray(got), ref)
+    h_ref, l_ref = gaussian_report_sums(X, z, folds, 3, *args)
+    h, l = gaussian_report_sums(xp.asarray(X), xp.asarray(z), xp.asarray(folds), 3, *args)
+    np.testing.assert_array_equal(np.asarray(h), h_ref)
+    np.testing.assert_array_equal(np.asarray(l), l_ref)
+    unit = grid_unit(2.0)
+    h_ref, l_ref = keyed_gaussian_report_sums(
+        X, 5, 11, 1, 64, 3, 2.0, 0.5, unit, False, y=y, clip_X=1.0, clip_y=1.5, intercept=1.0
+    )
+    h, l = keyed_gaussian_report_sums(
+        xp.asarray(X), 5, 11, 1, 64, 3, 2.0, 0.5, unit, False,
+        y=xp.asarray(y), clip_X=1.0, clip_y=1.5, intercept=1.0,
+    )  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(h), h_ref)
+    np.testing.assert_array_equal(np.asarray(l), l_ref)
+    np.testing.assert_array_equal(
+        np.asarray(exact_to_float(h, l, unit)), exact_to_float(h_ref, l_ref, unit)
+    )
+    A = rng.standard_normal((5, 5))
+    b = rng.standard_normal(5)
+    theta_ref, norm_ref = floored_solve(A + A.T, b, 0.3)
+    theta, norm = floored_solve(xp.asarray(A + A.T), xp.asarray(b), 0.3)
+    np.testing.assert_allclose(np.asarray(theta), theta_ref, rtol=1e-12, atol=1e-12)
+    assert norm == pytest.approx(norm_ref, rel=1e-12)
+    V = np.where(rng.random((6, 5)) < 0.5, 1.0, -1.0)
+    signs = np.where(rng.random((6, 5)) < 0.5, 1.0, -1.0)
+    keep = rng.random(6) < 0.7
+    np.testing.assert_array_equal(
+        np.asarray(duchi_core(xp.asarray(V), xp.asarray(keep), xp.asarray(signs))),
+        duchi_core(V, keep, signs),
+    )

@@ -596,3 +596,23 @@ def test_fit_on_a_dask_array_streams_partial_fit_over_the_blocks(iris):
     np.testing.assert_array_equal(by_hand.predict(Xd).compute(), by_hand.predict(X))
     with pytest.raises(ValueError, match="early_stopping=True needs the training data in memory"):
         TinyEarlyClassifier(early_stopping=True).fit(Xd, yd)
+
+
+def test_cuda_settings_on_a_cpu_only_machine_fall_back_for_prediction(iris, monkeypatch):
+    """The CUDA code paths that can run without a device: a model whose device is CUDA
+    (set after fit, or restored from a GPU) predicts on the CPU with a warning, and fitting
+    on a requested CUDA device that is absent is an error naming it."""
+    X, y = iris
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    clf = TinyClassifier(random_state=0, max_epochs=2).fit(X, y)
+    expected = clf.predict_proba(X)
+    clf.set_params(device="cuda")
+    clf.device_ = torch.device("cuda", 0)
+    with pytest.warns(UserWarning, match="CUDA is not available; computing on the CPU"):
+        np.testing.assert_array_equal(clf.predict_proba(X), expected)
+    with pytest.raises(ValueError, match="device='cuda:1' was requested but CUDA"):
+        TinyClassifier(device="cuda:1", max_epochs=1).fit(X, y)
+    # 'auto' resolves to the CPU here, through the same code path
+    auto = TinyClassifier(device="auto", random_state=0, max_epochs=2).fit(X, y)
+    assert auto.device_.type == "cpu"
+    np.testing.assert_array_equal(auto.predict_proba(X), expected)

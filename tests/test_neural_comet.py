@@ -84,7 +84,7 @@ def test_oracle4_training_drives_routing_to_k(moe_data):
     """
     X, y = moe_data[0][:800], moe_data[1][:800]
     reg = COMETMoERegressor(
-        n_experts=6, k=2, expert_hidden=(8,), entropy_reg=1.0, gamma=0.05, lr=0.02,
+        n_experts=6, k=2, expert_hidden=(8,), entropy_coef=1.0, gamma=0.05, lr=0.02,
         max_epochs=60, batch_size=128, random_state=0, device="cpu",
     ).fit(X, y)  # fmt: skip
     fracs = [h["frac_le_k"] for h in reg.history_]
@@ -175,8 +175,15 @@ def test_oracle5_conditional_computation_equals_dense():
         sparse, n_eval = moe.forward_sparse(x)
         torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=0)
         assert torch.all(n_eval == (g > 1e-5).sum(1))
-        if not isinstance(gate, DSelectKGate):
-            assert torch.all(n_eval <= 2) or isinstance(gate, COMETGate)
+        if isinstance(gate, TopKGate):
+            assert torch.all(n_eval <= 2)
+        elif isinstance(gate, COMETGate):
+            # at most k = 2 experts wherever every routing node is saturated (|t| >= gamma/2)
+            with torch.no_grad():
+                saturated = (gate.nodes(x).abs() >= gate.gamma / 2).all(dim=1)
+            assert int(saturated.sum()) >= 10
+            assert torch.all(n_eval[saturated] <= 2)
+            assert torch.all(n_eval >= 1)
 
 
 def gate_n(gate):
@@ -321,3 +328,20 @@ def test_hash_gate_estimator(moe_data):
     np.testing.assert_array_equal(reg2.selected_experts(X), sel2)
     with pytest.raises(ValueError, match="hash_feature"):
         COMETMoERegressor(gate="hash", hash_feature=6, max_epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("entropy_reg", "entropy_coef"), ("perm_entropy_reg", "perm_entropy_coef")]
+)
+def test_old_names_warn_and_still_work(old, new):
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    kw = {"n_experts": 4, "k": 2, "expert_hidden": (4,), "max_epochs": 2, "random_state": 0}
+    kw.update(local_search=True, perm_epochs=1)
+    with pytest.warns(FutureWarning, match=f"'{old}' was renamed to '{new}'"):
+        a = COMETMoEClassifier(**kw, **{old: 0.7}).fit(X, y)
+    b = COMETMoEClassifier(**kw, **{new: 0.7}).fit(X, y)
+    c = COMETMoEClassifier(**kw).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert a.loss_curve_ == b.loss_curve_ and a.loss_curve_ != c.loss_curve_

@@ -62,7 +62,7 @@ def test_oracle1_cardinality_invariant_at_every_step(digits):
     sizes = [64 * 32, 32 * 10]
     assert clf.n_active_params_ == [n - math.floor(0.8 * n) for n in sizes]
     dense_first = SSVIClassifier(
-        hidden_layer_sizes=(8,), sparsity=0.9, dense_first_layer=True, max_epochs=1,
+        hidden_layer_sizes=(8,), sparsity=0.9, exclude_layers=(0,), max_epochs=1,
         random_state=0, device="cpu",
     ).fit(X[:100], y[:100])  # fmt: skip
     assert dense_first.masks_[0].all() and not dense_first.masks_[1].all()
@@ -98,7 +98,7 @@ def test_oracle3_update_mechanics_by_hand():
     opt = torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9)
     for p in (layer.mu, layer.rho):
         opt.state[p]["momentum_buffer"] = torch.ones_like(p)
-    sched = SSVIScheduler([layer], opt, total_steps=1000, update_interval=10, drop_alpha=0.5)
+    sched = SSVIScheduler([layer], opt, total_steps=1000, update_interval=10, drop_fraction=0.5)
     # schedule: no update off the interval or after T_end = 750
     assert sched.is_update_step(10) and not sched.is_update_step(15)
     assert not sched.is_update_step(750) and not sched.is_update_step(760)
@@ -116,7 +116,7 @@ def test_oracle3_update_mechanics_by_hand():
     grow = set(np.argsort(-g)[:n_drop])
     rho_before = layer.rho.detach().numpy().ravel().copy()
     survivors = [i for i in np.flatnonzero(mask.ravel()) if i in keep or i in grow]
-    sched.update_layer(layer, torch.as_tensor(grad), sched.drop_fraction(t))
+    sched.update_layer(layer, torch.as_tensor(grad), sched.drop_fraction_at(t))
     new = layer.mask.numpy().ravel()
     assert set(np.flatnonzero(new)) == keep | grow and new.sum() == 8
     born = [i for i in grow if not mask.ravel()[i]]
@@ -348,7 +348,7 @@ def test_pipeline_grid_search_and_pickle(digits):
 def test_kl_term_enters_the_loss(digits):
     X, y = digits
     kw = {"hidden_layer_sizes": (16,), "max_epochs": 2, "random_state": 0, "device": "cpu"}
-    clf = SSVIClassifier(kl_weight=0.5, kl_warmup_fraction=0.0, **kw).fit(X[:200], y[:200])
+    clf = SSVIClassifier(kl_coef=0.5, kl_warmup_fraction=0.0, **kw).fit(X[:200], y[:200])
     clf.module_.eval()
     xb, yb = torch.tensor(X[:50], dtype=torch.float32), torch.tensor(y[:50])
     with torch.no_grad():
@@ -356,8 +356,59 @@ def test_kl_term_enters_the_loss(digits):
         ce = float(torch.nn.functional.cross_entropy(clf.module_(xb), yb))
         kl = float(clf.module_.kl())
     np.testing.assert_allclose(got, ce + 0.5 * kl / 200, rtol=1e-5)
-    no_kl = SSVIClassifier(kl_weight=0.0, **kw).fit(X[:200], y[:200])
+    no_kl = SSVIClassifier(kl_coef=0.0, **kw).fit(X[:200], y[:200])
     assert clf.history_[-1]["kl"] < no_kl.history_[-1]["kl"]
+
+
+def test_weighted_loss_is_the_weighted_elbo(digits):
+    """Weighted rows: the likelihood is the weighted mean, the KL is divided by sum(w)."""
+    X, y = digits
+    kw = {"hidden_layer_sizes": (16,), "max_epochs": 1, "random_state": 0, "device": "cpu"}
+    clf = SSVIClassifier(kl_coef=0.5, kl_warmup_fraction=0.0, **kw).fit(X[:200], y[:200])
+    clf.module_.eval()
+    xb, yb = torch.tensor(X[:50], dtype=torch.float32), torch.tensor(y[:50])
+    w = np.arange(50) % 3 + 1.0
+    with torch.no_grad():
+        got = float(clf._batch_loss(xb, yb, w.sum(), sample_weight=torch.tensor(w / w.mean())))
+        ce = torch.nn.functional.cross_entropy(clf.module_(xb), yb, reduction="none").numpy()
+        kl = float(clf.module_.kl())
+    np.testing.assert_allclose(got, (w * ce).sum() / w.sum() + 0.5 * kl / w.sum(), rtol=1e-5)
+    # and fit takes the weights: weight 0 leaves a row out
+    sw = np.r_[np.ones(150), np.zeros(50)]
+    a = SSVIClassifier(**kw).fit(X[:150], y[:150])
+    b = SSVIClassifier(**kw).fit(X[:200], y[:200], sample_weight=sw)
+    np.testing.assert_array_equal(a.predict_proba(X[:20]), b.predict_proba(X[:20]))
+
+
+@pytest.mark.parametrize(
+    ("old", "value", "new", "new_value"),
+    [
+        ("kl_weight", 0.2, "kl_coef", 0.2),
+        ("drop_alpha", 0.5, "drop_fraction", 0.5),
+        ("t_end_fraction", 0.5, "update_end", 0.5),
+        ("dense_first_layer", True, "exclude_layers", (0,)),
+    ],
+)
+def test_old_names_warn_and_still_work(digits, old, value, new, new_value):
+    X, y = digits
+    kw = {
+        "hidden_layer_sizes": (8,),
+        "sparsity": 0.5,
+        "update_interval": 2,
+        "max_epochs": 2,
+        "random_state": 0,
+        "device": "cpu",
+    }
+    with pytest.warns(FutureWarning, match=f"'{old}' was renamed to '{new}'"):
+        a = SSVIClassifier(**kw, **{old: value}).fit(X[:150], y[:150])
+    b = SSVIClassifier(**kw, **{new: new_value}).fit(X[:150], y[:150])
+    np.testing.assert_array_equal(a.predict_proba(X[:20]), b.predict_proba(X[:20]))
+    with pytest.warns(FutureWarning, match=f"'{old}' was renamed"):
+        assert a._renamed(new) == new_value
+    if old in ("drop_alpha", "t_end_fraction"):
+        layer_kw = {"drop_alpha": "drop_fraction", "t_end_fraction": "update_end"}
+        with pytest.warns(FutureWarning, match=f"'{old}' was renamed to '{layer_kw[old]}'"):
+            SSVIScheduler(b.module_.bayes_layers, b.optimizer_, 100, **{old: value})
 
 
 def test_expected_calibration_error_by_hand():

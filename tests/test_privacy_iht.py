@@ -139,3 +139,29 @@ def test_iht_public_parameters_are_frozen_after_the_first_round():
     with pytest.raises(ValueError, match="changed since the first round"):
         m.partial_fit(X[100:200], y[100:200])
     assert m.n_iter_ == 1
+
+
+def test_iht_refits_warn_and_user_ids_are_charged():
+    X, y, _ = _d0(200, 4, 1)
+    acc = BudgetAccountant(epsilon=1.0)
+    m = LDPIHTRegressor(n_nonzero_coefs=1, bounds_X=2.0, bounds_y=2.0, accountant=acc)
+    m.partial_fit(X[:100], y[:100], user_ids=np.arange(500, 600))
+    assert acc.spent(500) == (1.0, 0.0) and acc.spent(0) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="already reported"):
+        m.partial_fit(X[100:], y[100:], user_ids=np.arange(590, 690))
+    assert m.n_users_seen_ == 100 and not m.formal_guarantee_
+    own = LDPIHTRegressor(n_nonzero_coefs=1, bounds_X=2.0, bounds_y=2.0, random_state=0)
+    own.fit(X, y, user_ids=np.arange(1000, 1200))
+    assert own.accountant_.spent(1100) == (1.0, 0.0)
+    with pytest.warns(UserWarning, match="refitting charges the same users again"):
+        own.fit(X, y, user_ids=np.arange(1000, 1200))
+    assert own.accountant_.max_spent == (2.0, 0.0)
+
+
+@pytest.mark.parametrize("mechanism", ["duchi_linf", "coordinate_rr"])
+def test_iht_huge_epsilon_runs(mechanism):
+    X, y, _ = _d0(300, 4, 1)
+    m = LDPIHTRegressor(
+        n_nonzero_coefs=1, epsilon=800.0, bounds_X=2.0, bounds_y=2.0, mechanism=mechanism
+    ).fit(X, y)
+    assert np.all(np.isfinite(m.coef_))

@@ -1,4 +1,4 @@
-"""Oracles for LDPSparseLinearRegression (spec ldp_regression.md, oracles 1-6)."""
+"""Oracles for LDPSparseLinearRegression: noise laws, clipping, constants, aggregation, rates."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def _floored_inverse(S, r):
 def test_noise_constants_closed_form():
     d, tau, eps, delta = 3, 1.0, 1.0, 1e-5
     X, y, _ = _data(50, d)
-    m = LDPSparseLinearRegression(eps, delta, bounds_X=tau, bounds_y=tau, random_state=0)
+    m = LDPSparseLinearRegression(
+        eps, delta, bounds_X=tau, bounds_y=tau, calibration="classic", random_state=0
+    )
     m.fit(X, y)
     s1 = 4 * math.sqrt(2 * math.log(2.5 / delta)) * d * tau**2 / eps
     s2 = 4 * math.sqrt(2 * math.log(2.5 / delta)) * math.sqrt(d) * tau * tau / eps
@@ -51,7 +53,10 @@ def test_noise_constants_closed_form():
     assert m.noise_scale_[1] == pytest.approx(s2, rel=1e-12)
     assert m._mech_xx.sensitivity == pytest.approx(2 * d * tau**2, rel=1e-15)
     assert m._mech_xy.sensitivity == pytest.approx(2 * math.sqrt(d) * tau * tau, rel=1e-15)
-    pub = LDPSparseLinearRegression(eps, delta, bounds_X=tau, bounds_y=2.0, public_X=X)
+    P = _data(40, d, seed=9)[0]  # public covariates: other people than the users
+    pub = LDPSparseLinearRegression(
+        eps, delta, bounds_X=tau, bounds_y=2.0, public_X=P, calibration="classic"
+    )
     pub.fit(X, y)
     s2_pub = math.sqrt(8 * d * tau**2 * 2.0**2 * math.log(1.25 / delta)) / eps
     assert pub.noise_scale_ == (0.0, pytest.approx(s2_pub, rel=1e-12))
@@ -64,7 +69,8 @@ def test_per_user_noise_law():
     n = 5000
     X, y = np.repeat(x[None], n, 0), np.full(n, 3.0)
     m = LDPSparseLinearRegression(1.0, 1e-5, bounds_X=tau1, bounds_y=tau2, random_state=3)
-    M, v = m.privatize(X, y)
+    reports = m.privatize(X, y, simulation=True)
+    M, v = reports.M, reports.v
     assert M.shape == (n, d, d) and v.shape == (n, d)
     np.testing.assert_array_equal(M, np.swapaxes(M, 1, 2))  # exactly symmetric
     xt = np.clip(x, -tau1, tau1)
@@ -96,7 +102,8 @@ def test_clipping_and_sensitivity_under_outliers():
     y[::3] *= 1e6
     X0, y0 = X.copy(), y.copy()
     m = LDPSparseLinearRegression(np.inf, bounds_X=tau1, bounds_y=tau2)
-    M, v = m.privatize(X, y)
+    reports = m.privatize(X, y)
+    M, v = reports.M, reports.v
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(y, y0)
     assert np.max(np.abs(M)) <= tau1**2 * (1 + 1e-12)
@@ -157,8 +164,8 @@ def test_public_variant_with_eps_inf():
     xt, yt = np.clip(X, -0.8, 0.8), np.clip(y, -1.0, 1.0)
     expected = _soft(_floored_inverse(pt.T @ pt / 700, 1e-3) @ (xt.T @ yt / 2000), 0.01)
     np.testing.assert_allclose(m.coef_, expected, atol=1e-10)
-    M, v = m.privatize(X[:3], y[:3], user_ids=[7000, 7001, 7002])
-    assert M is None and v.shape == (3, 4)
+    reports = m.privatize(X[:3], y[:3], user_ids=[7000, 7001, 7002])
+    assert reports.M is None and reports.v.shape == (3, 4)
 
 
 # ----------------------------------------------------------------------------- oracle 6
@@ -176,8 +183,9 @@ def test_fit_partial_fit_merge_bit_for_bit():
     )
     merged = right.merge(left)  # merge order does not matter either
     client = LDPSparseLinearRegression(**params)
-    M, v = client.privatize(X, y)
-    server = client.add_reports(M, v)
+    reports = client.privatize(X, y, simulation=True)
+    M = reports.M
+    server = LDPSparseLinearRegression(**params).add_reports(reports, simulation=True)
     for other in (part, merged, server):
         np.testing.assert_array_equal(other.sum_xx_, full.sum_xx_)
         np.testing.assert_array_equal(other.sum_xy_, full.sum_xy_)
@@ -232,12 +240,14 @@ def _rate_error(n, d, eps, seeds, public=False, delta=0.3):
             alpha=0.0,
             simulate_aggregate=True,
             public_X=P,
+            calibration="classic",  # sigma proportional to 1 / epsilon
             random_state=s,
         )
         errs.append(np.linalg.norm(m.fit(X, y).coef_ - theta))
     return float(np.mean(errs))
 
 
+@pytest.mark.filterwarnings("ignore:delta = 0.3 is not below")
 def test_rates_in_eps_and_n():
     n = 40_000
     e1 = _rate_error(n, 2, 1.0, 30)
@@ -275,10 +285,10 @@ def test_cv_risk_equals_independent_computation():
     assert m.alpha_ == m.cv_alphas_[np.argmin(scores)]
 
 
-def test_auto_alpha_and_floor_formulas():
+def test_theory_alpha_and_floor_formulas():
     X, y, _ = _data(3000, 3, law="uniform")
     m = LDPSparseLinearRegression(
-        1.0, 1e-5, bounds_X=1.0, bounds_y=1.0, l1_radius=1.0, random_state=0
+        1.0, 1e-5, bounds_X=1.0, bounds_y=1.0, l1_radius=1.0, alpha="theory", random_state=0
     ).fit(X, y)
     s1, s2 = m.noise_scale_
     assert m.eig_floor_ == pytest.approx(2 * s1 * math.sqrt(3 / 3000))
@@ -363,11 +373,11 @@ def test_accountant_unit():
 
 def test_parameter_errors_are_not_coerced():
     X, y, _ = _data(30, 2)
-    with pytest.raises(ValueError, match="analytic"):
-        LDPSparseLinearRegression(epsilon=3.0, bounds_X=1.0, bounds_y=1.0).fit(X, y)
-    m = LDPSparseLinearRegression(
-        epsilon=3.0, bounds_X=1.0, bounds_y=1.0, calibration="analytic", random_state=0
-    ).fit(X, y)
+    with pytest.raises(ValueError, match=r"epsilon / 2 = 1.5.*split.*analytic"):
+        LDPSparseLinearRegression(
+            epsilon=3.0, bounds_X=1.0, bounds_y=1.0, calibration="classic"
+        ).fit(X, y)
+    m = LDPSparseLinearRegression(epsilon=3.0, bounds_X=1.0, bounds_y=1.0, random_state=0).fit(X, y)
     assert np.all(np.isfinite(m.coef_))
     with pytest.raises(ValueError, match="random_state"):
         LDPSparseLinearRegression(
@@ -390,10 +400,12 @@ def test_opendp_backend_end_to_end():
     X, y, _ = _data(15, 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "the predicted error bound", UserWarning)
         m = LDPSparseLinearRegression(1.0, bounds_X=1.0, bounds_y=1.0, noise_backend="opendp").fit(
             X, y
         )
     assert m.n_users_seen_ == 15 and np.all(np.isfinite(m.coef_))
+    assert m.formal_guarantee_  # exact sampler, fresh entropy
     # fresh entropy: two fits differ
     m2 = clone(m).fit(X, y)
     assert not np.array_equal(m.sum_xx_, m2.sum_xx_)
@@ -415,14 +427,14 @@ def test_public_parameters_are_frozen_after_the_first_report():
 
 
 def test_failed_update_leaves_the_state_unchanged(monkeypatch):
-    import sparsestat.privacy._nldp as nldp_module
+    import sparsestat._solvers.private_sums as sums_module
 
     X, y, _ = _data(3000, 3)
     m = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
     m.partial_fit(X[:1000], y[:1000])
     before = (m.sum_xx_.copy(), m.sum_xy_.copy(), m.n_users_seen_)
     calls = []
-    real = nldp_module.keyed_gaussian_report_sums  # the fused path of contiguous user ids
+    real = sums_module.keyed_gaussian_report_sums  # the fused path of contiguous user ids
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -430,10 +442,10 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
             raise OverflowError("simulated failure mid-batch")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(nldp_module, "keyed_gaussian_report_sums", flaky)
+    monkeypatch.setattr(sums_module, "keyed_gaussian_report_sums", flaky)
     with pytest.raises(OverflowError):
         m.partial_fit(X[1000:], y[1000:])
-    monkeypatch.setattr(nldp_module, "keyed_gaussian_report_sums", real)
+    monkeypatch.setattr(sums_module, "keyed_gaussian_report_sums", real)
     m.partial_fit(X[1000:1001], y[1000:1001])
     assert m.n_users_seen_ == before[2] + 1
     ref = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
@@ -444,7 +456,13 @@ def test_failed_update_leaves_the_state_unchanged(monkeypatch):
 @pytest.mark.parametrize("fit_intercept", [False, True])
 def test_fused_aggregation_equals_the_mechanism_pipeline(fit_intercept):
     """fit's fused kernel gives the integers of clip -> GaussianMechanism -> round -> sum."""
-    from sparsestat._kernels.ldp import exact_accumulate, exact_to_float, mirror_upper, outer_upper
+    from sparsestat._kernels.ldp import (
+        exact_accumulate,
+        exact_to_float,
+        grid_unit,
+        mirror_upper,
+        outer_upper,
+    )
     from sparsestat.privacy import GaussianMechanism, UserStreams
 
     n, d, k, seed = 3000, 6, 4, 21
@@ -469,13 +487,15 @@ def test_fused_aggregation_equals_the_mechanism_pipeline(fit_intercept):
     mech_xy = GaussianMechanism(eps / 2, delta / 2, math.sqrt(de) * tau1 * tau2)
     assert m.noise_scale_ == (mech_xx.scale, mech_xy.scale)
     ids = np.arange(n)
-    tri = mech_xx.randomise(outer_upper(xt), UserStreams(seed), ids, stream=0)
-    v = mech_xy.randomise(xt * yt[:, None], UserStreams(seed), ids, stream=1)
+    tri = mech_xx.randomise(outer_upper(xt), UserStreams(seed), ids, stream=0, simulation=True)
+    v = mech_xy.randomise(xt * yt[:, None], UserStreams(seed), ids, stream=1, simulation=True)
+    unit_xx = grid_unit(max(mech_xx.scale, de * tau1**2))
+    unit_xy = grid_unit(max(mech_xy.scale, math.sqrt(de) * tau1 * tau2))
     sum_tri = np.zeros(de * (de + 1) // 2)
     sum_v = np.zeros(de)
     for f in range(k):
-        sum_tri += exact_to_float(*exact_accumulate(tri[ids % k == f], m._unit_xx), m._unit_xx)
-        sum_v += exact_to_float(*exact_accumulate(v[ids % k == f], m._unit_xy), m._unit_xy)
+        sum_tri += exact_to_float(*exact_accumulate(tri[ids % k == f], unit_xx), unit_xx)
+        sum_v += exact_to_float(*exact_accumulate(v[ids % k == f], unit_xy), unit_xy)
     np.testing.assert_array_equal(m.sum_xx_, mirror_upper(sum_tri, de))
     np.testing.assert_array_equal(m.sum_xy_, sum_v)
 
@@ -499,13 +519,14 @@ def test_user_reports_depend_on_the_user_id_only_not_on_chunks_or_threads(monkey
     import numba
 
     import sparsestat._kernels.ldp as ldp_module
-    import sparsestat.privacy._nldp as nldp_module
+    import sparsestat._solvers.private_sums as sums_module
 
     n, d = 2500, 5
     X, y, _ = _data(n, d, law="gaussian")
     params = {"epsilon": 0.7, "bounds_X": 1.5, "bounds_y": 2.0, "cv": 3, "random_state": 5}
     client = LDPSparseLinearRegression(**params)
-    M, v = client.privatize(X, y)  # NumPy's own generators, user by user
+    reports = client.privatize(X, y, simulation=True)  # NumPy's own generators, user by user
+    M, v = reports.M, reports.v
     threads = numba.get_num_threads()
     try:
         # a small problem: the generic path (NumPy's generators block by block)
@@ -515,7 +536,7 @@ def test_user_reports_depend_on_the_user_id_only_not_on_chunks_or_threads(monkey
         one = LDPSparseLinearRegression(**params).fit(X, y)
         numba.set_num_threads(threads)
         many = LDPSparseLinearRegression(**params).fit(X, y)
-        monkeypatch.setattr(nldp_module, "_CHUNK_ENTRIES", 1)  # one noise block per chunk
+        monkeypatch.setattr(sums_module, "CHUNK_ENTRIES", 1)  # one noise block per chunk
         small = LDPSparseLinearRegression(**params)
         for a, b in [(0, 1), (1, 999), (999, 1030), (1030, n)]:  # batches start mid-block
             small.partial_fit(X[a:b], y[a:b])
@@ -523,17 +544,18 @@ def test_user_reports_depend_on_the_user_id_only_not_on_chunks_or_threads(monkey
         strided = LDPSparseLinearRegression(**params).fit(np.asfortranarray(X), y)
     finally:
         numba.set_num_threads(threads)
-    server = client.add_reports(M, v)
+    server = LDPSparseLinearRegression(**params).add_reports(reports, simulation=True)
     for other in (generic, many, small, strided, server):
         np.testing.assert_array_equal(other.sum_xx_, one.sum_xx_)
         np.testing.assert_array_equal(other.sum_xy_, one.sum_xy_)
     # the public-X variant (users send v only) sums the same v reports
     pub = {**params, "public_X": X[:50]}
     client = LDPSparseLinearRegression(**pub)
-    M_none, v_pub = client.privatize(X, y)
-    assert M_none is None
+    pub_reports = client.privatize(X, y, simulation=True)
+    assert pub_reports.M is None
     fitted = LDPSparseLinearRegression(**pub).fit(X, y)
-    np.testing.assert_array_equal(client.add_reports(None, v_pub).sum_xy_, fitted.sum_xy_)
+    server = LDPSparseLinearRegression(**pub).add_reports(pub_reports, simulation=True)
+    np.testing.assert_array_equal(server.sum_xy_, fitted.sum_xy_)
     # a single user's fit is exactly that user's own report, wherever the user sits
     for u in (0, 700, 1023, 1024, n - 1):
         alone = LDPSparseLinearRegression(**params).partial_fit(
@@ -555,3 +577,53 @@ def test_noise_of_the_fused_kernel_has_the_per_user_law():
     assert np.var(tri) == pytest.approx(1.0, abs=0.3)
     both = np.concatenate([tri, m.sum_xy_ / (s2 * math.sqrt(n))])
     assert stats.kstest(both, "norm").pvalue > 1e-3
+
+
+# ----------------------------------------------------------------------------- smaller points
+def test_refits_are_recorded_in_one_accountant_and_warned():
+    X, y, _ = _data(200, 3)
+    m = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, random_state=0)
+    m.fit(X, y)
+    first = m.accountant_
+    with pytest.warns(UserWarning, match="refitting charges users 0..199 again"):
+        m.fit(X, y)
+    assert m.accountant_ is first  # not a new unlimited accountant on every fit
+    assert m.accountant_.max_spent == (2.0, 2e-5)
+    capped = BudgetAccountant(epsilon=1.0, delta=1e-5)
+    m = LDPSparseLinearRegression(bounds_X=1.0, bounds_y=1.0, accountant=capped).fit(X, y)
+    with pytest.raises(BudgetError), pytest.warns(UserWarning, match="refitting"):
+        m.fit(X, y)
+
+
+def test_delta_not_below_one_over_n_warns():
+    X, y, _ = _data(2000, 3)
+    with pytest.warns(UserWarning, match=r"delta = 0.001 is not below 1 / n_users = 0.0005"):
+        LDPSparseLinearRegression(delta=1e-3, bounds_X=1.0, bounds_y=1.0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "the predicted error bound", UserWarning)
+        LDPSparseLinearRegression(delta=1e-5, bounds_X=1.0, bounds_y=1.0).fit(X, y)
+
+
+@pytest.mark.parametrize("epsilon", [709.0, 710.0, 1e4])
+def test_huge_epsilon_runs_without_overflow(epsilon):
+    X, y, _ = _data(300, 3)
+    m = LDPSparseLinearRegression(epsilon=epsilon, bounds_X=1.0, bounds_y=1.0).fit(X, y)
+    assert np.all(np.isfinite(m.coef_)) and 0 < m.noise_scale_[0] < 1.0
+
+
+def test_predict_keeps_float32():
+    X, y, _ = _data(300, 3)
+    m = LDPSparseLinearRegression(np.inf, bounds_X=1.0, bounds_y=1.0).fit(X.astype(np.float32), y)
+    pred = m.predict(X.astype(np.float32))
+    assert pred.dtype == np.float32
+    np.testing.assert_allclose(pred, m.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_merge_into_an_unfitted_model_starts_from_the_other_sums():
+    X, y, _ = _data(500, 3)
+    params = {"bounds_X": 1.0, "bounds_y": 1.0, "random_state": 3}
+    fitted = LDPSparseLinearRegression(**params).fit(X, y)
+    empty = LDPSparseLinearRegression(**params).merge(fitted)
+    np.testing.assert_array_equal(empty.sum_xx_, fitted.sum_xx_)
+    np.testing.assert_array_equal(empty.coef_, fitted.coef_)

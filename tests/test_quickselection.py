@@ -1,4 +1,4 @@
-"""QuickSelection: spec oracle O10."""
+"""QuickSelection: strengths, SET budgets, recovery of informative features, pandas, dask."""
 
 from __future__ import annotations
 
@@ -80,3 +80,47 @@ def test_recovers_informative_features(madelon_like):
         ).fit(madelon_like)
         rates.append(np.mean(qs.get_support(indices=True) < 20))
     assert np.mean(rates) >= 0.65
+
+
+def test_pandas_output_keeps_the_selected_column_names(madelon_like):
+    pd = pytest.importorskip("pandas")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = madelon_like[:300]
+    names = [f"sensor_{i}" for i in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=names)
+    pipe = make_pipeline(
+        StandardScaler(),
+        QuickSelection(n_features_to_select=5, hidden_units=30, max_epochs=2, random_state=0),
+    ).set_output(transform="pandas")
+    out = pipe.fit(frame).transform(frame)
+    support = pipe[-1].get_support()
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == [n for n, keep in zip(names, support) if keep]
+    assert list(pipe.get_feature_names_out()) == list(out.columns)
+    np.testing.assert_allclose(out.to_numpy(), pipe[0].transform(frame).to_numpy()[:, support])
+
+
+def test_lazy_transform_on_dask(madelon_like):
+    da = pytest.importorskip("dask.array")
+    X = madelon_like[:300]
+    qs = QuickSelection(n_features_to_select=5, hidden_units=30, max_epochs=2, random_state=0)
+    qs.fit(X)
+    lazy = qs.transform(da.from_array(X, chunks=(70, X.shape[1])))
+    assert isinstance(lazy, da.Array) and lazy.shape == (300, 5)
+    np.testing.assert_array_equal(lazy.compute(), qs.transform(X))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "value"), [("epsilon", "density_scale", 4), ("zeta", "drop_fraction", 0.5)]
+)
+def test_old_names_warn_and_still_work(madelon_like, old, new, value):
+    X = madelon_like[:200]
+    kw = {"hidden_units": 30, "max_epochs": 2, "random_state": 0}
+    with pytest.warns(FutureWarning, match=f"'{old}' was renamed to '{new}'"):
+        a = QuickSelection(**kw, **{old: value}).fit(X)
+    b = QuickSelection(**kw, **{new: value}).fit(X)
+    np.testing.assert_array_equal(a.feature_importances_, b.feature_importances_)
+    c = QuickSelection(**kw).fit(X)
+    assert not np.array_equal(a.feature_importances_, c.feature_importances_)

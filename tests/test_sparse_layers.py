@@ -1,4 +1,4 @@
-"""Oracles for the plain torch sparse-training pieces (spec sparse_training.md, section 6)."""
+"""Oracles for the plain torch sparse-training pieces: masks, layers, methods, schedules."""
 
 from __future__ import annotations
 
@@ -6,18 +6,17 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 torch = pytest.importorskip("torch")
 
+from sparsestat.neural import SET, RigL, StaticMask  # noqa: E402
 from sparsestat.neural.layers import (  # noqa: E402
-    SET,
     AdamS,
     MaskedLinear,
     NMSparseLinear,
     PGFSchedule,
-    RigL,
-    StaticMask,
-    TopKActivation,
+    TopK,
     apply_nm_mask_,
     cosine_drop_fraction,
     erk_densities,
@@ -168,7 +167,7 @@ def test_topk_and_random_masks_are_exact():
 
 
 # --------------------------------------------------------------------------- O5, O6
-def _train_steps(updater, n_steps=30, opt_cls=torch.optim.Adam, check=None):
+def _train_steps(updater, n_steps=30, opt_cls=torch.optim.Adam, **attach):
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -177,7 +176,7 @@ def _train_steps(updater, n_steps=30, opt_cls=torch.optim.Adam, check=None):
         MaskedLinear(16, 3, density=0.5, generator=gen),
     )
     opt = opt_cls(model.parameters(), lr=0.05)
-    updater.attach(model, opt)
+    updater.attach(model, opt, **attach)
     X = torch.randn(64, 12, generator=gen)
     y = torch.randn(64, 3, generator=gen)
     n_updates = 0
@@ -203,23 +202,62 @@ def _train_steps(updater, n_steps=30, opt_cls=torch.optim.Adam, check=None):
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("updater", "attach", "n_expected"),
     [
-        lambda: StaticMask(),
-        lambda: SET(zeta=0.3, update_interval=5, generator=torch.Generator().manual_seed(1)),
-        lambda: SET(zeta=0.3, update_interval=5, drop="signed", end_step=20),
-        lambda: RigL(alpha=0.3, update_interval=5, end_step=22),
-        lambda: RigL(alpha=0.3, update_interval=5, end_step=22, growth="momentum"),
+        (StaticMask(), {}, 0),
+        (SET(0.3, update_interval=5), {"generator": torch.Generator().manual_seed(1)}, 6),
+        (SET(0.3, update_interval=5, drop="signed"), {"total_steps": 20}, 3),
+        # RigL stops at update_end * total_steps = 22: steps 5, 10, 15, 20
+        (RigL(0.3, update_interval=5, update_end=0.55), {"total_steps": 40}, 4),
+        (RigL(0.3, update_interval=5, update_end=0.55, growth="momentum"), {"total_steps": 40}, 4),
+        # update_interval=None: once per epoch
+        (RigL(0.3), {"total_steps": 30, "steps_per_epoch": 7}, 3),
     ],
-    ids=["static", "set", "set-signed", "rigl", "rigl-momentum"],
+    ids=["static", "set", "set-signed", "rigl", "rigl-momentum", "rigl-per-epoch"],
 )
-def test_exact_budgets_after_every_step(make):
-    updater = make()
-    n_updates = _train_steps(updater)
-    if isinstance(updater, RigL):
-        assert n_updates == 4  # steps 5, 10, 15, 20 < T_end = 22
-    elif isinstance(updater, SET):
-        assert n_updates == (3 if updater.end_step == 20 else 6)
+def test_exact_budgets_after_every_step(updater, attach, n_expected):
+    assert _train_steps(clone(updater), **attach) == n_expected
+
+
+def test_update_interval_none_needs_the_epoch_length():
+    model = torch.nn.Sequential(MaskedLinear(4, 4, density=0.5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="update_interval=None means one epoch"):
+        SET().attach(model, opt)
+
+
+def test_methods_are_small_tunable_objects():
+    rigl = RigL(drop_fraction=0.5)
+    assert clone(rigl).get_params()["drop_fraction"] == 0.5
+    assert rigl.set_params(update_end=0.5).update_end == 0.5
+    assert repr(SET(drop="signed")) == "SET(drop='signed')"
+
+
+@pytest.mark.parametrize(
+    ("cls", "old", "new"),
+    [(SET, "zeta", "drop_fraction"), (RigL, "alpha", "drop_fraction")],
+)
+def test_old_updater_names_warn_and_still_work(cls, old, new):
+    with pytest.warns(FutureWarning, match=f"'{old}' was renamed to '{new}'"):
+        upd = cls(**{old: 0.45, "update_interval": 5})
+    assert getattr(upd, new) == 0.45
+    with pytest.warns(FutureWarning, match="'end_step' moved to attach"):
+        upd = cls(update_interval=5, end_step=11)
+    assert _train_steps(upd, n_steps=20) == 2  # steps 5 and 10 only
+    with pytest.warns(FutureWarning, match="'generator' moved to attach"):
+        a = cls(update_interval=5, growth="random", generator=torch.Generator().manual_seed(3))
+    b = cls(update_interval=5, growth="random")
+    _train_steps(a, n_steps=6)
+    _train_steps(b, n_steps=6, generator=torch.Generator().manual_seed(3))
+    for la, lb in zip(a.layers, b.layers):
+        assert torch.equal(la.mask, lb.mask)
+
+
+def test_layer_methods_moved_to_sparsestat_neural_warn():
+    import sparsestat.neural.layers as layers
+
+    with pytest.warns(FutureWarning, match="moved to sparsestat.neural.RigL"):
+        assert layers.RigL is RigL
 
 
 def test_rigl_grows_top_gradient_and_drops_smallest_weights():
@@ -230,7 +268,7 @@ def test_rigl_grows_top_gradient_and_drops_smallest_weights():
         vals = torch.randperm(20, generator=gen).float().add(1.0).reshape(4, 5)
         layer.weight.copy_(vals * layer.mask)
     opt = torch.optim.Adam(model.parameters(), lr=0.0)
-    upd = RigL(alpha=0.4, update_interval=1, end_step=10, schedule="constant").attach(model, opt)
+    upd = RigL(0.4, update_interval=1, schedule="constant").attach(model, opt, total_steps=20)
     old_mask = layer.mask.clone()
     w_before = layer.weight.detach().clone()
     grad = (torch.randperm(20, generator=gen).float().add(1.0) / 20).reshape(4, 5)
@@ -263,8 +301,8 @@ def test_rigl_grows_top_gradient_and_drops_smallest_weights():
 def test_set_growth_is_reproducible_with_the_generator():
     masks = []
     for _ in range(2):
-        upd = SET(zeta=0.3, update_interval=5, generator=torch.Generator().manual_seed(11))
-        _train_steps(upd, n_steps=12)
+        upd = SET(0.3, update_interval=5)
+        _train_steps(upd, n_steps=12, generator=torch.Generator().manual_seed(11))
         masks.append([layer.mask.clone() for layer in upd.layers])
     for a, b in zip(*masks):
         assert torch.equal(a, b)
@@ -274,7 +312,10 @@ def test_set_growth_is_reproducible_with_the_generator():
 def test_cosine_drop_schedule_values():
     got = [cosine_drop_fraction(t, 0.3, 300) for t in (0, 75, 150, 225, 300, 400)]
     np.testing.assert_allclose(got, [0.3, 0.2561, 0.15, 0.0439, 0.0, 0.0], atol=1e-4)
-    upd = RigL(alpha=0.3, end_step=300)
+    model = torch.nn.Sequential(MaskedLinear(4, 4, density=0.5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    upd = RigL(0.3, update_end=0.75).attach(model, opt, total_steps=400, steps_per_epoch=1)
+    assert upd.end_step == 300
     assert upd.drop_fraction_at(75) == pytest.approx(0.2561, abs=1e-4)
     assert upd.drop_fraction_at(300) == 0.0
 
@@ -435,13 +476,13 @@ def test_sparse_ift_widths():
 def test_topk_activation():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(10, 16, generator=gen)
-    out = TopKActivation(4)(x)
+    out = TopK(4)(x)
     assert bool(((out != 0).sum(1) <= 4).all())
     kth = torch.relu(x).topk(4, dim=1).values[:, -1:]
     torch.testing.assert_close(out, torch.where(torch.relu(x) >= kth, torch.relu(x), 0.0))
-    assert torch.equal(TopKActivation(16)(x), torch.relu(x))
-    assert torch.equal(TopKActivation(40)(x), torch.relu(x))
-    assert bool(((TopKActivation(0.25)(x) != 0).sum(1) <= 4).all())
+    assert torch.equal(TopK(16)(x), torch.relu(x))
+    assert torch.equal(TopK(40)(x), torch.relu(x))
+    assert bool(((TopK(0.25)(x) != 0).sum(1) <= 4).all())
 
 
 def test_export_semi_structured_needs_cuda():

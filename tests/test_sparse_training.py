@@ -1,4 +1,5 @@
-"""SparseMLPClassifier / SparseMLPRegressor: spec oracles O3, O4, O5, O11-O14."""
+"""SparseMLPClassifier / SparseMLPRegressor: N:M and unstructured training, budgets, ERK,
+Sparse-IFT, the method objects, the old flat names, digits accuracy floors."""
 
 from __future__ import annotations
 
@@ -15,8 +16,20 @@ from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from sparsestat.neural import SparseMLPClassifier, SparseMLPRegressor  # noqa: E402
-from sparsestat.neural.layers import erk_densities, is_nm_sparse  # noqa: E402
+from sparsestat.neural import (  # noqa: E402
+    CAST,
+    PGF,
+    SET,
+    SRSTE,
+    STE,
+    Dense,
+    RigL,
+    SparseIFT,
+    SparseMLPClassifier,
+    SparseMLPRegressor,
+    StaticMask,
+)
+from sparsestat.neural.layers import TopK, erk_densities, is_nm_sparse  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -48,18 +61,18 @@ def _fast(**kw):
     "kw",
     [
         {"method": "ste"},
-        {"method": "sr-ste", "n": 1, "m": 4},
-        {"method": "pgf", "n": 1, "m": 8, "hidden_layer_sizes": (16,)},
-        {"method": "pgf", "n": 1, "m": 8, "pgf_structure": "stepwise"},
-        {"method": "pgf", "pgf_decay": "linear", "pgf_backward": "scaled", "dense_fraction": 0.2},
-        {"method": "cast"},
+        {"method": SRSTE(n=1, m=4)},
+        {"method": PGF(n=1, m=8), "hidden_layer_sizes": (16,)},
+        {"method": PGF(n=1, m=8, structure="stepwise")},
+        {"method": PGF(decay="linear", backward="scaled", dense_fraction=0.2)},
+        {"method": CAST()},
     ],
     ids=["ste", "sr-ste-1:4", "pgf-exp-1:8", "sdgf", "pgf-linear", "cast"],
 )
 def test_nm_fit_is_exactly_nm_after_training_and_export(data16, kw):
     X, y = data16
     clf = SparseMLPClassifier(**_fast(**kw)).fit(X, y)
-    n, m = clf.n, clf.m
+    n, m = clf.method_.n, clf.method_.m
     layers = clf.module_.linears()
     assert clf.sparse_layers_ == [0, 1]
     for i in clf.sparse_layers_:
@@ -84,7 +97,7 @@ def test_nm_dense_weight_is_kept_during_training(data16):
 
     class Spy(SparseMLPClassifier):
         def on_epoch_end(self, epoch):
-            seen.append(is_nm_sparse(self.module_.linears()[0].weight, self.n, self.m))
+            seen.append(is_nm_sparse(self.module_.linears()[0].weight, 2, 4))
             return super().on_epoch_end(epoch)
 
     clf = Spy(**_fast(method="sr-ste")).fit(X, y)
@@ -96,7 +109,7 @@ def test_sr_ste_flips_fewer_masks_than_ste(data16):
     X, y = data16
     kw = _fast(max_epochs=6, hidden_layer_sizes=(32,))
     ste = SparseMLPClassifier(method="ste", **kw).fit(X, y)
-    srste = SparseMLPClassifier(method="sr-ste", srste_lambda=0.05, **kw).fit(X, y)
+    srste = SparseMLPClassifier(method=SRSTE(alpha=0.05), **kw).fit(X, y)
     assert sum(srste.mask_flips_) < sum(ste.mask_flips_)
 
 
@@ -113,10 +126,10 @@ def test_non_divisible_layers():
     ("kw", "match"),
     [
         ({"method": "sr-ste", "sparsity": 0.9}, "1 - n/m"),
-        ({"method": "rigl", "pattern": "n:m"}, "needs pattern"),
-        ({"method": "ste", "pattern": "unstructured"}, "needs pattern"),
-        ({"method": "ste", "iso_flop": "wide"}, "unstructured"),
-        ({"method": "ste", "n": 4, "m": 4}, "1 <= n < m"),
+        ({"method": Dense(), "sparsity": 0.5}, "trains every weight"),
+        ({"method": SparseIFT(mask=STE())}, "mask must be StaticMask"),
+        ({"method": STE(n=4, m=4)}, "1 <= n < m"),
+        ({"method": "static", "exclude_layers": (2,)}, r"exclude_layers=\(2,\) names layers \[2\]"),
     ],
 )
 def test_invalid_combinations(data16, kw, match):
@@ -130,15 +143,13 @@ def test_invalid_combinations(data16, kw, match):
 @pytest.mark.parametrize("density_init", ["erk", "uniform"])
 def test_unstructured_budgets_are_exact(data16, method, density_init):
     X, y = data16
-    clf = SparseMLPClassifier(
-        **_fast(
-            hidden_layer_sizes=(32, 32),
-            method=method,
-            sparsity=0.8,
-            density_init=density_init,
-            update_interval=5,
-        )
-    ).fit(X, y)
+    cls = {"static": StaticMask, "set": SET, "rigl": RigL}[method]
+    obj = cls(density_init=density_init)
+    if method != "static":
+        obj.set_params(update_interval=5)
+    clf = SparseMLPClassifier(**_fast(hidden_layer_sizes=(32, 32), method=obj, sparsity=0.8)).fit(
+        X, y
+    )
     shapes = [(32, 16), (32, 32), (3, 32)]
     if density_init == "erk":
         expected = erk_densities(shapes, 0.2)
@@ -168,14 +179,14 @@ def test_set_updates_stop_after_the_last_epoch(data16):
     assert clf.mask_flips_[0] > 0 and clf.mask_flips_[1] > 0 and clf.mask_flips_[2] == 0
 
 
-def test_exclude_and_dense_first_layer(data16):
+def test_exclude_layers(data16):
     X, y = data16
     clf = SparseMLPClassifier(
-        **_fast(sparsity=0.8, dense_first_layer=True, density_init="uniform")
+        **_fast(sparsity=0.8, exclude_layers=(0,), method=StaticMask("uniform"))
     ).fit(X, y)
     assert clf.dense_layers_ == [0] and clf.masks_[0].all()
     with pytest.raises(ValueError, match="dense layers alone"):  # ERK counts them in the budget
-        SparseMLPClassifier(**_fast(sparsity=0.8, dense_first_layer=True)).fit(X, y)
+        SparseMLPClassifier(**_fast(sparsity=0.8, exclude_layers=(0,))).fit(X, y)
     clf = SparseMLPClassifier(**_fast(sparsity=0.5, exclude_layers=(1,))).fit(X, y)
     assert 1 in clf.dense_layers_
 
@@ -185,21 +196,26 @@ def test_sparse_ift_wide_and_parallel(data16):
     X, y = data16
     base = 16 * 64 + 64 * 3
     wide = SparseMLPClassifier(
-        **_fast(hidden_layer_sizes=(64,), sparsity=0.75, iso_flop="wide", density_init="uniform")
+        **_fast(
+            hidden_layer_sizes=(64,),
+            sparsity=0.75,
+            method=SparseIFT("wide", mask=StaticMask("uniform")),
+        )
     ).fit(X, y)
     assert wide.module_.linears()[0].out_features == 128
     nnz = sum(int(mk.sum()) for mk in wide.masks_)
     assert abs(nnz - base) <= 2
     par = SparseMLPClassifier(
-        **_fast(hidden_layer_sizes=(64,), sparsity=0.75, iso_flop="parallel")
+        **_fast(hidden_layer_sizes=(64,), sparsity=0.75, method=SparseIFT("parallel", RigL()))
     ).fit(X, y)
     assert len(par.module_.branches) == 4 and len(par.masks_) == 8
     assert abs(sum(int(mk.sum()) for mk in par.masks_) - base) <= 8
+    assert sum(par.mask_flips_) > 0  # RigL updated the masks of the parallel branches
 
 
 def test_topk_activation_density(data16):
     X, y = data16
-    clf = SparseMLPClassifier(**_fast(method="dense", activation_topk=4)).fit(X, y)
+    clf = SparseMLPClassifier(**_fast(method="dense", activation=TopK(4))).fit(X, y)
     dens = clf.activation_density(X)
     assert dens.shape == (1,) and dens[0] <= 4 / 16 + 1e-12
     relu = SparseMLPClassifier(**_fast(method="dense")).fit(X, y)
@@ -209,10 +225,11 @@ def test_topk_activation_density(data16):
 # --------------------------------------------------------------------------- O13
 def test_pickle_and_reproducibility(data16):
     X, y = data16
-    clf = SparseMLPClassifier(**_fast(method="rigl", sparsity=0.7, update_interval=3)).fit(X, y)
+    kw = _fast(method=RigL(update_interval=3), sparsity=0.7)
+    clf = SparseMLPClassifier(**kw).fit(X, y)
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
-    other = SparseMLPClassifier(**_fast(method="rigl", sparsity=0.7, update_interval=3)).fit(X, y)
+    other = SparseMLPClassifier(**kw).fit(X, y)
     np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
     for a, b in zip(other.masks_, clf.masks_):
         np.testing.assert_array_equal(a, b)
@@ -295,13 +312,13 @@ _DIGITS_ALL = [
     {"method": "sr-ste"},
     {"method": "rigl", "sparsity": 0.95},
     {"method": "ste"},
-    {"method": "sr-ste", "n": 1, "m": 16},
-    {"method": "ste", "n": 1, "m": 16},
+    {"method": SRSTE(n=1, m=16)},
+    {"method": STE(n=1, m=16)},
     {"method": "static", "sparsity": 0.95},
     {"method": "set", "sparsity": 0.95},
-    {"method": "rigl", "sparsity": 0.95, "density_init": "uniform"},
-    {"method": "pgf", "n": 1, "m": 16},
-    {"method": "pgf", "n": 1, "m": 16, "pgf_structure": "stepwise"},
+    {"method": RigL(density_init="uniform"), "sparsity": 0.95},
+    {"method": PGF(n=1, m=16)},
+    {"method": PGF(n=1, m=16, structure="stepwise")},
     {"method": "cast"},
 ]
 
@@ -326,3 +343,113 @@ def test_digits_accuracy_floor(digits, kw):
 def test_digits_accuracy_floor_full(digits, kw):
     acc = _digits_score(digits, kw, epochs=40)
     assert acc >= (0.95 if kw["method"] == "dense" else 0.93)
+
+
+# --------------------------------------------------------------------------- method objects
+def test_method_objects_tune_through_set_params_and_grid_search(data16):
+    X, y = data16
+    clf = SparseMLPClassifier(**_fast(method=RigL(update_interval=3), sparsity=0.7))
+    assert clf.get_params()["method__drop_fraction"] == 0.3
+    clf.set_params(method__drop_fraction=0.5)
+    assert clf.method.drop_fraction == 0.5
+    grid = GridSearchCV(
+        SparseMLPClassifier(**_fast(method=SRSTE())),
+        {"method__n": [1, 2], "method__alpha": [0.0, 1e-3]},
+        cv=2,
+    ).fit(X, y)
+    best = grid.best_estimator_
+    assert best.method_.n == grid.best_params_["method__n"]
+    assert best.sparsity_ == pytest.approx(1 - best.method_.n / 4)
+    # the estimator's method object is never changed by fit (a copy is trained)
+    assert best.method.get_params() == best.method_.get_params()
+    assert not hasattr(best.method, "layers")
+
+
+def test_string_methods_equal_their_default_objects(data16):
+    X, y = data16
+    for name, obj in (("rigl", RigL()), ("sr-ste", SRSTE()), ("static", StaticMask())):
+        a = SparseMLPClassifier(**_fast(method=name, sparsity=None)).fit(X, y)
+        b = SparseMLPClassifier(**_fast(method=obj, sparsity=None)).fit(X, y)
+        np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+_OLD_FLAT = [  # (old flat name, value, method, the new parameter it reaches)
+    ("n", 1, "sr-ste", ("method_", "n", 1)),
+    ("m", 8, "sr-ste", ("method_", "m", 8)),
+    ("density_init", "uniform", "static", ("method_", "density_init", "uniform")),
+    ("update_interval", 3, "rigl", ("method_", "update_interval", 3)),
+    ("drop_fraction", 0.5, "set", ("method_", "drop_fraction", 0.5)),
+    ("update_end", 0.5, "rigl", ("method_", "update_end", 0.5)),
+    ("growth", "momentum", "rigl", ("method_", "growth", "momentum")),
+    ("set_drop", "signed", "set", ("method_", "drop", "signed")),
+    ("srste_lambda", 0.01, "sr-ste", ("method_", "alpha", 0.01)),
+    ("pgf_decay", "linear", "pgf", ("method_", "decay", "linear")),
+    ("pgf_decay_coef", 0.01, "pgf", ("method_", "decay_coef", 0.01)),
+    ("pgf_structure", "stepwise", "pgf", ("method_", "structure", "stepwise")),
+    ("pgf_backward", "scaled", "pgf", ("method_", "backward", "scaled")),
+    ("dense_fraction", 0.2, "pgf", ("method_", "dense_fraction", 0.2)),
+    ("finetune_fraction", 0.2, "pgf", ("method_", "finetune_fraction", 0.2)),
+    ("cast_lambda", 0.01, "cast", ("method_", "alpha", 0.01)),
+    ("cast_update_every", 5, "cast", ("method_", "update_interval", 5)),
+    ("cast_warmup", 0.5, "cast", ("method_", "warmup", 0.5)),
+    ("iso_flop", "wide", "static", ("method_", "transformation", "wide")),
+    ("pattern", "n:m", "ste", ("method_", "n", 2)),
+    ("dense_first_layer", True, "rigl", ("dense_layers_", None, [0])),
+    ("activation_topk", 4, "dense", ("activation_density", None, None)),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "value", "method", "reach"), _OLD_FLAT, ids=[o[0] for o in _OLD_FLAT]
+)
+def test_old_flat_names_warn_and_still_work(data16, old, value, method, reach):
+    X, y = data16
+    kw = _fast(method=method, max_epochs=1, sparsity=0.5 if method == "static" else None)
+    if old == "dense_first_layer":
+        kw["method"] = RigL(density_init="uniform")
+    est = SparseMLPClassifier(**kw, **{old: value})
+    assert est.get_params()[old] == value  # kept through get_params / clone
+    with pytest.warns(FutureWarning, match=f"'{old}' was renamed"):
+        est.fit(X, y)
+    attr, name, expected = reach
+    if attr == "method_":
+        assert getattr(est.method_, name) == expected
+    elif attr == "dense_layers_":
+        assert est.dense_layers_ == expected
+    else:
+        assert est.activation_density(X)[0] <= 4 / 16 + 1e-12
+    assert est.method is kw["method"]  # the user's parameter is left as given
+
+
+def test_old_pattern_that_contradicts_the_method_raises(data16):
+    X, y = data16
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="trains pattern='n:m'"):
+        SparseMLPClassifier(**_fast(method="ste", pattern="unstructured")).fit(X, y)
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="unstructured sparsity"):
+        SparseMLPClassifier(**_fast(method="ste", iso_flop="wide")).fit(X, y)
+
+
+def test_parameter_list_is_short():
+    assert len(SparseMLPClassifier().get_params(deep=False)) <= 25
+    assert len(SparseMLPRegressor().get_params(deep=False)) <= 25
+
+
+def test_unknown_routed_parameter_is_named():
+    with pytest.raises(ValueError, match="'module'"):
+        SparseMLPClassifier().set_params(module__foo=1)
+    with pytest.raises(ValueError, match=r"'optimizer__momentum'.*Adam"):
+        SparseMLPClassifier().set_params(optimizer__momentum=0.9)
+    est = SparseMLPClassifier(method="cast").set_params(optimizer__variant="ast")
+    assert est.get_params()["optimizer__variant"] == "ast"  # CAST's AdamS takes it
+
+
+def test_topk_activation_is_tuned_as_activation__k(data16):
+    X, y = data16
+    grid = GridSearchCV(
+        SparseMLPClassifier(**_fast(method="dense", activation=TopK(k=8))),
+        {"activation__k": [2, 4]},
+        cv=2,
+    ).fit(X, y)
+    best = grid.best_estimator_
+    k = grid.best_params_["activation__k"]
+    assert best.activation.k == k and best.activation_density(X)[0] <= k / 16 + 1e-12

@@ -45,7 +45,7 @@ models = {
     "SVD-KroSBL": (KroneckerSBL(method="svd", prune_threshold=0.0), factors),
     "AM-KroSBL": (KroneckerSBL(method="am", prune_threshold=0.0), factors),
     "classical SBL": (
-        SparseBayesianLearning(prune_threshold=0.0),
+        SparseBayesianLearning(prune_threshold=0.0, fit_intercept=False),
         KroneckerDesign(factors).todense(),
     ),
 }

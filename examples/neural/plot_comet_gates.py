@@ -44,7 +44,7 @@ X_train, X_test, y_train, y_test = X[: n // 2], X[n // 2 :], y[: n // 2], y[n //
 results = {}
 for gate in ("comet", "topk", "dselect_k", "hash", "softmax"):
     model = COMETMoERegressor(
-        n_experts=6, k=2, gate=gate, expert_hidden=(8,), gamma=0.05, entropy_reg=1.0,
+        n_experts=6, k=2, gate=gate, expert_hidden=(8,), gamma=0.05, entropy_coef=1.0,
         lr=0.02, batch_size=128, max_epochs=epochs, random_state=0, device="cpu",
     ).fit(X_train, y_train)  # fmt: skip
     # default: hard routing at prediction (at most k experts per sample by construction)

@@ -38,7 +38,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_
 rows = []
 for frac in fractions:
     clf = GroupEnvelopeMLPClassifier(
-        hidden_layer_sizes=hidden, k=frac, lam=0.05, max_epochs=epochs,
+        hidden_layer_sizes=hidden, n_nonzero_groups=frac, alpha=0.05, max_epochs=epochs,
         finetune_epochs=finetune, random_state=0, device="cpu",
     ).fit(X_train, y_train)  # fmt: skip
     small = clf.prune()

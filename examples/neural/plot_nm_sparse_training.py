@@ -28,13 +28,15 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from sparsestat.neural import SparseMLPClassifier
+from sparsestat.neural import PGF, SRSTE, STE, SparseMLPClassifier
 
 QUICK = os.environ.get("SPARSESTAT_QUICK") == "1"
 hidden = (64,) if QUICK else (128, 128)
 epochs = 4 if QUICK else 15
 patterns = [(2, 4), (1, 8)] if QUICK else [(2, 4), (1, 8), (1, 16)]
-methods = ["ste", "sr-ste"] if QUICK else ["ste", "sr-ste", "pgf"]
+methods = {"ste": STE, "sr-ste": SRSTE, "pgf": PGF}
+if QUICK:
+    del methods["pgf"]
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
@@ -62,7 +64,7 @@ results = {method: [] for method in methods}
 models = {}
 for method in methods:
     for n, m in patterns:
-        clf = fit(method=method, n=n, m=m)
+        clf = fit(method=methods[method](n=n, m=m))
         results[method].append(clf.score(X_test, y_test))
         models[method, n, m] = clf
         print(

@@ -22,8 +22,10 @@ __all__ = [
     "force_backend",
     "get_kernel",
     "get_namespace",
+    "is_device_array",
     "register",
     "registered",
+    "to_host",
     "to_numpy",
 ]
 
@@ -118,3 +120,25 @@ def get_kernel(name: str, *arrays: Any) -> Callable[..., Any]:
         if serves == lib and backend in impls:
             return impls[backend]
     return impls["generic"]
+
+
+# ------------------------------------------------------------ sparse Bayesian learning (bayes)
+def is_device_array(a: Any) -> bool:
+    """Whether ``a`` is an array of another array-API library than NumPy (CuPy, torch, ...).
+
+    Such arrays are kept in their library and on their device by the estimators that accept
+    them (device follows the data); NumPy arrays and array-likes are validated on the host.
+    """
+    if a is None or isinstance(a, np.ndarray):
+        return False
+    return type(a).__module__.split(".")[0] in {"torch", "cupy"} or hasattr(
+        a, "__array_namespace__"
+    )
+
+
+def to_host(x: Any) -> np.ndarray:
+    """:func:`to_numpy`, also for devices NumPy cannot read directly (a DLPack copy to the CPU)."""
+    try:
+        return to_numpy(x)
+    except (RuntimeError, TypeError, ValueError, BufferError):
+        return np.from_dlpack(x, device="cpu", copy=True)

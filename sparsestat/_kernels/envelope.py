@@ -244,8 +244,8 @@ def wgsef_prox_factors(a: Any, w: Any, k: int, lam: float) -> Any:
     O(n log n): the 2n breakpoints ``a_g / w_g`` (theta hits 0) and
     ``lam w_g a_g / (1 + lam w_g^2)`` (theta hits 1) are sorted and scanned once with
     running sums; the derivation (variational form of the k-support norm, KKT conditions
-    of the capped-simplex problem in theta) is the library's own [inferred], checked against
-    brute-force minimisation in the tests.
+    of the capped-simplex problem in theta) is the library's own (not from the paper),
+    checked against brute-force minimisation in the tests.
 
     Examples
     --------

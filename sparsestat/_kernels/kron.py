@@ -19,32 +19,33 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from array_api_compat import device as array_device
 
-from sparsestat._kernels._dispatch import get_kernel, get_namespace, register, to_numpy
+from sparsestat._kernels._dispatch import get_kernel, get_namespace, register, to_host
 
 __all__ = [
-    "EMResult",
     "Posterior",
     "am_mstep",
     "am_objective",
     "dense_estep",
+    "feature_estep",
     "kron_estep",
     "kron_matvec",
+    "kron_predictive_variance",
     "kron_rmatvec",
     "outer_ravel",
     "pattern_coupling_matrix",
-    "sbl_em",
+    "posterior_covariance",
+    "quadratic_diag",
     "svd_mstep",
 ]
 
 _TINY = 1e-300
-_NULL_COLUMN = 1e-12  # factor columns with norm <= this times the largest are dropped
-_COND_FLOOR = 1e-13  # E-step noise variance >= this times the largest signal variance of C
 
 
 # --------------------------------------------------------------------------- mode products
@@ -185,7 +186,7 @@ def _dense_estep_generic(A: Any, gamma: Any, noise_var: float, Y: Any) -> Poster
     ah = _ctranspose(xp, A)
     gc = xp.astype(gamma, A.dtype)
     c = (A * gc[None, :]) @ ah
-    c = (c + _ctranspose(xp, c)) / 2 + noise_var * xp.eye(m, dtype=A.dtype, device=_device(A))
+    c = (c + _ctranspose(xp, c)) / 2 + noise_var * xp.eye(m, dtype=A.dtype, device=array_device(A))
     sol = xp.linalg.solve(c, xp.concat([A, Y], axis=1))
     cinv_a, cinv_y = sol[:, : A.shape[1]], sol[:, A.shape[1] :]
     mean = gc[:, None] * (ah @ cinv_y)
@@ -232,10 +233,129 @@ def dense_estep(A: Any, gamma: Any, noise_var: float, Y: Any) -> Posterior:
     return get_kernel("dense_estep", Y, A)(A, gamma, noise_var, Y)
 
 
-def _device(x: Any) -> Any:
-    from array_api_compat import device
+@register("feature_estep")
+def _feature_estep_generic(
+    gram: Any, b: Any, yy: float, gamma: Any, noise_var: float, n_rows: float
+) -> Posterior:
+    xp = get_namespace(gram, b)
+    n = int(gram.shape[0])
+    sc = xp.astype(xp.sqrt(gamma), gram.dtype)
+    k = (sc[:, None] * gram * sc[None, :]) / noise_var
+    k = (k + _ctranspose(xp, k)) / 2 + xp.eye(n, dtype=gram.dtype, device=array_device(gram))
+    kinv = xp.linalg.inv(k)
+    mean = sc[:, None] * (kinv @ (sc[:, None] * b)) / noise_var
+    sig = gamma * xp.real(xp.linalg.diagonal(kinv))
+    sig = xp.where(sig > 0, sig, xp.zeros_like(sig))
+    _, logabs = xp.linalg.slogdet(k)
+    logdet = n_rows * math.log(noise_var) + float(xp.real(logabs))
+    quad = (yy - float(xp.real(xp.sum(xp.conj(b) * mean)))) / noise_var
+    return Posterior(mean=mean, sigma_diag=sig, logdet=logdet, quad=quad)
 
-    return device(x)
+
+def _feature_estep_numpy(
+    gram: Any, b: Any, yy: float, gamma: Any, noise_var: float, n_rows: float
+) -> Posterior:
+    """NumPy/SciPy version: Cholesky of ``K`` and one triangular inverse."""
+    from scipy.linalg import cholesky, solve_triangular
+
+    sc = np.sqrt(gamma).astype(gram.dtype)
+    k = (sc[:, None] * gram * sc[None, :]) / noise_var
+    k = (k + k.conj().T) / 2
+    k[np.diag_indices_from(k)] += 1.0
+    low = cholesky(k, lower=True, check_finite=False)
+    linv = solve_triangular(low, np.eye(k.shape[0], dtype=k.dtype), lower=True, check_finite=False)
+    mean = sc[:, None] * (linv.conj().T @ (linv @ (sc[:, None] * b))) / noise_var
+    sig = gamma * np.sum(np.abs(linv) ** 2, axis=0)
+    logdet = n_rows * math.log(noise_var) + 2.0 * float(np.sum(np.log(np.real(np.diag(low)))))
+    quad = (yy - float(np.real(np.sum(b.conj() * mean)))) / noise_var
+    return Posterior(mean=mean, sigma_diag=sig, logdet=logdet, quad=quad)
+
+
+def feature_estep(
+    gram: Any, b: Any, yy: float, gamma: Any, noise_var: float, n_rows: float
+) -> Posterior:
+    """Classical SBL E-step in feature space, for ``M > N`` (more samples than features).
+
+    With ``S = diag(sqrt(gamma))`` and ``K = I + S A^H A S / sigma2`` (``N x N``, well
+    conditioned since ``K >= I``): ``Sigma = S K^{-1} S``, ``mean = Sigma A^H Y / sigma2``,
+    ``log|C| = M log sigma2 + log|K|`` and ``tr(Y^H C^{-1} Y) = (||Y||^2 - Re tr(B^H
+    mean)) / sigma2``. Only the Gram matrix ``A^H A``, ``B = A^H Y`` and ``||Y||^2`` enter,
+    so once they are formed an iteration costs ``O(N^3 + N^2 L)`` instead of the sample-space
+    ``O(M^2 N + M^3)``.
+
+    Parameters
+    ----------
+    gram : array (N, N)
+        ``A^H A``.
+    b : array (N, L)
+        ``A^H Y``.
+    yy : float
+        ``||Y||_F^2``.
+    gamma : 1-D real array (N,), positive
+    noise_var : float, positive
+    n_rows : float
+        ``M``, the number of rows of ``A`` (the sum of the weights for weighted rows).
+
+    Returns
+    -------
+    Posterior
+    """
+    if isinstance(gram, np.ndarray) and isinstance(b, np.ndarray):
+        with contextlib.suppress(np.linalg.LinAlgError):
+            return _feature_estep_numpy(gram, b, yy, gamma, noise_var, n_rows)
+    return get_kernel("feature_estep", gram, b)(gram, b, yy, gamma, noise_var, n_rows)
+
+
+def posterior_covariance(A: Any, gamma: Any, noise_var: float) -> Any:
+    """Full posterior covariance ``Sigma = (Gamma^{-1} + A^H A / sigma2)^{-1}`` (``N x N``).
+
+    Evaluated as ``S (I + S A^H A S / sigma2)^{-1} S`` with ``S = diag(sqrt(gamma))``, which
+    stays accurate for tiny ``gamma``. Meant for the few columns an SBL fit keeps.
+    """
+    xp = get_namespace(A)
+    n = int(A.shape[1])
+    sc = xp.astype(xp.sqrt(gamma), A.dtype)
+    a_s = A * sc[None, :]
+    k = (_ctranspose(xp, a_s) @ a_s) / noise_var
+    k = (k + _ctranspose(xp, k)) / 2 + xp.eye(n, dtype=A.dtype, device=array_device(A))
+    return sc[:, None] * xp.linalg.inv(k) * xp.conj(sc)[None, :]
+
+
+def quadratic_diag(X: Any, cov: Any) -> Any:
+    """``diag(X cov X^H)`` (real part), row by row, without forming the ``n x n`` product."""
+    xp = get_namespace(X, cov)
+    return xp.real(xp.sum((X @ cov) * xp.conj(X), axis=1))
+
+
+def kron_predictive_variance(
+    new_factors: Sequence[Any], factors: Sequence[Any], gammas: Sequence[Any], noise_var: float
+) -> Any:
+    """``diag(A' Sigma A'^H)`` for Kronecker designs, matrix-free.
+
+    ``Sigma`` is the posterior covariance of the fit with ``A = kron(A_i)`` (``factors``),
+    prior ``kron g_i`` and noise ``sigma2``; ``A' = kron(A'_i)`` (``new_factors``, same
+    ``N_i``). With ``A_i Gamma_i A_i^H = U_i diag(p_i) U_i^H``, ``Q_i = A'_i Gamma_i A_i^H
+    U_i`` and ``d = 1 / (sigma2 + kron p_i)``::
+
+        diag(A' Sigma A'^H) = kron diag(A'_i Gamma_i A'_i^H) - (kron |Q_i|^2) d
+
+    Cost ``O(sum M_i^3 + M' sum M_i)``; nothing of size ``N`` is formed.
+    """
+    xp = get_namespace(*new_factors, *factors)
+    eigvals, q2s, v1s = [], [], []
+    for a_new, a, g in zip(new_factors, factors, gammas):
+        gc = xp.astype(g, a.dtype)
+        ah = _ctranspose(xp, a)
+        b = (a * gc[None, :]) @ ah
+        b = (b + _ctranspose(xp, b)) / 2
+        p, u = xp.linalg.eigh(b)
+        eigvals.append(xp.clip(p, min=0.0))
+        q = ((a_new * gc[None, :]) @ ah) @ u
+        q2s.append(xp.real(q * xp.conj(q)))
+        v1s.append(xp.real(xp.sum((a_new * gc[None, :]) * xp.conj(a_new), axis=1)))
+    d = 1.0 / (noise_var + outer_ravel(eigvals))
+    out = outer_ravel(v1s) - kron_matvec(q2s, d)
+    return xp.where(out > 0, out, xp.zeros_like(out))
 
 
 # --------------------------------------------------------------------------- M-steps
@@ -249,18 +369,18 @@ def am_objective(lam: Any, gammas: Sequence[Any]) -> float:
 def _outer_np(xp: Any, vectors: Sequence[Any], like: Any) -> Any:
     """Flat outer product of ``vectors`` (a length-1 ones vector when empty)."""
     if not vectors:
-        return xp.ones(1, dtype=like.dtype, device=_device(like))
+        return xp.ones(1, dtype=like.dtype, device=array_device(like))
     out = vectors[0]
     for v in vectors[1:]:
         out = xp.reshape(out[:, None] * v[None, :], (-1,))
     return out
 
 
-def _am_target(xp: Any, lam: Any, gammas: Sequence[Any], i: int) -> Any:
+def _am_target(xp: Any, lam: Any, gammas: Sequence[Any], i: int, tiny: float) -> Any:
     """Closed-form AM update of factor ``i`` given the others (contract Lambda with 1/g_k)."""
     recip = []
     for g in gammas:
-        floor = max(float(xp.max(g)) * 1e-250, _TINY)
+        floor = max(float(xp.max(g)) * 1e-250, tiny)
         recip.append(1.0 / xp.where(g > floor, g, floor))
     n_i = int(gammas[i].shape[0])
     pre = _outer_np(xp, recip[:i], lam)
@@ -291,7 +411,7 @@ def pattern_coupling_matrix(n: int, beta: float, *, like: Any = None) -> Any:
         return c
     xp = get_namespace(like)
     rdtype = xp.real(like[:1, :1]).dtype if like.ndim == 2 else xp.real(like[:1]).dtype
-    return xp.asarray(c, dtype=rdtype, device=_device(like))
+    return xp.asarray(c, dtype=rdtype, device=array_device(like))
 
 
 def _nnls(c: Any, t: Any) -> Any:
@@ -299,8 +419,8 @@ def _nnls(c: Any, t: Any) -> Any:
     from scipy.optimize import nnls
 
     xp = get_namespace(t)
-    g, _ = nnls(np.asarray(to_numpy(c), dtype=np.float64), np.asarray(to_numpy(t), np.float64))
-    return xp.asarray(g, dtype=t.dtype, device=_device(t))
+    g, _ = nnls(np.asarray(to_host(c), dtype=np.float64), np.asarray(to_host(t), np.float64))
+    return xp.asarray(g, dtype=t.dtype, device=array_device(t))
 
 
 def am_mstep(
@@ -337,12 +457,13 @@ def am_mstep(
     converged : bool
     """
     xp = get_namespace(lam, *gammas)
+    tiny = max(_TINY, float(xp.finfo(lam.dtype).smallest_normal))  # > 0 in float32 too
     gam = list(gammas)
     prod_old = outer_ravel(gam)
     n_sweeps, converged = 0, False
     for n_sweeps in range(1, max_sweeps + 1):  # noqa: B007
         for i in range(len(gam)):
-            t = _am_target(xp, lam, gam, i)
+            t = _am_target(xp, lam, gam, i, tiny)
             c = None if coupling is None else coupling[i]
             gam[i] = t if c is None else c @ _nnls(c, t) + floor
         _normalise(gam)
@@ -371,255 +492,10 @@ def svd_mstep(lam: Any, sizes: Sequence[int]) -> list[Any]:
         r = xp.reshape(rest, (n_i, -1))
         u, s, vh = xp.linalg.svd(r, full_matrices=False)
         if float(s[0]) <= 0:  # Lambda == 0: uniform factors, zero scale
-            out.append(xp.ones(n_i, dtype=lam.dtype, device=_device(lam)) / math.sqrt(n_i))
-            rest = xp.zeros(int(r.shape[1]), dtype=lam.dtype, device=_device(lam))
+            out.append(xp.ones(n_i, dtype=lam.dtype, device=array_device(lam)) / math.sqrt(n_i))
+            rest = xp.zeros(int(r.shape[1]), dtype=lam.dtype, device=array_device(lam))
             continue
         out.append(xp.abs(u[:, 0]))
         rest = xp.abs(s[0] * vh[0, :])
     out.append(rest)
     return out
-
-
-# --------------------------------------------------------------------------- EM driver
-@dataclass
-class EMResult:
-    """Output of :func:`sbl_em`: the estimate on the full grid and the fit's diagnostics."""
-
-    coef: Any  # (N, L) on the full grid
-    sigma_diag: Any  # (N,) on the full grid, zero where pruned
-    gammas: list[Any]  # per factor, full length, zeros where pruned
-    gamma: Any  # (N,) full grid
-    support_factors: list[np.ndarray]
-    noise_var: float
-    n_iter: int
-    converged: bool
-    rel_change: float
-    scores: list[float] = field(default_factory=list)
-    inner_sweeps: list[int] = field(default_factory=list)
-    all_pruned: bool = False
-    path: list[Any] = field(default_factory=list)
-
-
-def _scatter(xp: Any, values: Any, keep: Sequence[np.ndarray], sizes: Sequence[int]) -> Any:
-    """Place ``values`` (flat over the kept tensor, optional trailing L axis) on the full grid."""
-    flat = np.zeros(1, dtype=np.int64)
-    for k, n in zip(keep, sizes):
-        flat = (flat[:, None] * n + k[None, :]).reshape(-1)
-    shape = (math.prod(sizes),) + tuple(values.shape[1:])
-    out = xp.zeros(shape, dtype=values.dtype, device=_device(values))
-    idx = xp.asarray(flat, device=_device(values))
-    out[idx, ...] = values
-    return out
-
-
-def _restrict(c: Any, keep_local: np.ndarray) -> Any:
-    xp = get_namespace(c)
-    idx = xp.asarray(keep_local, device=_device(c))
-    return xp.take(xp.take(c, idx, axis=0), idx, axis=1)
-
-
-def sbl_em(
-    factors: Sequence[Any],
-    Y: Any,
-    *,
-    method: str = "svd",
-    noise_var: float | None = None,
-    noise_init: float = 0.1,
-    max_iter: int = 150,
-    tol: float = 1e-4,
-    prune_rel: Sequence[float] | float = 0.0,
-    prune_abs: float = 0.0,
-    inner_tol: float = 1e-5,
-    inner_relative: bool = False,
-    inner_max_iter: int = 100,
-    coupling: Sequence[Any | None] | None = None,
-    pc_floor: float = 1e-5,
-    estep: str = "auto",
-    compute_score: bool = False,
-    keep_path: bool = False,
-    callback: Callable[[int, float], None] | None = None,
-) -> EMResult:
-    """EM sparse Bayesian learning with a Kronecker-factored prior (classical SBL if ``I = 1``).
-
-    One iteration is prune -> E-step -> M-step (``'am'`` or ``'svd'``; PC-KroSBL when
-    ``coupling`` has a matrix for some factor) -> noise update (when ``noise_var`` is None) ->
-    stop test ``||gamma_new - gamma_old|| / ||gamma_old|| <= tol`` on the full-length prior
-    (pruned entries 0). A final E-step with the last prior gives the estimate.
-
-    Parameters
-    ----------
-    factors : sequence of 2-D arrays (M_i, N_i), one dtype (real or complex)
-    Y : array (M, L) of that dtype
-    method : {'am', 'svd'}
-    noise_var : float or None
-        Known noise variance, or None to estimate it by EM from ``noise_init * var(Y)``.
-    noise_init, max_iter, tol, prune_rel, prune_abs, inner_tol, inner_relative,
-    inner_max_iter, coupling, pc_floor
-        As in :class:`sparsestat.bayes.KroneckerSBL`.
-    estep : {'auto', 'kron', 'dense'}
-        ``'auto'`` uses the sample-space dense E-step for one factor, the Kronecker one else.
-    compute_score : bool
-        Record ``log|C| + tr(Y^H C^{-1} Y) / L`` at every E-step.
-    keep_path : bool
-        Keep the posterior mean of every iteration's E-step (on the full grid).
-    callback : callable(iteration, relative change) or None
-
-    Returns
-    -------
-    EMResult
-    """
-    xp = get_namespace(Y, *factors)
-    n_factors = len(factors)
-    sizes = [int(a.shape[1]) for a in factors]
-    m_total, n_cols = int(Y.shape[0]), int(Y.shape[1])
-    rdtype = xp.real(Y[:1, :1]).dtype
-    dev = _device(Y)
-    rel = [float(prune_rel)] * n_factors if np.isscalar(prune_rel) else list(prune_rel)  # type: ignore[arg-type]
-    ay = xp.abs(Y)
-    mean_sq = float(xp.mean(ay * ay))
-    var_floor = max(1e-12 * mean_sq, _TINY * 1e10)
-    if noise_var is None:
-        yc = Y - xp.mean(Y, axis=0)
-        ayc = xp.abs(yc)
-        sigma2 = max(noise_init * float(xp.mean(ayc * ayc)), var_floor)
-        estimate_noise = True
-    else:
-        sigma2 = max(float(noise_var), var_floor)
-        estimate_noise = False
-    use_dense = estep == "dense" or (estep == "auto" and n_factors == 1)
-
-    keep = [np.arange(n) for n in sizes]
-    active = list(factors)
-    coupled = [None] * n_factors if coupling is None else list(coupling)
-    gam = []
-    for i, n in enumerate(sizes):
-        ones = xp.ones(n, dtype=rdtype, device=dev)
-        gam.append(ones if coupled[i] is None else coupled[i] @ ones)
-    any_coupled = any(c is not None for c in coupled)
-
-    def _keep_only(i: int, loc: np.ndarray) -> None:
-        """Drop, for good, every entry of factor ``i`` not in ``loc`` (local indices)."""
-        idx = xp.asarray(loc, device=dev)
-        keep[i] = keep[i][loc]
-        active[i] = xp.take(active[i], idx, axis=1)
-        gam[i] = xp.take(gam[i], idx, axis=0)
-        if coupled[i] is not None:
-            coupled[i] = _restrict(coupled[i], loc)
-
-    # A numerically zero factor column (e.g. pilots orthogonal to one angle) makes its slice
-    # of x unidentifiable: the likelihood does not depend on its variance, which the
-    # Kronecker coupling then lets drift until the true entries are pruned. Drop it first.
-    for i, a in enumerate(factors):
-        norms = np.asarray(to_numpy(xp.linalg.vector_norm(a, axis=0)), dtype=float)
-        top = float(norms.max()) if norms.size else 0.0
-        if top > 0 and bool(np.any(norms <= _NULL_COLUMN * top)):
-            _keep_only(i, np.flatnonzero(norms > _NULL_COLUMN * top))
-
-    def _estep(act: list[Any], g: list[Any], s2: float) -> Posterior:
-        # Keep C = A Gamma A^H + s2 I numerically positive definite when the noise variance is
-        # tiny next to the signal part (e.g. an almost constant y with large columns): s2 is at
-        # least _COND_FLOOR times C's largest signal diagonal, the product of the factors'.
-        top = 1.0
-        for a, gi in zip(act, g):
-            aa = xp.abs(a)
-            top *= float(xp.max((aa * aa) @ xp.astype(gi, aa.dtype)))
-        s2 = max(s2, _COND_FLOOR * top)
-        if use_dense:
-            return dense_estep(act[0], g[0], s2, Y)
-        return kron_estep(act, g, s2, Y)
-
-    scores: list[float] = []
-    sweeps: list[int] = []
-    path: list[Any] = []
-    converged, rel_change, n_iter, all_pruned = False, float("inf"), 0, False
-    for n_iter in range(1, max_iter + 1):
-        g_old_full = _scatter(xp, outer_ravel(gam), keep, sizes)
-        # prune: each factor independently, permanently
-        for i in range(n_factors):
-            gi = gam[i]
-            thr = max(rel[i] * float(xp.max(gi)), prune_abs) if gi.shape[0] else 0.0
-            mask = to_numpy(gi) >= thr if thr > 0 else np.ones(gi.shape[0], dtype=bool)
-            if not mask.all():
-                _keep_only(i, np.flatnonzero(mask))
-        if any(k.size == 0 for k in keep):
-            all_pruned = True
-            break
-        post = _estep(active, gam, sigma2)
-        if compute_score:
-            scores.append(post.logdet + post.quad / n_cols)
-        if keep_path:
-            path.append(_scatter(xp, post.mean, keep, sizes))
-        am2 = xp.abs(post.mean)
-        lam = post.sigma_diag + xp.mean(am2 * am2, axis=1)
-        g_prev = outer_ravel(gam)
-        if method == "svd":
-            gam = svd_mstep(lam, [int(k.size) for k in keep])
-        else:
-            gam, n_sw, _ = am_mstep(
-                lam,
-                gam,
-                tol=inner_tol,
-                relative=inner_relative,
-                max_sweeps=inner_max_iter,
-                coupling=coupled if any_coupled else None,
-                floor=pc_floor,
-            )
-            sweeps.append(n_sw)
-        if estimate_noise:
-            resid = Y - _apply(xp, active, post.mean)
-            ar = xp.abs(resid)
-            ratio = post.sigma_diag / xp.where(g_prev > 0, g_prev, xp.ones_like(g_prev))
-            dof = float(xp.sum(1.0 - ratio))
-            sigma2 = (float(xp.sum(ar * ar)) / n_cols + sigma2 * dof) / m_total
-            sigma2 = max(sigma2, var_floor)
-        g_new_full = _scatter(xp, outer_ravel(gam), keep, sizes)
-        denom = max(float(xp.linalg.vector_norm(g_old_full)), _TINY)
-        rel_change = float(xp.linalg.vector_norm(g_new_full - g_old_full)) / denom
-        if callback is not None:
-            callback(n_iter, rel_change)
-        if rel_change <= tol:
-            converged = True
-            break
-
-    if all_pruned:
-        zeros = xp.zeros((math.prod(sizes), n_cols), dtype=Y.dtype, device=dev)
-        return EMResult(
-            coef=zeros,
-            sigma_diag=xp.zeros(math.prod(sizes), dtype=rdtype, device=dev),
-            gammas=[xp.zeros(n, dtype=rdtype, device=dev) for n in sizes],
-            gamma=xp.zeros(math.prod(sizes), dtype=rdtype, device=dev),
-            support_factors=keep,
-            noise_var=sigma2,
-            n_iter=n_iter,
-            converged=False,
-            rel_change=rel_change,
-            scores=scores,
-            inner_sweeps=sweeps,
-            all_pruned=True,
-        )
-    post = _estep(active, gam, sigma2)
-    if compute_score:
-        scores.append(post.logdet + post.quad / n_cols)
-    full_gammas = []
-    for g, k, n in zip(gam, keep, sizes):
-        full_gammas.append(_scatter(xp, g, [k], [n]))
-    return EMResult(
-        coef=_scatter(xp, post.mean, keep, sizes),
-        sigma_diag=_scatter(xp, post.sigma_diag, keep, sizes),
-        gammas=full_gammas,
-        gamma=_scatter(xp, outer_ravel(gam), keep, sizes),
-        support_factors=keep,
-        noise_var=sigma2,
-        n_iter=n_iter,
-        converged=converged,
-        rel_change=rel_change,
-        scores=scores,
-        inner_sweeps=sweeps,
-        path=path,
-    )
-
-
-def _apply(xp: Any, factors: Sequence[Any], v: Any) -> Any:
-    if len(factors) == 1:
-        return factors[0] @ v
-    return kron_matvec(factors, v)

@@ -46,6 +46,8 @@ __all__ = [
     "keyed_gaussian_report_sums",
     "mirror_upper",
     "outer_upper",
+    "prepared_rows",
+    "stream_block_size",
     "triu_indices",
 ]
 
@@ -55,6 +57,27 @@ GRID_BITS = 50
 LIMB_BITS = 31
 _LIMB = 1 << LIMB_BITS
 _MAX_Q = 2.0**90
+
+
+#: Largest number of users per block of a keyed noise stream, and numbers per block at most.
+STREAM_BLOCK = 1024
+STREAM_BLOCK_ENTRIES = 1 << 17
+
+
+def stream_block_size(m: int) -> int:
+    """Users per block of a keyed noise stream with ``m`` numbers per user.
+
+    Parameters
+    ----------
+    m : int
+        Numbers drawn per user.
+
+    Returns
+    -------
+    b : int
+        ``max(1, min(1024, 2**17 // m))``, a function of ``m`` only.
+    """
+    return max(1, min(STREAM_BLOCK, STREAM_BLOCK_ENTRIES // max(int(m), 1)))
 
 
 def triu_indices(d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -553,8 +576,26 @@ def _keyed_normals(seed: Any, stream: int, first_id: int, n: int, m: int, block_
     return z
 
 
-def _prepared_rows(X: Any, y: Any, clip_X: float, clip_y: float, intercept: Any) -> Any:
-    """The statistic's input rows: clipped X, the intercept column, times clipped y."""
+def prepared_rows(X: Any, y: Any, clip_X: float, clip_y: float, intercept: Any) -> Any:
+    """The statistic's input rows: clipped X, the intercept column, times clipped y.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Raw rows.
+    y : array of shape (n,) or None
+        Raw responses (None: the rows are not multiplied).
+    clip_X, clip_y : float
+        Coordinatewise clipping bounds (inf: none).
+    intercept : float or None
+        Value of an appended constant column, if any.
+
+    Returns
+    -------
+    rows : array of shape (n, d) or (n, d + 1)
+        The prepared rows; the input is never modified (it is returned as is only when
+        nothing is clipped, appended or multiplied). O(n d).
+    """
     xp = get_namespace(X)
     xt = xp.clip(X, -clip_X, clip_X) if math.isfinite(clip_X) else X
     if intercept is not None:
@@ -585,7 +626,7 @@ def _keyed_sums_generic(
     intercept: float | None = None,
 ) -> tuple[Any, Any]:
     xp = get_namespace(X)
-    X = _prepared_rows(X, y, clip_X, clip_y, intercept)
+    X = prepared_rows(X, y, clip_X, clip_y, intercept)
     n, de = int(X.shape[0]), int(X.shape[1])
     m = de * (de + 1) // 2 if outer else de
     z = xp.asarray(_keyed_normals(seed, stream, first_id, n, m, block_size))

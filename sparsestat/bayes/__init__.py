@@ -2,6 +2,7 @@
 
 from sparsestat.bayes._design import KroneckerDesign
 from sparsestat.bayes._kronecker_sbl import KroneckerSBL, kronecker_sbl
+from sparsestat.bayes._many import kronecker_sbl_many
 from sparsestat.bayes._sbl import SparseBayesianLearning
 
 __all__ = [
@@ -9,4 +10,5 @@ __all__ = [
     "KroneckerSBL",
     "SparseBayesianLearning",
     "kronecker_sbl",
+    "kronecker_sbl_many",
 ]

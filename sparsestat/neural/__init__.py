@@ -5,8 +5,11 @@ without it; the estimators and layers are imported lazily, and using one without
 raises an :class:`ImportError` that names the extra (``pip install sparsestat[torch]``).
 
 Every estimator here is built on one small base class,
-:class:`sparsestat.neural._base.BaseTorchEstimator`; the plain torch pieces (layers, masks,
-gates, schedulers) are public in :mod:`sparsestat.neural.layers`.
+:class:`sparsestat.neural._base.BaseTorchEstimator`. Variants are small public objects with
+``get_params`` / ``set_params``: the sparse-training methods of
+:class:`SparseMLPClassifier` (``method=RigL(drop_fraction=0.5)``, tuned as
+``method__drop_fraction``) and the group-envelope regulariser are exported here; the plain
+torch pieces (layers, masks, gates, optimizers) are public in :mod:`sparsestat.neural.layers`.
 
 Examples
 --------
@@ -24,14 +27,14 @@ from typing import Any
 #: adding an estimator add their lines here)
 _LAZY: dict[str, str] = {
     "layers": "layers",
-    "SSVIClassifier": "ssvi",
-    "SSVIRegressor": "ssvi",
-    "MeanFieldVIClassifier": "ssvi",
-    "COMETMoEClassifier": "comet",
-    "COMETMoERegressor": "comet",
-    "GroupEnvelopeRegularizer": "envelope",
-    "GroupEnvelopeMLPClassifier": "envelope",
-    "GroupEnvelopeMLPRegressor": "envelope",
+    "SSVIClassifier": "_ssvi",
+    "SSVIRegressor": "_ssvi",
+    "MeanFieldVIClassifier": "_ssvi",
+    "COMETMoEClassifier": "_comet",
+    "COMETMoERegressor": "_comet",
+    "GroupEnvelopeRegularizer": "layers._envelope",
+    "GroupEnvelopeMLPClassifier": "_envelope",
+    "GroupEnvelopeMLPRegressor": "_envelope",
     "SparseAutoencoder": "_sae",
     # the variants of SparseAutoencoder (activation=TopK(k=8)), also in neural.layers
     "TopK": "layers.sae_topk",
@@ -48,6 +51,17 @@ _LAZY: dict[str, str] = {
     "SparseMLPRegressor": "_sparse_training",
     "QuickSelection": "_quickselection",
     "SparseMatrixFactorization": "_dsl",
+    # sparse-training methods of SparseMLPClassifier / SparseMLPRegressor
+    "SparseTrainingMethod": "layers._dst",
+    "Dense": "layers._dst",
+    "StaticMask": "layers._dst",
+    "SET": "layers._dst",
+    "RigL": "layers._dst",
+    "SparseIFT": "layers._dst",
+    "STE": "layers._nm",
+    "SRSTE": "layers._nm",
+    "PGF": "layers._nm",
+    "CAST": "layers._nm",
 }
 
 __all__ = sorted(_LAZY)

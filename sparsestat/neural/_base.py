@@ -15,9 +15,7 @@ import inspect
 import io
 import math
 import numbers
-import threading
 import warnings
-import weakref
 from abc import ABCMeta, abstractmethod
 from collections.abc import Iterator
 from typing import Any
@@ -25,21 +23,33 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
+from sparsestat.neural._mixins import TorchClassifierMixin, TorchRegressorMixin
+from sparsestat.neural._torch_utils import (
+    OPTIMIZERS,
+    TORCH_PAYLOAD,
+    eager_optimizer,
+    holds_torch,
+    keyword_names,
+    module_dtype,
+    module_lock,
+    resolve_device,
+    to_cpu,
+    validated_sample_weight,
+)
 from sparsestat.utils import progress_bar
 from sparsestat.utils._compat import (
     Interval,
+    InvalidParameterError,
     StrOptions,
-    check_sample_weight,
     fit_context,
     validate_data,
 )
-from sparsestat.utils._dask import is_dask_array, partial_fit_chunks, rowwise
+from sparsestat.utils._dask import is_dask_array, partial_fit_chunks
+from sparsestat.utils._deprecation import warn_renamed
 
 torch = import_torch()
 
@@ -47,82 +57,9 @@ __all__ = [
     "BaseTorchEstimator",
     "TorchClassifierMixin",
     "TorchRegressorMixin",
+    "eager_optimizer",
     "resolve_device",
 ]
-
-_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
-
-
-def _eager_optimizer(cls: Any) -> Any:
-    """``cls`` without the wrappers that import ``torch._dynamo`` on first use.
-
-    In torch 2.x, ``Optimizer.add_param_group`` / ``zero_grad`` / ``state_dict`` /
-    ``load_state_dict`` are wrapped by ``torch._disable_dynamo`` and ``step`` by
-    ``_use_grad_for_differentiable``; the first call of each imports ``torch._dynamo``, which
-    costs 10-15 s of CPU time on small machines (more than a whole CPU-sized SAE fit). The
-    subclass calls the wrapped functions directly (``step`` under ``torch.no_grad()``,
-    without the profiler hook) and falls back to ``cls`` when the wrappers are not found.
-    """
-    names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
-    base = torch.optim.Optimizer
-    raw = {n: getattr(getattr(base, n), "__wrapped__", None) for n in names}
-    raw_step = getattr(cls.step, "__wrapped__", None)
-    if raw_step is None or any(f is None for f in raw.values()):
-        return cls
-
-    def step(self: Any, closure: Any = None) -> Any:
-        with torch.no_grad():
-            return raw_step(self, closure)
-
-    def _patch_step_function(self: Any) -> None:
-        self._zero_grad_profile_name = f"Optimizer.zero_grad#{cls.__name__}.zero_grad"
-
-    ns = {**raw, "step": step, "_patch_step_function": _patch_step_function}
-    ns["__doc__"] = cls.__doc__
-    return type(cls.__name__, (cls,), ns)
-
-
-_EAGER_OPTIMIZERS: dict[Any, Any] = {}
-
-
-def eager_optimizer(cls: Any) -> Any:
-    """The cached subclass of the built-in optimizer ``cls`` that never imports torch._dynamo."""
-    if cls not in _EAGER_OPTIMIZERS:
-        _EAGER_OPTIMIZERS[cls] = _eager_optimizer(cls)
-    return _EAGER_OPTIMIZERS[cls]
-
-
-def resolve_device(device: str, *, for_fit: bool = True) -> Any:
-    """Turn ``'auto' | 'cpu' | 'cuda'`` (or ``'cuda:1'``) into a :class:`torch.device`.
-
-    Parameters
-    ----------
-    device : str
-        ``'auto'`` picks CUDA when available, else the CPU.
-    for_fit : bool, default=True
-        When True, asking for CUDA on a machine without it raises; when False (prediction
-        with a model trained elsewhere) the CPU is used with a warning.
-
-    Returns
-    -------
-    device : torch.device
-        The device to compute on.
-
-    Examples
-    --------
-    >>> from sparsestat.neural._base import resolve_device
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        if for_fit:
-            raise ValueError(f"device={device!r} was requested but CUDA is not available")
-        warnings.warn("CUDA is not available; computing on the CPU instead", stacklevel=3)
-        return torch.device("cpu")
-    return dev
 
 
 class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
@@ -291,6 +228,10 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
     #: the class built with the ``module__*`` parameters (None: their names are not checked)
     _module_class: Any = None
 
+    #: renamed parameters kept for one release through ``**kwargs``: old name -> new name
+    #: (or (new name, conversion of the old value)); read them with :meth:`_renamed`
+    _renamed_params: dict[str, Any] = {}
+
     #: ``max_epochs="auto"``: (fewest epochs, fewest optimiser steps, most epochs)
     _auto_epochs: tuple[int, int, int] = (50, 2000, 500)
 
@@ -298,7 +239,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "early_stopping": ["boolean"],
         "validation_fraction": [None, Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -371,8 +312,42 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         return self
 
     def _is_routed(self, key: str) -> bool:
+        if key in self._renamed_params:
+            return True
         head, sep, tail = key.partition("__")
         return bool(sep) and bool(tail) and head in self._routed_prefixes
+
+    def _renamed(self, new: str) -> Any:
+        """The value of parameter ``new``, or of its old name given through ``**kwargs``.
+
+        An old name (a key of ``_renamed_params``) that the caller set wins, with a
+        ``FutureWarning``; setting both names raises ``ValueError``. The old value is
+        validated against the new parameter's constraints.
+        """
+        routed = getattr(self, "_routed_params", {})
+        for old, target in self._renamed_params.items():
+            target, convert = target if isinstance(target, tuple) else (target, None)
+            if target != new or old not in routed:
+                continue
+            name = type(self).__name__
+            default = inspect.signature(type(self).__init__).parameters[new].default
+            current = getattr(self, new)
+            if not (current is default or (type(current) is type(default) and current == default)):
+                raise ValueError(
+                    f"{name}: {old!r} is the deprecated name of {new!r}; set only {new!r} "
+                    f"(got {old}={routed[old]!r} and {new}={current!r})."
+                )
+            warn_renamed(old, new, name, stacklevel=4)
+            value = routed[old] if convert is None else convert(routed[old])
+            probe = copy.copy(self)
+            probe._routed_params = {}
+            setattr(probe, new, value)
+            try:
+                probe._validate_params()
+            except InvalidParameterError as exc:
+                raise InvalidParameterError(str(exc).replace(f"'{new}'", f"'{old}'")) from None
+            return value
+        return getattr(self, new)
 
     def _accepted_routed(self, prefix: str) -> set[str] | None:
         """Names accepted after ``prefix__`` (None: not checked).
@@ -381,10 +356,10 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         is the flat ``lr`` parameter); ``module``: those of ``_module_class``.
         """
         if prefix == "optimizer":
-            names = _keyword_names(self._optimizer_class())
+            names = keyword_names(self._optimizer_class())
             return None if names is None else names - {"params", "lr"}
         if prefix == "module" and self._module_class is not None:
-            return _keyword_names(self._module_class)
+            return keyword_names(self._module_class)
         return None
 
     def _check_routed(self, keys: list[str] | None = None) -> None:
@@ -452,7 +427,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
 
     def _optimizer_class(self) -> Any:
         if isinstance(self.optimizer, str):
-            return eager_optimizer(getattr(torch.optim, _OPTIMIZERS[self.optimizer]))
+            return eager_optimizer(getattr(torch.optim, OPTIMIZERS[self.optimizer]))
         return self.optimizer
 
     def _forward(self, X: Any) -> Any:
@@ -610,7 +585,7 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         self._check_routed()
         fresh = not hasattr(self, "module_") or not (partial or self.warm_start)
         X, y = self._validate_X_y(X, y, reset=fresh)
-        sw = _check_sample_weight(sample_weight, X)
+        sw = validated_sample_weight(sample_weight, X)
         if sw is not None and not bool(np.all(sw > 0)):  # weight 0 = row removed
             keep = np.flatnonzero(sw > 0)
             X, sw = X[keep], sw[keep]
@@ -800,10 +775,10 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         dev = self._device()
         outs = []
         dtype = torch.float64 if self._predict_float64 else torch.float32
-        with _module_lock(self.module_), torch.no_grad():
+        with module_lock(self.module_), torch.no_grad():
             self.module_.to(dev)
             self.module_.eval()
-            with _module_dtype(self.module_, dtype):
+            with module_dtype(self.module_, dtype):
                 outs = self._apply_batches(X, fn, batch_size, dev, dtype)
         return np.concatenate(outs, axis=0)
 
@@ -825,18 +800,18 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
             state["_optimizer_state"] = opt.state_dict()
         if "device_" in state:
             state["device_"] = None
-        torch_state = {k: v for k, v in state.items() if _holds_torch(v)}
+        torch_state = {k: v for k, v in state.items() if holds_torch(v)}
         if torch_state:
             for key in torch_state:
                 del state[key]
             buffer = io.BytesIO()
-            torch.save(_to_cpu(torch_state), buffer)
-            state[_TORCH_PAYLOAD] = buffer.getvalue()
+            torch.save(to_cpu(torch_state), buffer)
+            state[TORCH_PAYLOAD] = buffer.getvalue()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        payload = state.pop(_TORCH_PAYLOAD, None)
+        payload = state.pop(TORCH_PAYLOAD, None)
         if payload is not None:
             # map_location: a payload written on a GPU machine loads on a CPU-only one
             loaded = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
@@ -850,262 +825,4 @@ class BaseTorchEstimator(BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.sparse = False
         tags.input_tags.allow_nan = False
         tags.non_deterministic = self.random_state is None
-        return tags
-
-
-_MODULE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOCKS_LOCK = threading.Lock()
-
-
-def _module_lock(module: Any) -> Any:
-    """The re-entrant lock of ``module`` (one per module, created on first use)."""
-    with _LOCKS_LOCK:
-        lock = _MODULE_LOCKS.get(module)
-        if lock is None:
-            lock = _MODULE_LOCKS[module] = threading.RLock()
-    return lock
-
-
-@contextlib.contextmanager
-def _module_dtype(module: Any, dtype: Any) -> Iterator[None]:
-    """Cast a float32 module's floating tensors to ``dtype`` in place, and back (exactly)."""
-    if dtype == torch.float32:
-        yield
-        return
-    module.to(dtype)
-    try:
-        yield
-    finally:
-        module.to(torch.float32)
-
-
-_TORCH_PAYLOAD = "_torch_payload"
-
-
-def _check_sample_weight(sample_weight: Any, X: Any) -> np.ndarray | None:
-    """Validated float64 weights (None when absent or all 1), with clear errors."""
-    if sample_weight is None:
-        return None
-    sw = check_sample_weight(sample_weight, X, dtype=np.float64)  # all zero: an error
-    return None if bool(np.all(sw == 1)) else sw
-
-
-def _keyword_names(cls: Any) -> set[str] | None:
-    """Keyword parameter names of ``cls``'s constructor (None if it takes ``**kwargs``)."""
-    try:
-        params = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p.name for p in params if p.kind in kinds}
-
-
-def _holds_torch(obj: Any, depth: int = 0) -> bool:
-    """Whether ``obj`` is, or (in a dict / list / tuple) contains, a torch object."""
-    if isinstance(obj, (torch.Tensor, torch.nn.Module, torch.Generator)):
-        return True
-    if depth < 4 and isinstance(obj, dict):
-        return any(_holds_torch(v, depth + 1) for v in obj.values())
-    if depth < 4 and isinstance(obj, (list, tuple)):
-        return any(_holds_torch(v, depth + 1) for v in obj)
-    return False
-
-
-def _to_cpu(obj: Any) -> Any:
-    """A copy of ``obj`` with its tensors and modules on the CPU (the input is not changed)."""
-    if isinstance(obj, torch.nn.Module):
-        return copy.deepcopy(obj).to("cpu")
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
-
-
-class TorchClassifierMixin:
-    """Target handling and prediction for classifiers (use before ``ClassifierMixin``).
-
-    Encodes labels with :class:`~sklearn.preprocessing.LabelEncoder` (``classes_``), defines
-    ``_task_loss`` as cross-entropy on the module's logits (``self.n_outputs_`` =
-    ``len(classes_)`` outputs),
-    and predicts with ``predict_proba`` = softmax of :meth:`_forward` (override
-    :meth:`_predict_proba_tensor` for Monte-Carlo averaging).
-
-    Examples
-    --------
-    >>> from sparsestat.neural._base import TorchClassifierMixin
-    >>> hasattr(TorchClassifierMixin, "predict_proba")
-    True
-    """
-
-    def _prepare_targets(self, y: Any, fit: bool, sample_weight: Any = None) -> Any:
-        check_classification_targets(y)
-        if fit and not hasattr(self, "_partial_classes"):
-            self._label_encoder_ = LabelEncoder().fit(y)
-            self.classes_ = self._label_encoder_.classes_
-        elif fit:
-            self._label_encoder_ = LabelEncoder().fit(self._partial_classes)
-            self.classes_ = self._label_encoder_.classes_
-            del self._partial_classes
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(f"y contains labels {unknown.tolist()} not in classes_")
-        self.n_outputs_ = len(self.classes_)
-        return torch.as_tensor(np.searchsorted(self.classes_, y), dtype=torch.long)
-
-    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> Any:
-        """Run one epoch over ``(X, y)``; the first call needs ``classes``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            A chunk of training data.
-        y : array-like of shape (n_samples,)
-            Its labels.
-        classes : array-like of shape (n_classes,), default=None
-            All labels that will ever appear; required on the first call.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights of the rows in the loss, relative within this chunk.
-
-        Returns
-        -------
-        self : estimator
-            The updated estimator.
-        """
-        if not hasattr(self, "module_"):
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-            self._partial_classes = np.unique(classes)
-        return super().partial_fit(X, y, sample_weight=sample_weight)
-
-    def _streaming_fit_params(self, y: Any) -> dict[str, Any]:
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but it is None")
-        labels = np.unique(y.compute() if is_dask_array(y) else np.asarray(y))
-        return {"classes": labels}
-
-    def _task_loss(self, out: Any, y: Any, sample_weight: Any = None) -> Any:
-        if sample_weight is None:
-            return torch.nn.functional.cross_entropy(out, y)
-        per_sample = torch.nn.functional.cross_entropy(out, y, reduction="none")
-        return (per_sample * sample_weight.to(per_sample.dtype)).mean()
-
-    def _predict_proba_tensor(self, X: Any) -> Any:
-        return torch.softmax(self._forward(X), dim=1)
-
-    @rowwise(n_outputs=lambda est: len(est.classes_), dtype=lambda est, _: np.float64)
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities in the order of ``classes_``.
-        """
-        proba = self._predict_batches(X, self._predict_proba_tensor)
-        return proba / proba.sum(axis=1, keepdims=True)
-
-    @rowwise(dtype=lambda est, _: est.classes_.dtype)
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable class.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels (values of ``classes_``).
-        """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
-
-
-def _regression_width(est: Any) -> int | None:
-    """Width of a regressor's prediction: None (1-D) for a 1-D training target."""
-    return None if est._y_ndim_ == 1 else int(est.n_outputs_)
-
-
-class TorchRegressorMixin:
-    """Target handling and prediction for regressors (use before ``RegressorMixin``).
-
-    Targets (1-D or 2-D) are standardised internally (``_y_mean_``, ``_y_scale_``; set the
-    class attribute ``_standardize_y = False`` to turn it off); the module outputs
-    ``self.n_outputs_`` columns; the loss is the mean squared error in standardised units and
-    ``predict`` maps back to the units of ``y``.
-
-    Examples
-    --------
-    >>> from sparsestat.neural._base import TorchRegressorMixin
-    >>> TorchRegressorMixin._standardize_y
-    True
-    """
-
-    _standardize_y = True
-
-    def _prepare_targets(self, y: Any, fit: bool, sample_weight: Any = None) -> Any:
-        y = np.asarray(y, dtype=np.float64)
-        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
-        if fit:
-            self._y_ndim_ = y.ndim
-            self.n_outputs_ = y2.shape[1]
-            if self._standardize_y:  # weighted moments: those of the repeated rows
-                self._y_mean_ = np.average(y2, axis=0, weights=sample_weight)
-                var = np.average((y2 - self._y_mean_) ** 2, axis=0, weights=sample_weight)
-                scale = np.sqrt(var)
-                self._y_scale_ = np.where(scale > 0, scale, 1.0)
-            else:
-                self._y_mean_ = np.zeros(y2.shape[1])
-                self._y_scale_ = np.ones(y2.shape[1])
-        elif y2.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {y2.shape[1]} outputs, but {self.n_outputs_} were fitted")
-        return torch.as_tensor((y2 - self._y_mean_) / self._y_scale_, dtype=torch.float32)
-
-    def _task_loss(self, out: Any, y: Any, sample_weight: Any = None) -> Any:
-        if sample_weight is None:
-            return torch.nn.functional.mse_loss(out, y)
-        per_sample = (out - y).square().mean(dim=1)
-        return (per_sample * sample_weight.to(per_sample.dtype)).mean()
-
-    def _predict_standardized(self, X: Any) -> np.ndarray:
-        return self._predict_batches(X)
-
-    @rowwise(n_outputs=_regression_width, dtype=lambda est, _: np.float64)
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predictions in the units of the training targets.
-        """
-        check_is_fitted(self)
-        out = self._predict_standardized(X) * self._y_scale_ + self._y_mean_
-        return out.ravel() if self._y_ndim_ == 1 else out
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
         return tags

@@ -10,8 +10,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
 from sparsestat.neural._base import BaseTorchEstimator
+from sparsestat.neural.layers._dst import SET
+from sparsestat.neural.layers._masked import MaskedLinear
 from sparsestat.neural.layers._mlp import get_activation
-from sparsestat.neural.layers._sparse import SET, MaskedLinear
 from sparsestat.utils._compat import Interval, StrOptions
 from sparsestat.utils._dask import rowwise
 
@@ -24,13 +25,13 @@ __all__ = ["QuickSelection"]
 class _SparseDAE(nn.Module):
     """``d -> h -> d`` sparse denoising autoencoder with Erdős–Rényi masks."""
 
-    def __init__(self, d, h, epsilon, hidden_act, output_act, dropout, gen):
+    def __init__(self, d, h, density_scale, hidden_act, output_act, dropout, gen):
         super().__init__()
         self.encoder = MaskedLinear(
-            d, h, density=min(1.0, epsilon * (d + h) / (d * h)), generator=gen
+            d, h, density=min(1.0, density_scale * (d + h) / (d * h)), generator=gen
         )
         self.decoder = MaskedLinear(
-            h, d, density=min(1.0, epsilon * (d + h) / (d * h)), generator=gen
+            h, d, density=min(1.0, density_scale * (d + h) / (d * h)), generator=gen
         )
         with torch.no_grad():
             for layer in (self.encoder, self.decoder):
@@ -50,7 +51,8 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
 
     A denoising autoencoder ``d -> hidden_units -> d`` with Erdős–Rényi sparse connectivity
     is trained with Sparse Evolutionary Training (SET): after every epoch but the last, the
-    fraction ``zeta`` of the positive and of the negative connections closest to zero is
+    fraction ``drop_fraction`` of the positive and of the negative connections closest to
+    zero is
     removed and as many random connections are added. The importance of input feature ``i``
     is its strength, the sum of ``|W1[j, i]|`` over its active connections into the hidden
     layer; the ``n_features_to_select`` strongest features are kept.
@@ -62,10 +64,11 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         half).
     hidden_units : int, default=1000
         Width of the hidden layer.
-    epsilon : float, default=13
-        Erdős–Rényi sparsity level: layer density ``epsilon (n_in + n_out) / (n_in n_out)``,
+    density_scale : float, default=13
+        Erdős–Rényi scale (the paper's epsilon): layer density
+        ``density_scale (n_in + n_out) / (n_in n_out)``,
         clipped at 1.
-    zeta : float, default=0.2
+    drop_fraction : float, default=0.2
         Fraction of connections removed and regrown after each epoch.
     noise_factor : float, default=0.2
         Standard deviation of the Gaussian input noise, drawn once per fit.
@@ -85,12 +88,16 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         Learning rate (``learning_rate`` in the paper's code).
     batch_size : int, default=100
         Mini-batch size.
-    max_epochs : int, default=100
-        Training epochs (``max_iter`` in the spec).
+    max_epochs : int or "auto", default="auto"
+        Training epochs; ``"auto"``: at least 100 epochs (the paper's) and 1000 optimiser
+        steps, at most 300 epochs.
     optimizer : {"sgd", "adam", "adamw"} or optimizer class, default="sgd"
         Optimizer; SGD uses momentum 0.9 unless ``optimizer__momentum`` is given.
-    validation_fraction : float or None, default=None
-        Hold-out fraction for early stopping (None: off).
+    early_stopping : bool, default=False
+        Stop when the reconstruction loss on a held-out ``validation_fraction`` has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs.
+    validation_fraction : float, default=0.1
+        Hold-out fraction for early stopping.
     n_iter_no_change : int, default=10
         Early-stopping patience.
     tol : float, default=1e-4
@@ -104,7 +111,9 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
     verbose : int, default=0
         Progress bar over epochs when > 0.
     **kwargs : dict
-        Routed ``optimizer__*`` parameters.
+        Routed ``optimizer__*`` parameters; the former names ``epsilon`` (now
+        ``density_scale``: in this library ``epsilon`` is a privacy budget only) and
+        ``zeta`` still work for one release, with a ``FutureWarning``.
 
     Attributes
     ----------
@@ -138,7 +147,12 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
     The reconstruction loss is summed over features (averaging divides the gradient by the
     number of features and stalls training at lr 0.01). The paper trains truly sparse
     matrices; here dense tensors with exact masks reproduce the selection, not the speed or
-    memory savings [inferred]. Clipping the density at 1 for tiny inputs is [inferred].
+    memory savings. Clipping the density at 1 for tiny inputs is not specified by the
+    paper; chosen here because a density above 1 is meaningless. ``transform`` keeps the
+    selected columns and, with ``set_output(transform="pandas")``, their names
+    (``get_feature_names_out``). ``sample_weight`` weights each row's reconstruction loss
+    and the standardisation; rows draw their own input noise, so integer weights equal
+    repeated rows in expectation.
     Unsupervised: it finds features that take part in correlated structure; independent
     informative features with no redundant copies are not favoured. Cost per epoch:
     O(n_samples d hidden_units) with dense kernels.
@@ -161,6 +175,10 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
     (200, 5)
     """
 
+    _routed_prefixes = ("optimizer",)
+    _auto_epochs = (100, 1000, 300)
+    _renamed_params = {"epsilon": "density_scale", "zeta": "drop_fraction"}
+
     _parameter_constraints: dict = {
         **BaseTorchEstimator._parameter_constraints,
         "n_features_to_select": [
@@ -169,8 +187,8 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
             None,
         ],
         "hidden_units": [Interval(Integral, 1, None, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "zeta": [Interval(Real, 0, 1, closed="both")],
+        "density_scale": [Interval(Real, 0, None, closed="neither")],
+        "drop_fraction": [Interval(Real, 0, 1, closed="both")],
         "noise_factor": [Interval(Real, 0, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "importance": [StrOptions({"strength", "degree"})],
@@ -184,8 +202,8 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         self,
         n_features_to_select=None,
         hidden_units=1000,
-        epsilon=13,
-        zeta=0.2,
+        density_scale=13,
+        drop_fraction=0.2,
         noise_factor=0.2,
         dropout=0.2,
         importance="strength",
@@ -195,9 +213,10 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         weight_decay=1e-5,
         lr=0.01,
         batch_size=100,
-        max_epochs=100,
+        max_epochs="auto",
         optimizer="sgd",
-        validation_fraction=None,
+        early_stopping=False,
+        validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
         warm_start=False,
@@ -208,8 +227,8 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
     ):
         self.n_features_to_select = n_features_to_select
         self.hidden_units = hidden_units
-        self.epsilon = epsilon
-        self.zeta = zeta
+        self.density_scale = density_scale
+        self.drop_fraction = drop_fraction
         self.noise_factor = noise_factor
         self.dropout = dropout
         self.importance = importance
@@ -221,6 +240,7 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.optimizer = optimizer
+        self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -261,7 +281,7 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         return _SparseDAE(
             d,
             self.hidden_units,
-            self.epsilon,
+            self._renamed("density_scale"),
             self.hidden_activation,
             self.output_activation,
             self.dropout,
@@ -292,17 +312,15 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
         steps_per_epoch : int
             Optimizer steps per epoch.
         """
-        horizon = self.max_epochs * steps_per_epoch
-        gen = torch.Generator().manual_seed(self._draw_seed())
-        self._updater = SET(
-            zeta=self.zeta,
-            update_interval=steps_per_epoch,
-            end_step=horizon,
-            drop="signed",
-            init_std=0.1,
-            generator=gen,
-        ).attach(self.module_, self.optimizer_)
-        self._updater.step = self.n_steps_
+        horizon = self._resolved_max_epochs() * steps_per_epoch
+        self._updater = SET(self._renamed("drop_fraction"), drop="signed", init_std=0.1).attach(
+            self.module_,
+            self.optimizer_,
+            total_steps=horizon,
+            steps_per_epoch=steps_per_epoch,
+            step=self.n_steps_,
+            generator=torch.Generator().manual_seed(self._draw_seed()),
+        )
 
     def on_grad_computed(self, X, y):
         """Zero the gradients of inactive connections.

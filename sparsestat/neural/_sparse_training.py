@@ -3,54 +3,100 @@
 from __future__ import annotations
 
 import copy
-import math
-import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from sparsestat.neural import import_torch
 from sparsestat.neural._base import BaseTorchEstimator, TorchClassifierMixin, TorchRegressorMixin
-from sparsestat.neural.layers._mlp import get_activation
-from sparsestat.neural.layers._sparse import (
+from sparsestat.neural.layers._dst import (
     SET,
-    AdamS,
-    MaskedLinear,
-    NMSparseLinear,
-    PGFSchedule,
+    Dense,
     RigL,
+    SparseIFT,
+    SparseTrainingMethod,
     StaticMask,
-    TopKActivation,
-    erk_densities,
-    sparse_ift_widths,
-    uniform_densities,
 )
-from sparsestat.utils._compat import Interval, StrOptions
+from sparsestat.neural.layers._masked import MaskedLinear, NMSparseLinear
+from sparsestat.neural.layers._mlp import get_activation
+from sparsestat.neural.layers._nm import CAST, PGF, SRSTE, STE
+from sparsestat.neural.layers.sae_topk import TopK
+from sparsestat.utils._compat import HasMethods, Interval, StrOptions
+from sparsestat.utils._deprecation import warn_renamed
 
 torch = import_torch()
 nn = torch.nn
 
 __all__ = ["SparseMLPClassifier", "SparseMLPRegressor"]
 
-_NM_METHODS = ("ste", "sr-ste", "pgf", "cast")
-_UNSTRUCTURED_METHODS = ("static", "random", "set", "rigl")
+#: method names -> the method object they stand for (with its defaults)
+_METHODS = {
+    "dense": Dense,
+    "static": StaticMask,
+    "random": StaticMask,
+    "set": SET,
+    "rigl": RigL,
+    "ste": STE,
+    "sr-ste": SRSTE,
+    "pgf": PGF,
+    "cast": CAST,
+}
+
+#: old flat parameter -> (its parameter on the method object, the methods that had it)
+_RENAMED_TO_METHOD = {
+    "n": ("n", (STE, SRSTE, PGF, CAST)),
+    "m": ("m", (STE, SRSTE, PGF, CAST)),
+    "density_init": ("density_init", (StaticMask, SET, RigL)),
+    "update_interval": ("update_interval", (SET, RigL)),
+    "drop_fraction": ("drop_fraction", (SET, RigL)),
+    "update_end": ("update_end", (RigL,)),
+    "growth": ("growth", (SET, RigL)),
+    "set_drop": ("drop", (SET,)),
+    "srste_lambda": ("alpha", (SRSTE,)),
+    "pgf_decay": ("decay", (PGF,)),
+    "pgf_decay_coef": ("decay_coef", (PGF,)),
+    "pgf_structure": ("structure", (PGF,)),
+    "pgf_backward": ("backward", (PGF,)),
+    "dense_fraction": ("dense_fraction", (PGF,)),
+    "finetune_fraction": ("finetune_fraction", (PGF,)),
+    "cast_lambda": ("alpha", (CAST,)),
+    "cast_update_every": ("update_interval", (CAST,)),
+    "cast_warmup": ("warmup", (CAST,)),
+}
+
+#: every old flat name -> what replaces it (kept for one release, with a FutureWarning)
+_RENAMED = {
+    **{old: f"method__{new}" for old, (new, _) in _RENAMED_TO_METHOD.items()},
+    "pattern": "method",
+    "iso_flop": "method=SparseIFT(transformation=...)",
+    "dense_first_layer": "exclude_layers=(0,)",
+    "activation_topk": "activation=TopK(k=...)",
+}
+
+
+def _activation(activation, fan_in, width):
+    """A hidden activation module: by name, or a copy of the given module; a sparse
+    activation with a ``build`` hook (such as ``TopK``) resolves its ``k`` for the width."""
+    if isinstance(activation, str):
+        return get_activation(activation)
+    act = copy.deepcopy(activation)
+    if callable(getattr(act, "build", None)):
+        act.build(fan_in, width)
+    return act
 
 
 class _SparseMLPModule(nn.Module):
     """Parallel branches of ``Linear -> activation`` stacks whose outputs are summed."""
 
-    def __init__(self, branches, activation, activation_topk):
+    def __init__(self, branches, activation):
         super().__init__()
         self.branches = nn.ModuleList(nn.ModuleList(layers) for layers in branches)
-        n_hidden = len(branches[0]) - 1
         self.acts = nn.ModuleList(
-            TopKActivation(activation_topk)
-            if activation_topk is not None
-            else get_activation(activation)
-            for _ in range(n_hidden)
+            _activation(activation, layer.in_features, layer.out_features)
+            for layer in branches[0][:-1]
         )
 
     def linears(self):
@@ -76,81 +122,43 @@ _PARAMS_DOC = """
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(128,)
-        Hidden widths (before any ``iso_flop`` widening).
-    activation : {"relu", "tanh", "gelu"}, default="relu"
-        Hidden activation.
-    method : {"static", "random", "set", "rigl", "ste", "sr-ste", "pgf", "cast", "dense"}, \
-default="static"
-        How the sparse network is trained. Unstructured: ``"static"`` (= ``"random"``, a fixed
-        random mask at the ``density_init`` layer densities), ``"set"`` (magnitude drop, random
-        growth, once per ``update_interval``), ``"rigl"`` (magnitude drop, gradient growth,
-        cosine-decayed drop fraction until ``update_end``). N:M: ``"ste"``, ``"sr-ste"``
-        (straight-through / sparse-refined STE), ``"pgf"`` (progressive gradient flow) and
-        ``"cast"`` (continuous training with :class:`AdamS` and a learnable scale).
-        ``"dense"`` trains a plain MLP (baseline).
-    pattern : {"unstructured", "n:m"} or None, default=None
-        Sparsity pattern; None infers it from ``method``. A pattern that contradicts the
-        method raises ``ValueError``.
+        Hidden widths (before any Sparse-IFT widening).
+    activation : {"relu", "tanh", "gelu"} or torch.nn.Module, default="relu"
+        Hidden activation: a name, or a module copied into every hidden layer, e.g. a top-k
+        activation that keeps the ``k`` largest ReLU outputs per sample (lazy-neuron
+        sparsity).
+    method : str or sparse-training method object, default="static"
+        How the network is trained sparse: an object whose parameters tune as
+        ``method__<name>`` (``set_params(method__drop_fraction=0.5)``), or a name standing
+        for the object with its defaults. Unstructured masks: ``StaticMask()`` (``"static"``,
+        ``"random"``: fixed random masks at ERK or uniform layer densities), ``SET()``
+        (``"set"``: magnitude drop, random growth), ``RigL()`` (``"rigl"``: magnitude drop,
+        gradient growth, cosine-decayed drop fraction), ``SparseIFT(...)`` (a wider or
+        parallel network at the dense weight count). N:M structure: ``STE()`` (``"ste"``),
+        ``SRSTE()`` (``"sr-ste"``), ``PGF()`` (``"pgf"``, progressive gradient flow) and
+        ``CAST()`` (``"cast"``). ``Dense()`` (``"dense"``) trains a plain MLP (baseline).
     sparsity : float in [0, 1) or None, default=None
         Fraction of zero weights. None means 0.9 (unstructured) or ``1 - n/m`` (N:M, where
         any other value is an error).
-    n : int, default=2
-        Weights kept per group of ``m`` (N:M).
-    m : int, default=4
-        Group length along the input dimension (N:M).
-    density_init : {"erk", "uniform"}, default="erk"
-        Layer-wise density rule for unstructured masks.
-    dense_first_layer : bool, default=False
-        Keep the first layer dense (RigL's uniform setting).
-    update_interval : int or None, default=None
-        Steps between SET / RigL mask updates; None means one epoch.
-    drop_fraction : float or None, default=None
-        Drop fraction; None means 0.3 (SET: constant; RigL: initial value of the cosine).
-    update_end : float, default=0.75
-        Fraction of the total steps after which RigL stops updating masks.
-    growth : {"random", "gradient", "momentum"} or None, default=None
-        Growth score; None means random for SET and gradient for RigL.
-    set_drop : {"magnitude", "signed"}, default="magnitude"
-        SET drop rule: smallest ``|w|``, or the original per-sign rule.
-    srste_lambda : float, default=2e-4
-        SR-STE decay of pruned weights.
-    pgf_decay : {"exp", "linear", "step"}, default="exp"
-        MDGF decay of the pruned-weight factor.
-    pgf_decay_coef : float or "auto", default="auto"
-        MDGF rate; "auto" reaches 0.01 after 10% of the sparse phase.
-    pgf_structure : {"stepwise", "geometric"} or None, default=None
-        Use structure-decay gradient flow (SDGF) instead of MDGF.
-    pgf_backward : {"ste", "scaled"}, default="ste"
-        MDGF gradient to pruned weights: unchanged, or scaled like the forward.
-    dense_fraction : float, default=0.0
-        PGF: fraction of steps trained dense first.
-    finetune_fraction : float, default=0.0
-        PGF: fraction of final steps with the hard target mask.
-    cast_lambda : float, default=1e-3
-        CAST: maximum L1 decay of pruned weights in :class:`AdamS`.
-    cast_update_every : int, default=10
-        CAST: steps between mask recomputations.
-    cast_warmup : float, default=0.3
-        CAST: fraction of steps over which the decay ramps up.
-    iso_flop : {"wide", "parallel"} or None, default=None
-        Sparse Iso-FLOP transformation (unstructured only): widen the hidden layers by
-        ``1/sqrt(1-s)`` or use ``round(1/(1-s))`` parallel branches, keeping the number of
-        nonzero weights equal to the dense base network's weight count.
-    activation_topk : int, float or None, default=None
-        Replace the activation by ReLU followed by keeping the top-k units per sample.
     exclude_layers : tuple of int, default=()
         Layer positions (0 = first) kept dense.
     lr : float, default=1e-3
         Learning rate.
     batch_size : int, default=64
         Mini-batch size.
-    max_epochs : int, default=50
-        Epochs.
+    max_epochs : int or "auto", default="auto"
+        Epochs. ``"auto"``: at least 50 epochs and 2000 optimiser steps, at most 500
+        epochs, so that small data sets get enough steps (digits, 1,257 training rows in
+        batches of 64: 100 epochs).
     optimizer : {"adam", "adamw", "sgd"} or optimizer class, default="adam"
-        Optimizer (``method="cast"`` always uses :class:`AdamS`); tune its other settings
-        with ``optimizer__<name>``, e.g. ``optimizer__weight_decay``.
-    validation_fraction : float or None, default=None
-        Hold-out fraction for early stopping (None: no early stopping).
+        Optimizer (``CAST`` always uses :class:`~sparsestat.neural.layers.AdamS`); tune its
+        other settings with ``optimizer__<name>``, e.g. ``optimizer__weight_decay``.
+    early_stopping : bool, default=False
+        Stop when the loss on a held-out ``validation_fraction`` of the training data has
+        not improved by ``tol`` for ``n_iter_no_change`` epochs (the best epoch's weights
+        are kept).
+    validation_fraction : float, default=0.1
+        Hold-out fraction for early stopping.
     n_iter_no_change : int, default=10
         Early-stopping patience in epochs.
     tol : float, default=1e-4
@@ -167,7 +175,12 @@ default="static"
     verbose : int, default=0
         Progress bar over epochs when > 0.
     **kwargs : dict
-        Routed ``optimizer__*`` / ``module__*`` parameters.
+        Routed ``optimizer__*`` parameters. The flat method parameters of earlier releases
+        (``n``, ``m``, ``density_init``, ``update_interval``, ``drop_fraction``,
+        ``update_end``, ``growth``, ``set_drop``, ``srste_lambda``, ``pgf_*``,
+        ``dense_fraction``, ``finetune_fraction``, ``cast_*``, ``iso_flop``, ``pattern``,
+        ``dense_first_layer``, ``activation_topk``) still work for one release, with a
+        ``FutureWarning`` naming their replacement on the method object.
 """
 
 _ATTRS_DOC = """
@@ -214,12 +227,17 @@ _NOTES_DOC = """
     the dense weight during training and recompute the mask every forward; at the end of
     every ``fit`` / ``partial_fit`` the weights are pruned to exact N:M. A first layer whose
     input size is not a multiple of ``m`` stays dense (with a warning); other layers must
-    be divisible. [inferred]: the PGF 'auto' rate, CAST's update (see :class:`AdamS`), the
-    Sparse-IFT adaptation to MLPs, ``pattern=None`` inference, and the mask-flip count as
-    the measure of SR-STE's sparse architecture divergence. ``partial_fit`` schedules use
-    ``max_epochs`` epochs as the horizon; no mask updates happen past it. The optimizer does
-    not see RigL's skipped step of the TensorFlow reference: it steps on update steps too.
+    be divisible. Not specified by the papers, chosen here (see each method object): the PGF
+    ``"auto"`` rate, CAST's update, the Sparse-IFT adaptation to MLPs, and the mask-flip
+    count as the measure of SR-STE's sparse architecture divergence. ``partial_fit``
+    schedules use ``max_epochs`` epochs as the horizon; no mask updates happen past it. The
+    optimizer also steps on RigL's update steps (the TensorFlow reference skips them).
     Cost per epoch: that of the dense network (masks do not save compute on CPU).
+
+    ``sample_weight`` weights the loss of each row (rows of weight 0 are left out). The
+    weighted fit equals the fit on repeated rows to float32 rounding with full batches and
+    in expectation with mini-batches; scikit-learn's exact-equivalence check (1e-7) is
+    below float32 resolution.
 
     References
     ----------
@@ -233,34 +251,15 @@ _NOTES_DOC = """
 
 
 class _SparseMLPBase(BaseTorchEstimator):
+    _routed_prefixes = ("optimizer",)
+    _renamed_params = _RENAMED
+
     _parameter_constraints: dict = {
         **BaseTorchEstimator._parameter_constraints,
         "hidden_layer_sizes": ["array-like"],
-        "activation": [StrOptions({"relu", "tanh", "gelu"})],
-        "method": [StrOptions({*_NM_METHODS, *_UNSTRUCTURED_METHODS, "dense"})],
-        "pattern": [StrOptions({"unstructured", "n:m"}), None],
+        "activation": [StrOptions({"relu", "tanh", "gelu"}), HasMethods(["forward"])],
+        "method": [StrOptions(set(_METHODS)), SparseTrainingMethod],
         "sparsity": [Interval(Real, 0, 1, closed="left"), None],
-        "n": [Interval(Integral, 1, None, closed="left")],
-        "m": [Interval(Integral, 2, None, closed="left")],
-        "density_init": [StrOptions({"erk", "uniform"})],
-        "dense_first_layer": ["boolean"],
-        "update_interval": [Interval(Integral, 1, None, closed="left"), None],
-        "drop_fraction": [Interval(Real, 0, 1, closed="both"), None],
-        "update_end": [Interval(Real, 0, 1, closed="both")],
-        "growth": [StrOptions({"random", "gradient", "momentum"}), None],
-        "set_drop": [StrOptions({"magnitude", "signed"})],
-        "srste_lambda": [Interval(Real, 0, None, closed="left")],
-        "pgf_decay": [StrOptions({"exp", "linear", "step"})],
-        "pgf_decay_coef": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
-        "pgf_structure": [StrOptions({"stepwise", "geometric"}), None],
-        "pgf_backward": [StrOptions({"ste", "scaled"})],
-        "dense_fraction": [Interval(Real, 0, 1, closed="both")],
-        "finetune_fraction": [Interval(Real, 0, 1, closed="both")],
-        "cast_lambda": [Interval(Real, 0, None, closed="left")],
-        "cast_update_every": [Interval(Integral, 1, None, closed="left")],
-        "cast_warmup": [Interval(Real, 0, 1, closed="both")],
-        "iso_flop": [StrOptions({"wide", "parallel"}), None],
-        "activation_topk": [Interval(Real, 0, None, closed="neither"), None],
         "exclude_layers": ["array-like"],
         "mask_random_state": ["random_state"],
     }
@@ -270,35 +269,14 @@ class _SparseMLPBase(BaseTorchEstimator):
         hidden_layer_sizes=(128,),
         activation="relu",
         method="static",
-        pattern=None,
         sparsity=None,
-        n=2,
-        m=4,
-        density_init="erk",
-        dense_first_layer=False,
-        update_interval=None,
-        drop_fraction=None,
-        update_end=0.75,
-        growth=None,
-        set_drop="magnitude",
-        srste_lambda=2e-4,
-        pgf_decay="exp",
-        pgf_decay_coef="auto",
-        pgf_structure=None,
-        pgf_backward="ste",
-        dense_fraction=0.0,
-        finetune_fraction=0.0,
-        cast_lambda=1e-3,
-        cast_update_every=10,
-        cast_warmup=0.3,
-        iso_flop=None,
-        activation_topk=None,
         exclude_layers=(),
         lr=1e-3,
         batch_size=64,
-        max_epochs=50,
+        max_epochs="auto",
         optimizer="adam",
-        validation_fraction=None,
+        early_stopping=False,
+        validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
         warm_start=False,
@@ -311,34 +289,13 @@ class _SparseMLPBase(BaseTorchEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.method = method
-        self.pattern = pattern
         self.sparsity = sparsity
-        self.n = n
-        self.m = m
-        self.density_init = density_init
-        self.dense_first_layer = dense_first_layer
-        self.update_interval = update_interval
-        self.drop_fraction = drop_fraction
-        self.update_end = update_end
-        self.growth = growth
-        self.set_drop = set_drop
-        self.srste_lambda = srste_lambda
-        self.pgf_decay = pgf_decay
-        self.pgf_decay_coef = pgf_decay_coef
-        self.pgf_structure = pgf_structure
-        self.pgf_backward = pgf_backward
-        self.dense_fraction = dense_fraction
-        self.finetune_fraction = finetune_fraction
-        self.cast_lambda = cast_lambda
-        self.cast_update_every = cast_update_every
-        self.cast_warmup = cast_warmup
-        self.iso_flop = iso_flop
-        self.activation_topk = activation_topk
         self.exclude_layers = exclude_layers
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.optimizer = optimizer
+        self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -350,130 +307,99 @@ class _SparseMLPBase(BaseTorchEstimator):
         self._store_routed(kwargs)
 
     # ------------------------------------------------------------------ configuration
-    def _resolved(self):
-        """Validated (pattern, sparsity, hidden sizes) for the current parameters."""
-        nm = self.method in _NM_METHODS
-        pattern = self.pattern or ("n:m" if nm else "unstructured")
-        if self.method != "dense" and (pattern == "n:m") != nm:
+    def _old(self, name):
+        """The value of an old flat parameter the caller set (with its FutureWarning)."""
+        routed = getattr(self, "_routed_params", {})
+        if name not in routed:
+            return None
+        warn_renamed(name, _RENAMED[name], type(self).__name__, stacklevel=5)
+        return routed[name]
+
+    def _method_object(self):
+        """The sparse-training method to train with: a fresh copy, old flat names applied."""
+        if isinstance(self.method, str):
+            method = _METHODS[self.method]()
+        else:
+            method = clone(self.method)
+        for old, (new, owners) in _RENAMED_TO_METHOD.items():
+            value = self._old(old)
+            if value is not None and isinstance(method, owners):
+                method.set_params(**{new: value})
+        pattern = self._old("pattern")
+        if pattern is not None and method.pattern != "dense" and pattern != method.pattern:
             raise ValueError(
-                f"method={self.method!r} needs pattern="
-                f"{'n:m' if nm else 'unstructured'!r}; got pattern={self.pattern!r}."
+                f"method={self.method!r} trains pattern={method.pattern!r}; got "
+                f"pattern={pattern!r}."
             )
+        iso_flop = self._old("iso_flop")
+        if iso_flop is not None:
+            if not isinstance(method, StaticMask):
+                raise ValueError("iso_flop is defined for unstructured sparsity only.")
+            method = SparseIFT(transformation=iso_flop, mask=method)
+        return method
+
+    def _activation_object(self):
+        topk = self._old("activation_topk")
+        if topk is None:
+            return self.activation
+        return TopK(int(topk) if float(topk) >= 1 else float(topk))
+
+    def _resolved(self):
+        """(method object, sparsity, hidden sizes, excluded layer positions)."""
+        method = self._method_object()
         hidden = tuple(int(h) for h in np.atleast_1d(np.asarray(self.hidden_layer_sizes)))
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden_layer_sizes must be positive; got {self.hidden_layer_sizes}.")
-        if self.method == "dense":
-            return "dense", 0.0, hidden
-        if nm:
-            if not 1 <= self.n < self.m:
-                raise ValueError(f"N:M needs 1 <= n < m; got n={self.n}, m={self.m}.")
-            target = 1 - self.n / self.m
-            if self.sparsity is not None and not math.isclose(self.sparsity, target):
-                raise ValueError(
-                    f"With N:M sparsity the sparsity is 1 - n/m = {target}; got "
-                    f"sparsity={self.sparsity}. Leave sparsity=None."
-                )
-            if self.iso_flop is not None:
-                raise ValueError("iso_flop is defined for unstructured sparsity only.")
-            return "n:m", target, hidden
-        sparsity = 0.9 if self.sparsity is None else float(self.sparsity)
-        return "unstructured", sparsity, hidden
+        sparsity = method._resolve_sparsity(self.sparsity)
+        exclude = {int(i) for i in np.atleast_1d(self.exclude_layers).astype(int)}
+        if self._old("dense_first_layer"):
+            exclude.add(0)
+        return method, sparsity, hidden, exclude
 
     # ------------------------------------------------------------------ module
     def _build_module(self, X, y):
-        pattern, sparsity, hidden = self._resolved()
-        n_in, n_out = X.shape[1], self.n_outputs_
-        n_branches = 1
-        if self.iso_flop is not None:
-            base_sizes = [n_in, *hidden, n_out]
-            base_count = sum(a * b for a, b in zip(base_sizes[:-1], base_sizes[1:]))
-            hidden, n_branches = sparse_ift_widths(hidden, sparsity, self.iso_flop)
-        sizes = [n_in, *hidden, n_out]
-        shapes = [(b, a) for a, b in zip(sizes[:-1], sizes[1:])] * n_branches
+        method, sparsity, hidden, exclude = self._resolved()
+        sizes = [X.shape[1], *hidden, self.n_outputs_]
         n_layers = len(sizes) - 1
-        position = [i % n_layers for i in range(len(shapes))]
-        excluded = {int(i) % n_layers for i in np.atleast_1d(self.exclude_layers).astype(int)}
-        if self.dense_first_layer:
-            excluded.add(0)
-        dense = [i for i, p in enumerate(position) if p in excluded]
-        if pattern == "unstructured":
-            total = sum(a * b for a, b in shapes)
-            density = base_count / total if self.iso_flop is not None else 1.0 - sparsity
-            if self.density_init == "erk":
-                densities = erk_densities(shapes, min(1.0, density), dense=dense)
-            else:
-                densities = uniform_densities(shapes, density, dense=dense)
-        elif pattern == "n:m":
-            for i, (_, fan_in) in enumerate(shapes):
-                if i in dense or fan_in % self.m == 0:
-                    continue
-                if position[i] != 0:
-                    raise ValueError(
-                        f"Layer {i} has {fan_in} inputs, not a multiple of m={self.m}: choose "
-                        "hidden_layer_sizes divisible by m."
-                    )
-                warnings.warn(
-                    f"The first layer has {fan_in} inputs, not a multiple of m={self.m}; it "
-                    "is kept dense.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-                dense.append(i)
-            densities = [1.0 if i in dense else self.n / self.m for i in range(len(shapes))]
-        else:
-            densities = [1.0] * len(shapes)
+        bad = sorted(i for i in exclude if not -n_layers <= i < n_layers)
+        if bad:
+            raise ValueError(
+                f"exclude_layers={tuple(self.exclude_layers)} names layers {bad}, but the "
+                f"network has {n_layers} layers (0 to {n_layers - 1})."
+            )
+        exclude = {i % n_layers for i in exclude}
+        shapes, n_branches, densities = method._plan(sizes, sparsity, exclude)
         if self.mask_random_state is None:
             mask_seed = self._draw_seed()
         else:
             mask_rng = check_random_state(self.mask_random_state)
             mask_seed = int(mask_rng.randint(np.iinfo(np.int32).max))
         gen = torch.Generator().manual_seed(mask_seed)
-        layers = []
-        for (fan_out, fan_in), d in zip(shapes, densities):
-            if d >= 1.0:
-                layers.append(nn.Linear(fan_in, fan_out))
-            elif pattern == "n:m":
-                layers.append(
-                    NMSparseLinear(
-                        fan_in,
-                        fan_out,
-                        n=self.n,
-                        m=self.m,
-                        method=self.method,
-                        srste_lambda=self.srste_lambda,
-                        pgf_backward=self.pgf_backward,
-                    )
-                )
-            else:
-                layers.append(MaskedLinear(fan_in, fan_out, density=d, generator=gen))
-        branches = [layers[b * n_layers : (b + 1) * n_layers] for b in range(n_branches)]
+        layers = [
+            method._make_linear(fan_in, fan_out, d, gen)
+            for (fan_out, fan_in), d in zip(shapes, densities)
+        ]
+        per_branch = len(shapes) // n_branches
+        branches = [layers[b * per_branch : (b + 1) * per_branch] for b in range(n_branches)]
+        self.method_ = method
         self.layer_densities_ = [float(d) for d in densities]
         self.sparse_layers_ = [i for i, d in enumerate(densities) if d < 1.0]
         self.dense_layers_ = [i for i, d in enumerate(densities) if d >= 1.0]
         self.mask_flips_ = []
         self.nnz_history_ = []
-        topk = self.activation_topk
-        if topk is not None and float(topk) >= 1:
-            topk = int(topk)
-        return _SparseMLPModule(branches, self.activation, topk)
+        return _SparseMLPModule(branches, self._activation_object())
+
+    def _optimizer_class(self):
+        if self.method == "cast" or isinstance(self.method, CAST):
+            return CAST()._optimizer_class()
+        return super()._optimizer_class()
 
     def _make_optimizer(self):
-        if self.method == "cast":
-            return AdamS(
-                self.module_.parameters(),
-                lr=self.lr,
-                decay=self.cast_lambda,
-                n=self.n,
-                m=self.m,
-                update_every=self.cast_update_every,
-                **self.get_routed_params("optimizer"),
-            )
-        return super()._make_optimizer()
+        routed = self.get_routed_params("optimizer")
+        opt = self.method_._optimizer(self.module_.parameters(), self.lr, **routed)
+        return super()._make_optimizer() if opt is None else opt
 
     # ------------------------------------------------------------------ hooks
-    def _nm_layers(self):
-        return [la for la in self.module_.linears() if isinstance(la, NMSparseLinear)]
-
     def _layer_masks(self):
         masks = []
         for layer in self.module_.linears():
@@ -486,54 +412,19 @@ class _SparseMLPBase(BaseTorchEstimator):
         return masks
 
     def on_train_begin(self, n_epochs, steps_per_epoch):
-        horizon = self.max_epochs * steps_per_epoch
-        start = self.n_steps_
-        interval = self.update_interval or steps_per_epoch
-        gen = torch.Generator().manual_seed(self._draw_seed())
-        drop = 0.3 if self.drop_fraction is None else self.drop_fraction
-        if self.method == "set":
-            updater = SET(
-                zeta=drop,
-                update_interval=interval,
-                end_step=horizon,
-                drop=self.set_drop,
-                generator=gen,
-            )
-            if self.growth not in (None, "random"):
-                updater.growth = self.growth
-        elif self.method == "rigl":
-            updater = RigL(
-                alpha=drop,
-                update_interval=interval,
-                end_step=int(self.update_end * horizon),
-                growth=self.growth or "gradient",
-                generator=gen,
-            )
-        else:
-            updater = StaticMask()
-        self._updater = updater.attach(self.module_, self.optimizer_)
-        self._updater.step = start
-        for layer in self._nm_layers():
-            layer.finalized = False
-            if self.method == "pgf":
-                layer.pgf = PGFSchedule(
-                    horizon,
-                    n=self.n,
-                    m=self.m,
-                    decay=self.pgf_decay,
-                    decay_coef=self.pgf_decay_coef,
-                    structure=self.pgf_structure,
-                    dense_fraction=self.dense_fraction,
-                    finetune_fraction=self.finetune_fraction,
-                )
-        if self.method == "cast":
-            for group in self.optimizer_.param_groups:
-                group["warmup_steps"] = int(self.cast_warmup * horizon)
+        horizon = self._resolved_max_epochs() * steps_per_epoch
+        self._updater = clone(self.method_).attach(
+            self.module_,
+            self.optimizer_,
+            total_steps=horizon,
+            steps_per_epoch=steps_per_epoch,
+            step=self.n_steps_,
+            generator=torch.Generator().manual_seed(self._draw_seed()),
+        )
         self._epoch_masks = self._layer_masks()
 
     def on_batch_begin(self, X, y):
-        for layer in self._nm_layers():
-            layer.set_step(self.n_steps_)
+        self._updater.on_batch_begin(self.n_steps_)
 
     def on_grad_computed(self, X, y):
         self._updater.on_grad_computed()
@@ -551,8 +442,7 @@ class _SparseMLPBase(BaseTorchEstimator):
         return {"mask_flips": flips, "nnz": nnz}
 
     def on_train_end(self):
-        for layer in self._nm_layers():
-            layer.finalize_()
+        self._updater.finalize_()
         del self._updater, self._epoch_masks
         masks, nnz, total = [], [], 0
         for layer in self.module_.linears():

@@ -117,7 +117,10 @@ class BudgetAccountant:
     --------
     >>> from sparsestat.privacy import BudgetAccountant
     >>> acc = BudgetAccountant(epsilon=1.0, delta=1e-5)
-    >>> acc.spend(1.0, 1e-5, users=range(1000))   # 1000 users, once each
+    >>> acc.spend(0.5, 1e-6, users=range(1000))   # 1000 users, once each
+    >>> acc   # spent by, and left to, the most charged user
+    BudgetAccountant(epsilon=1.0, delta=1e-05, spent=(0.5, 1e-06), left=(0.5, 9e-06), charges=1)
+    >>> acc.spend(0.5, 9e-6, users=range(1000))
     >>> acc.spent(7)
     (1.0, 1e-05)
     >>> acc.remaining(5000)                      # user 5000 has not reported yet
@@ -139,7 +142,14 @@ class BudgetAccountant:
         self.n_charges = 0
 
     def __repr__(self) -> str:
-        return f"BudgetAccountant(epsilon={self.epsilon!r}, delta={self.delta!r})"
+        """The budget, what the most charged user spent and what that user has left."""
+        eps, delta = self.max_spent
+        left = (max(self.epsilon - eps, 0.0), max(self.delta - delta, 0.0))
+        return (
+            f"BudgetAccountant(epsilon={self.epsilon!r}, delta={self.delta!r}, "
+            f"spent=({eps:.6g}, {delta:.6g}), left=({left[0]:.6g}, {left[1]:.6g}), "
+            f"charges={self.n_charges})"
+        )
 
     # ------------------------------------------------------------------ queries
     def spent(self, user: int) -> tuple[float, float]:

@@ -1,8 +1,11 @@
 """Plain PyTorch pieces (layers, masks, gates, schedulers) for your own models.
 
-This module only re-exports: each family keeps its layers in its own files
-(``layers/_<family>.py``, or ``layers/sae_*.py`` for the sparse autoencoders) and adds its
-import lines here.
+This module only re-exports; the pieces live in files split by concept: masks and
+schedules (``_masks``), masked layers (``_masked``), sparse-training methods and dynamic
+sparse training (``_dst``, ``_nm``), optimizers (``_optim``), gates (``_comet``),
+group-envelope regularisation (``_envelope``), Bayesian layers (``_ssvi``), MLPs (``_mlp``)
+and the sparse-autoencoder pieces and activations (``sae_*``; ``TopK`` also serves as a
+top-k activation in ordinary networks).
 
 Examples
 --------
@@ -27,14 +30,29 @@ from sparsestat.neural.layers._comet import (  # noqa: E402
     log_sinkhorn,
     smooth_step,
 )
-from sparsestat.neural.layers._envelope import (  # noqa: E402
-    GroupEnvelopeRegularizer,
-    PrunedMLP,
-    prune_mlp,
+from sparsestat.neural.layers._envelope import PrunedMLP, prune_mlp  # noqa: E402
+from sparsestat.neural.layers._masked import (  # noqa: E402
+    MaskedEmbedding,
+    MaskedLinear,
+    NMSparseLinear,
+    apply_nm_mask_,
+    export_semi_structured,
+    srste_weight,
+)
+from sparsestat.neural.layers._masks import (  # noqa: E402
+    PGFSchedule,
+    cosine_drop_fraction,
+    erk_densities,
+    is_nm_sparse,
+    nm_mask,
+    random_mask,
+    sdgf_patterns,
+    sparse_ift_widths,
+    topk_mask,
+    uniform_densities,
 )
 from sparsestat.neural.layers._mlp import MLP, get_activation  # noqa: E402
-from sparsestat.neural.layers._sparse import *  # noqa: E402, F403
-from sparsestat.neural.layers._sparse import __all__ as _sparse_all  # noqa: E402
+from sparsestat.neural.layers._optim import AdamS  # noqa: E402
 from sparsestat.neural.layers._ssvi import (  # noqa: E402
     SSVI_CRITERIA,
     SparseBayesConv2d,
@@ -68,7 +86,6 @@ __all__ = [
     "TopKGate",
     "log_sinkhorn",
     "smooth_step",
-    "GroupEnvelopeRegularizer",
     "MLP",
     "PrunedMLP",
     "prune_mlp",
@@ -89,5 +106,56 @@ __all__ = [
     *_sae_path_all,
     *_sae_topk_all,
     "ssvi_removal_score",
-    *_sparse_all,
+    # sparse training: masks, masked layers, optimizers
+    "AdamS",
+    "MaskedEmbedding",
+    "MaskedLinear",
+    "NMSparseLinear",
+    "PGFSchedule",
+    "apply_nm_mask_",
+    "cosine_drop_fraction",
+    "erk_densities",
+    "export_semi_structured",
+    "is_nm_sparse",
+    "nm_mask",
+    "random_mask",
+    "sdgf_patterns",
+    "sparse_ift_widths",
+    "srste_weight",
+    "topk_mask",
+    "uniform_densities",
 ]
+
+
+#: names that moved to :mod:`sparsestat.neural` (the variant objects of the estimators):
+#: old name -> (defining module, name in sparsestat.neural)
+_MOVED = {
+    "GroupEnvelopeRegularizer": ("layers._envelope", "GroupEnvelopeRegularizer"),
+    "SparseTrainingMethod": ("layers._dst", "SparseTrainingMethod"),
+    "Dense": ("layers._dst", "Dense"),
+    "StaticMask": ("layers._dst", "StaticMask"),
+    "SparsityUpdater": ("layers._dst", "StaticMask"),
+    "SET": ("layers._dst", "SET"),
+    "RigL": ("layers._dst", "RigL"),
+    "SparseIFT": ("layers._dst", "SparseIFT"),
+    "STE": ("layers._nm", "STE"),
+    "SRSTE": ("layers._nm", "SRSTE"),
+    "PGF": ("layers._nm", "PGF"),
+    "CAST": ("layers._nm", "CAST"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        module, new = _MOVED[name]
+        warnings.warn(
+            f"sparsestat.neural.layers.{name} moved to sparsestat.neural.{new}; the old "
+            "location will be removed in sparsestat 0.3.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(f"sparsestat.neural.{module}"), new)
+    raise AttributeError(f"module 'sparsestat.neural.layers' has no attribute {name!r}")

@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator
 
 from sparsestat._kernels.envelope import wgsef_conjugate, wgsef_prox_factors, wgsef_value
 from sparsestat.neural.layers._mlp import MLP
+from sparsestat.utils._deprecation import DEPRECATED, renamed
 
 __all__ = ["GroupEnvelopeRegularizer", "PrunedMLP", "prune_mlp"]
 
@@ -32,29 +33,33 @@ def _blocks(params: Any) -> list[list[torch.Tensor]]:
 
 
 class GroupEnvelopeRegularizer(BaseEstimator):
-    """Weighted group sparse envelope ``lam * Phi_w`` over row groups of torch tensors.
+    """Weighted group sparse envelope ``alpha * Phi_w`` over row groups of torch tensors.
 
     A *block* is a list of tensors that share their first dimension; group ``g`` of the block
     is row ``g`` of every tensor (e.g. ``[W, b]``: neuron ``g`` is row ``g`` of ``W`` and
     ``b[g]``; ``[W.T]``: input feature ``g``). Several blocks (``[[W1, b1], [W2, b2]]``)
     concatenate their groups into one scope. ``Phi_w`` is the closed convex envelope of
-    ``1/2 sum_g w_g^2 ||x_g||^2`` restricted to at most ``k`` nonzero groups.
+    ``1/2 sum_g w_g^2 ||x_g||^2`` restricted to at most ``n_nonzero_groups`` nonzero groups.
 
     Parameters
     ----------
-    k : int or float, default=0.25
-        Number of groups (int), or a fraction of the number of groups (float in (0, 1],
-        rounded, at least 1).
-    lam : float, default=1e-2
+    n_nonzero_groups : int or float, default=0.25
+        Number of groups (int; more than there are keeps them all), or a fraction of the
+        number of groups (float in (0, 1], rounded, at least 1).
+    alpha : float, default=1e-2
         Regularisation strength.
     weights : None, 'sqrt_size' or array-like, default=None
         Group weights ``w_g``: all ones, the square root of the group sizes, or given.
+    k, lam : deprecated
+        Former names of ``n_nonzero_groups`` and ``alpha`` (one release, with a
+        ``FutureWarning``).
 
     Notes
     -----
     The prox is exact (see :func:`sparsestat._kernels.envelope.wgsef_prox_factors`):
     group norms go to the float64 kernel and every row is scaled by its factor in place.
-    The weighting convention is [inferred] (the paper's exact weights were not available).
+    The weighting ``Phi_w(x) = SEF((w_g ||x_g||)_g)`` is not specified by the paper (its
+    full text was not available); chosen here because it keeps the value and prox exact.
     Cost: O(#parameters) for the norms plus O(n log n) in the number of groups.
 
     References
@@ -69,7 +74,7 @@ class GroupEnvelopeRegularizer(BaseEstimator):
     >>> import torch
     >>> from sparsestat.neural import GroupEnvelopeRegularizer
     >>> W = torch.tensor([[3.0, 0.0], [0.0, 1.0], [0.1, 0.0]])
-    >>> reg = GroupEnvelopeRegularizer(k=1, lam=1.0)
+    >>> reg = GroupEnvelopeRegularizer(n_nonzero_groups=1, alpha=1.0)
     >>> reg.prox_([W], step=1.0).round(decimals=3)
     tensor([0.5000, 0.0000, 0.0000], dtype=torch.float64)
     >>> W
@@ -78,10 +83,23 @@ class GroupEnvelopeRegularizer(BaseEstimator):
             [0.0000, 0.0000]])
     """
 
-    def __init__(self, k: float = 0.25, lam: float = 1e-2, weights: Any = None) -> None:
+    def __init__(
+        self,
+        n_nonzero_groups: float = 0.25,
+        alpha: float = 1e-2,
+        weights: Any = None,
+        k: Any = DEPRECATED,
+        lam: Any = DEPRECATED,
+    ) -> None:
+        self.n_nonzero_groups = n_nonzero_groups
+        self.alpha = alpha
+        self.weights = weights
         self.k = k
         self.lam = lam
-        self.weights = weights
+
+    @property
+    def _alpha(self) -> float:
+        return float(renamed(self, "lam", "alpha"))
 
     def n_groups_kept(self, n_groups: int) -> int:
         """The integer ``k`` for ``n_groups`` groups.
@@ -94,15 +112,17 @@ class GroupEnvelopeRegularizer(BaseEstimator):
         Returns
         -------
         k : int
-            ``min(k, n_groups)`` for an int, ``max(1, round(k n_groups))`` for a fraction.
+            ``min(n_nonzero_groups, n_groups)`` for an int,
+            ``max(1, round(n_nonzero_groups * n_groups))`` for a fraction.
         """
-        k = self.k
+        k = renamed(self, "k", "n_nonzero_groups")
+        msg = f"n_nonzero_groups must be >= 1 or a fraction in (0, 1]; got {k}"
         if isinstance(k, numbers.Integral) and not isinstance(k, bool):
             if k < 1:
-                raise ValueError(f"k must be >= 1 or a fraction in (0, 1]; got {k}")
+                raise ValueError(msg)
             return min(int(k), n_groups)
         if not 0 < float(k) <= 1:
-            raise ValueError(f"k must be >= 1 or a fraction in (0, 1]; got {k}")
+            raise ValueError(msg)
         return max(1, int(math.floor(float(k) * n_groups + 0.5)))
 
     def group_norms(self, params: Any) -> torch.Tensor:
@@ -156,7 +176,7 @@ class GroupEnvelopeRegularizer(BaseEstimator):
         return w
 
     def value(self, params: Any) -> float:
-        """Penalty value ``lam * Phi_w(params)``.
+        """Penalty value ``alpha * Phi_w(params)``.
 
         Parameters
         ----------
@@ -169,10 +189,10 @@ class GroupEnvelopeRegularizer(BaseEstimator):
             The penalty.
         """
         a = self.group_norms(params).numpy()
-        return self.lam * wgsef_value(a, self.group_weights(params), self.n_groups_kept(a.size))
+        return self._alpha * wgsef_value(a, self.group_weights(params), self.n_groups_kept(a.size))
 
     def conjugate(self, params: Any) -> float:
-        """Conjugate ``Phi_w^*(y)`` at the point given by ``params`` (without ``lam``).
+        """Conjugate ``Phi_w^*(y)`` at the point given by ``params`` (without ``alpha``).
 
         Parameters
         ----------
@@ -189,7 +209,7 @@ class GroupEnvelopeRegularizer(BaseEstimator):
 
     @torch.no_grad()
     def prox_(self, params: Any, step: float = 1.0) -> torch.Tensor:
-        """Replace ``params`` in place by ``prox_{step lam Phi_w}(params)``.
+        """Replace ``params`` in place by ``prox_{step alpha Phi_w}(params)``.
 
         Parameters
         ----------
@@ -207,7 +227,7 @@ class GroupEnvelopeRegularizer(BaseEstimator):
         a = self.group_norms(blocks)
         w = torch.as_tensor(self.group_weights(blocks))
         k = self.n_groups_kept(a.shape[0])
-        factors = torch.as_tensor(wgsef_prox_factors(a.numpy(), w.numpy(), k, step * self.lam))
+        factors = torch.as_tensor(wgsef_prox_factors(a.numpy(), w.numpy(), k, step * self._alpha))
         self._scale_(blocks, factors)
         return factors
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparsestat.utils._deprecation import warn_renamed
+
 __all__ = [
     "SSVI_CRITERIA",
     "SSVIScheduler",
@@ -24,9 +26,9 @@ __all__ = [
 ]
 
 SSVI_CRITERIA = ("magnitude", "snr", "e_abs", "snr_abs", "e_exp_abs", "snr_exp_abs")
-#: Defaults shared by the layers and the SSVI estimators (MLP values [inferred], calibrated on
-#: digits; the paper's ResNet prior N(0, 0.005^2) penalises the few large active weights of a
-#: sparse MLP too strongly).
+#: Defaults shared by the layers and the SSVI estimators (MLP values, not from the paper,
+#: calibrated on digits; the paper's ResNet prior N(0, 0.005^2) penalises the few large active
+#: weights of a sparse MLP too strongly).
 DEFAULT_PRIOR_STD = 1.0
 DEFAULT_SIGMA_INIT = 1e-3
 _SQRT2 = math.sqrt(2.0)
@@ -313,9 +315,10 @@ class SparseBayesConv2d(_SparseBayesMixin):
 class SSVIScheduler:
     """The SSVI remove-and-add mask update (RigL-style schedule), for sparse Bayes layers.
 
-    Every ``update_interval`` steps while ``t < T_end = t_end_fraction * total_steps``, each
+    Every ``update_interval`` steps while ``t < T_end = update_end * total_steps``, each
     layer drops ``n_drop = floor(n_act f(t))`` active weights with the lowest removal score
-    (:func:`ssvi_removal_score`), ``f(t) = drop_alpha / 2 (1 + cos(pi t / T_end))``, and grows
+    (:func:`ssvi_removal_score`), ``f(t) = drop_fraction / 2 (1 + cos(pi t / T_end))``, and
+    grows
     the same number with the largest gradient magnitude of the loss w.r.t. the effective mean
     weight, among positions not kept. Newly activated weights start at ``mu = 0`` and ``rho`` =
     the mean ``rho`` of the weights active before and after; optimizer state (momentum, Adam
@@ -331,12 +334,15 @@ class SSVIScheduler:
         Planned number of training steps.
     update_interval : int, default=100
         Steps between mask updates (``Delta T``).
-    drop_alpha : float, default=0.3
+    drop_fraction : float, default=0.3
         Initial drop fraction.
-    t_end_fraction : float, default=0.75
+    update_end : float, default=0.75
         No update after this fraction of the training steps.
     criterion : str, default='snr_abs'
         Removal criterion.
+    **kwargs : dict
+        The former names ``drop_alpha`` and ``t_end_fraction`` (one release, with a
+        ``FutureWarning``).
 
     Examples
     --------
@@ -355,15 +361,25 @@ class SSVIScheduler:
         optimizer: Any,
         total_steps: int,
         update_interval: int = 100,
-        drop_alpha: float = 0.3,
-        t_end_fraction: float = 0.75,
+        drop_fraction: float = 0.3,
+        update_end: float = 0.75,
         criterion: str = "snr_abs",
+        **kwargs: Any,
     ) -> None:
+        for old, new in (("drop_alpha", "drop_fraction"), ("t_end_fraction", "update_end")):
+            if old in kwargs:
+                warn_renamed(old, new, "SSVIScheduler", stacklevel=3)
+                if new == "drop_fraction":
+                    drop_fraction = kwargs.pop(old)
+                else:
+                    update_end = kwargs.pop(old)
+        if kwargs:
+            raise TypeError(f"SSVIScheduler got unexpected arguments {sorted(kwargs)}")
         self.layers = list(layers)
         self.optimizer = optimizer
         self.update_interval = int(update_interval)
-        self.drop_alpha = float(drop_alpha)
-        self.t_end = t_end_fraction * total_steps
+        self.drop_fraction = float(drop_fraction)
+        self.t_end = update_end * total_steps
         self.criterion = criterion
 
     def is_update_step(self, t: int) -> bool:
@@ -381,7 +397,7 @@ class SSVIScheduler:
         """
         return 0 < t < self.t_end and t % self.update_interval == 0
 
-    def drop_fraction(self, t: int) -> float:
+    def drop_fraction_at(self, t: int) -> float:
         """Cosine drop fraction.
 
         Parameters
@@ -392,9 +408,9 @@ class SSVIScheduler:
         Returns
         -------
         f : float
-            ``drop_alpha / 2 (1 + cos(pi t / T_end))``.
+            ``drop_fraction / 2 (1 + cos(pi t / T_end))``.
         """
-        return self.drop_alpha / 2.0 * (1.0 + math.cos(math.pi * t / self.t_end))
+        return self.drop_fraction / 2.0 * (1.0 + math.cos(math.pi * t / self.t_end))
 
     def set_capture(self, on: bool) -> None:
         """Ask the layers to keep (or stop keeping) the gradient of their mean weight.
@@ -423,7 +439,7 @@ class SSVIScheduler:
         n_new : list of int
             Newly activated weights per layer.
         """
-        frac = self.drop_fraction(t)
+        frac = self.drop_fraction_at(t)
         changed = []
         for layer in self.layers:
             grad = None if layer.mean_weight is None else layer.mean_weight.grad

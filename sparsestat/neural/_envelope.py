@@ -23,25 +23,28 @@ from sparsestat.utils._compat import Interval, RealNotInt, StrOptions
 __all__ = [
     "GroupEnvelopeMLPClassifier",
     "GroupEnvelopeMLPRegressor",
-    "GroupEnvelopeRegularizer",
 ]
 
 
 class _GroupEnvelopeMLPBase(BaseTorchEstimator):
     """Shared WGSEF training: proximal steps after each optimizer step, projection, prune."""
 
+    _routed_prefixes = ("optimizer",)
+    _auto_epochs = (100, 2000, 500)
+    _renamed_params = {"k": "n_nonzero_groups", "lam": "alpha"}
+
     _parameter_constraints: dict = {
         **BaseTorchEstimator._parameter_constraints,
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions({"relu", "tanh", "gelu", "sigmoid"})],
         "group_type": [StrOptions({"neuron", "input", "both"})],
-        "k": [
+        "n_nonzero_groups": [
             Interval(numbers.Integral, 1, None, closed="left"),
             Interval(RealNotInt, 0, 1, closed="right"),
         ],
         "scope": [StrOptions({"layer", "global"})],
         "weights": [None, StrOptions({"sqrt_size", "flops"})],
-        "lam": [Interval(numbers.Real, 0, None, closed="neither")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "final_projection": ["boolean"],
         "finetune_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "hspg": ["boolean"],
@@ -55,13 +58,30 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
             raise ValueError(f"hidden_layer_sizes must be positive; got {hidden}")
         self._phase = "prox"
         self._keep = None
+        k = self._renamed("n_nonzero_groups")
+        if isinstance(k, numbers.Integral):
+            sizes = {"input": X.shape[1]} if self.group_type in ("input", "both") else {}
+            if self.group_type in ("neuron", "both"):
+                if self.scope == "global":
+                    sizes["hidden layers"] = sum(hidden)
+                else:
+                    sizes.update({f"hidden layer {i}": h for i, h in enumerate(hidden)})
+            over = {name: n for name, n in sizes.items() if k > n}
+            if over:
+                name, n = next(iter(over.items()))
+                raise ValueError(
+                    f"n_nonzero_groups={k} exceeds the {n} groups of the {name} scope "
+                    f"(group_type={self.group_type!r}, scope={self.scope!r}); use at most "
+                    f"{min(over.values())} or a fraction of the groups in (0, 1]."
+                )
         return MLP(X.shape[1], hidden, self.n_outputs_, self.activation)
 
     def _regularizer(self, blocks: Any = None) -> GroupEnvelopeRegularizer:
         weights = self.weights
         if weights == "flops":
             weights = None if blocks is None else np.sqrt(self._group_flops(blocks))
-        return GroupEnvelopeRegularizer(k=self.k, lam=self.lam, weights=weights)
+        k, alpha = self._renamed("n_nonzero_groups"), self._renamed("alpha")
+        return GroupEnvelopeRegularizer(n_nonzero_groups=k, alpha=alpha, weights=weights)
 
     def _group_flops(self, blocks: list[list[torch.Tensor]]) -> np.ndarray:
         """FLOPs per sample (2 per multiply-add) that removing each group saves.
@@ -86,7 +106,7 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
         if not self.hspg or self._phase != "prox" or self._partial_call:
             return False
         done = (self.n_steps_ - self._fit_start_step_) / self.steps_per_epoch_
-        return done >= self.hspg_start * self.max_epochs
+        return done >= self.hspg_start * self._resolved_max_epochs()
 
     def on_batch_begin(self, X: Any, y: Any) -> None:
         # the half-space test compares each group after the step with itself before it
@@ -142,7 +162,7 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
 
     def _n_epochs(self) -> int:
         extra = self.finetune_epochs if self.final_projection else 0
-        return int(self.max_epochs) + int(extra)
+        return self._resolved_max_epochs() + int(extra)
 
     def on_batch_end(self, X: Any, y: Any, loss: Any) -> None:
         if getattr(self, "pruned_", False):
@@ -167,7 +187,7 @@ class _GroupEnvelopeMLPBase(BaseTorchEstimator):
             self.final_projection
             and self._phase == "prox"
             and not self._partial_call
-            and done == self.max_epochs
+            and done == self._resolved_max_epochs()
         ):
             self._keep = [self._regularizer(b).project_(b) for _, b in self._scopes()]
             self._phase = "finetune"
@@ -219,8 +239,9 @@ _PARAMS = """
         Groups: hidden neurons (row of the incoming weights and the bias), input features
         (columns of the first weight matrix) or both (two scopes, applied one after the
         other).
-    k : int or float, default=0.25
-        Nonzero groups per scope: an int, or a fraction of the scope's groups.
+    n_nonzero_groups : int or float, default=0.25
+        Nonzero groups per scope: an int (at most the scope's number of groups, else
+        ``fit`` raises), or a fraction of the scope's groups.
     scope : {'layer', 'global'}, default='layer'
         Neuron groups counted per hidden layer or over all hidden layers.
     weights : None, 'sqrt_size' or 'flops', default=None
@@ -228,19 +249,19 @@ _PARAMS = """
         square roots of the FLOPs per sample that removing the group saves (a hidden neuron:
         ``2 (fan_in + 1 + fan_out of the next layer)``; an input feature: ``2 width_1``), so
         costlier groups are penalised more.
-    lam : float, default=1e-2
-        Envelope strength; the prox after each step uses ``lr * lam``.
+    alpha : float, default=1e-2
+        Envelope strength; the prox after each step uses ``lr * alpha``.
     final_projection : bool, default=True
-        After ``max_epochs``, keep the ``k`` largest groups per scope, freeze that mask and
-        fine-tune for ``finetune_epochs`` epochs without the envelope.
+        After ``max_epochs``, keep the ``n_nonzero_groups`` largest groups per scope, freeze
+        that mask and fine-tune for ``finetune_epochs`` epochs without the envelope.
     finetune_epochs : int, default=10
         Fine-tuning epochs after the projection.
     hspg : bool, default=False
         Half-space phase (HSPG) from epoch ``hspg_start * max_epochs`` to ``max_epochs``:
         after each step and prox, zero groups stay zero and a nonzero group ``g`` whose new
         value ``x~_g`` leaves the half-space of its old value ``x_g``
-        (``<x~_g, x_g> < hspg_eps ||x_g||^2``) is set to zero, never below ``k`` nonzero
-        groups per scope.
+        (``<x~_g, x_g> < hspg_eps ||x_g||^2``) is set to zero, never below
+        ``n_nonzero_groups`` nonzero groups per scope.
     hspg_start : float in [0, 1], default=0.5
         Fraction of ``max_epochs`` after which the half-space phase starts.
     hspg_eps : float in [0, 1), default=0.0
@@ -249,13 +270,17 @@ _PARAMS = """
         Learning rate (and prox step).
     batch_size : int, default=64
         Mini-batch size.
-    max_epochs : int, default=100
-        Epochs of proximal training.
+    max_epochs : int or "auto", default="auto"
+        Epochs of proximal training; ``"auto"``: at least 100 epochs and 2000 optimiser
+        steps, at most 500 epochs.
     optimizer : {'sgd', 'adam', 'adamw'} or torch.optim.Optimizer class, default='sgd'
         Optimizer (SGD uses momentum 0.9 unless ``optimizer__momentum`` says otherwise);
-        ``optimizer__*`` and ``module__*`` parameters are routed.
-    validation_fraction : float or None, default=None
-        Hold-out fraction for early stopping (None: off).
+        its other settings route as ``optimizer__<name>``.
+    early_stopping : bool, default=False
+        Stop the proximal phase when the loss on a held-out ``validation_fraction`` has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs.
+    validation_fraction : float, default=0.1
+        Hold-out fraction for early stopping.
     n_iter_no_change : int, default=10
         Early stopping patience.
     tol : float, default=1e-4
@@ -269,7 +294,8 @@ _PARAMS = """
     verbose : int, default=0
         Progress bar when > 0.
     **kwargs : dict
-        Routed ``optimizer__*`` parameters."""
+        Routed ``optimizer__*`` parameters; the former names ``k`` and ``lam`` still work
+        for one release, with a ``FutureWarning``."""
 
 _ATTRS = """
     module_ : MLP
@@ -293,17 +319,24 @@ _ATTRS = """
 
 _NOTES = """
     Proximal stochastic gradient: after every optimizer step, each scope's parameters are
-    replaced by the exact prox of ``lr * lam * Phi_w`` (:class:`GroupEnvelopeRegularizer`),
-    which keeps at least ``k`` nonzero groups and removes groups below a data-dependent
-    threshold. Exact ``k`` per scope is reached by the final projection. The optional
+    replaced by the exact prox of ``lr * alpha * Phi_w``
+    (:class:`GroupEnvelopeRegularizer`), which keeps at least ``n_nonzero_groups`` nonzero
+    groups and removes groups below a data-dependent threshold. Exactly
+    ``n_nonzero_groups`` per scope is reached by the final projection. The optional
     half-space phase (``hspg``, Chen et al. 2021) zeroes groups whose step left the
-    half-space ``<x~_g, x_g> >= eps ||x_g||^2`` and keeps zero groups at zero [inferred: the
-    step it tests is the prox-SGD step with the envelope, and the floor of ``k`` nonzero
-    groups]. ``weights='flops'`` is [inferred]. With ``group_type='both'`` the
-    overlapping input and neuron scopes are handled by applying the two proxes in turn
-    [inferred]. The weighting convention is [inferred]. With a non-SGD optimizer the prox
-    step ``lr * lam`` is a heuristic. Cost per step: O(#parameters) plus O(n log n) per
-    scope of n groups."""
+    half-space ``<x~_g, x_g> >= eps ||x_g||^2`` and keeps zero groups at zero.
+
+    Not specified by the paper (whose full text was not available), chosen here: the step
+    the half-space test compares is the prox-SGD step with the envelope, with a floor of
+    ``n_nonzero_groups`` nonzero groups (so the phase never undercuts the target); the
+    group weights (``weights='flops'`` included), because they make costlier groups pay
+    more; and, with ``group_type='both'``, the two overlapping scopes are handled by
+    applying their proxes in turn, which keeps each prox exact. With a non-SGD optimizer
+    the prox step ``lr * alpha`` is a heuristic. Cost per step: O(#parameters) plus
+    O(n log n) per scope of n groups.
+
+    ``sample_weight`` weights the loss of each row (rows of weight 0 are left out); a
+    weighted fit equals the fit on repeated rows to float32 rounding with full batches."""
 
 
 def _doc(head: str, example: str) -> str:
@@ -340,8 +373,9 @@ class GroupEnvelopeMLPClassifier(TorchClassifierMixin, ClassifierMixin, _GroupEn
     >>> from sparsestat.neural import GroupEnvelopeMLPClassifier
     >>> X, y = load_iris(return_X_y=True)
     >>> X = StandardScaler().fit_transform(X)
-    >>> clf = GroupEnvelopeMLPClassifier(hidden_layer_sizes=(16,), k=4, max_epochs=30,
-    ...                                  finetune_epochs=5, random_state=0).fit(X, y)
+    >>> clf = GroupEnvelopeMLPClassifier(hidden_layer_sizes=(16,), n_nonzero_groups=4,
+    ...                                  max_epochs=30, finetune_epochs=5,
+    ...                                  random_state=0).fit(X, y)
     >>> clf.n_nonzero_groups_
     {'hidden_0': 4}
     >>> clf.prune().module_.linears[0].out_features
@@ -353,10 +387,10 @@ class GroupEnvelopeMLPClassifier(TorchClassifierMixin, ClassifierMixin, _GroupEn
         hidden_layer_sizes=(128, 64),
         activation="relu",
         group_type="neuron",
-        k=0.25,
+        n_nonzero_groups=0.25,
         scope="layer",
         weights=None,
-        lam=1e-2,
+        alpha=1e-2,
         final_projection=True,
         finetune_epochs=10,
         hspg=False,
@@ -364,9 +398,10 @@ class GroupEnvelopeMLPClassifier(TorchClassifierMixin, ClassifierMixin, _GroupEn
         hspg_eps=0.0,
         lr=0.05,
         batch_size=64,
-        max_epochs=100,
+        max_epochs="auto",
         optimizer="sgd",
-        validation_fraction=None,
+        early_stopping=False,
+        validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
         warm_start=False,
@@ -378,10 +413,10 @@ class GroupEnvelopeMLPClassifier(TorchClassifierMixin, ClassifierMixin, _GroupEn
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.group_type = group_type
-        self.k = k
+        self.n_nonzero_groups = n_nonzero_groups
         self.scope = scope
         self.weights = weights
-        self.lam = lam
+        self.alpha = alpha
         self.final_projection = final_projection
         self.finetune_epochs = finetune_epochs
         self.hspg = hspg
@@ -391,6 +426,7 @@ class GroupEnvelopeMLPClassifier(TorchClassifierMixin, ClassifierMixin, _GroupEn
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.optimizer = optimizer
+        self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -409,9 +445,9 @@ class GroupEnvelopeMLPRegressor(TorchRegressorMixin, RegressorMixin, _GroupEnvel
     >>> from sparsestat.neural import GroupEnvelopeMLPRegressor
     >>> X, y = make_regression(n_samples=200, n_features=10, n_informative=3,
     ...                        random_state=0)
-    >>> reg = GroupEnvelopeMLPRegressor(hidden_layer_sizes=(16,), group_type="input", k=3,
-    ...                                 max_epochs=30, finetune_epochs=5,
-    ...                                 random_state=0).fit(X, y)
+    >>> reg = GroupEnvelopeMLPRegressor(hidden_layer_sizes=(16,), group_type="input",
+    ...                                 n_nonzero_groups=3, max_epochs=30,
+    ...                                 finetune_epochs=5, random_state=0).fit(X, y)
     >>> reg.n_nonzero_groups_
     {'input': 3}""",
     )

@@ -43,14 +43,18 @@ class _COMETBase(BaseTorchEstimator):
         "expert_hidden": ["array-like"],
         "expert_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "gamma": [Interval(numbers.Real, 0, None, closed="neither")],
-        "entropy_reg": [Interval(numbers.Real, 0, None, closed="left")],
+        "entropy_coef": [Interval(numbers.Real, 0, None, closed="left")],
         "local_search": ["boolean"],
         "perm_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "perm_entropy_reg": [Interval(numbers.Real, 0, None, closed="left")],
+        "perm_entropy_coef": [Interval(numbers.Real, 0, None, closed="left")],
         "tau_range": [tuple],
         "sinkhorn_iters": [tuple],
         "hard_routing": ["boolean"],
     }
+
+    _module_class = MixtureOfExperts
+    _auto_epochs = (60, 1000, 300)
+    _renamed_params = {"entropy_reg": "entropy_coef", "perm_entropy_reg": "perm_entropy_coef"}
 
     def _build_module(self, X: Any, y: Any) -> Any:
         if self.k > self.n_experts:
@@ -87,10 +91,10 @@ class _COMETBase(BaseTorchEstimator):
 
     def _batch_loss(self, X: Any, y: Any, n_train: float, sample_weight: Any = None) -> Any:
         out, g, penalty = self.module_(X, sample_weight)
-        loss = self._task_loss(out, y, sample_weight) + self.entropy_reg * penalty
+        loss = self._task_loss(out, y, sample_weight) + self._entropy_coef * penalty
         perm = self._perm()
         if perm is not None and not perm.frozen:
-            loss = loss + self.perm_entropy_reg * perm.penalty()
+            loss = loss + self._perm_entropy_coef * perm.penalty()
         if self.module_.training:
             nnz = (g.detach() > 1e-5).sum(1)
             self._stats[0] += float(nnz.sum())
@@ -103,6 +107,8 @@ class _COMETBase(BaseTorchEstimator):
         self._stats = [0.0, 0.0, 0]
         self._load = torch.zeros(self.n_experts, dtype=torch.float64)
         self._perm_steps = self.perm_epochs * steps_per_epoch
+        self._entropy_coef = self._renamed("entropy_coef")
+        self._perm_entropy_coef = self._renamed("perm_entropy_coef")
 
     def on_batch_begin(self, X: Any, y: Any) -> None:
         perm = self._perm()
@@ -182,14 +188,14 @@ _PARAMS = """
         Dropout inside the experts.
     gamma : float, default=1.0
         Smooth-step width of the COMET and DSelect-k gates.
-    entropy_reg : float, default=0.1
+    entropy_coef : float, default=0.1
         Weight of the routing-entropy penalty (drives COMET routing to binary).
     local_search : bool, default=False
         Learn a leaf-to-expert permutation (Sinkhorn, then Hungarian-hardened and frozen
         after ``perm_epochs`` epochs): the "+" variants of the paper.
     perm_epochs : int, default=3
         Epochs of the soft permutation phase.
-    perm_entropy_reg : float, default=1e-4
+    perm_entropy_coef : float, default=1e-4
         Entropy penalty of the soft permutation.
     tau_range : tuple of float, default=(1e-3, 1e-7)
         Sinkhorn temperature, decayed log-linearly over the permutation phase.
@@ -210,12 +216,16 @@ _PARAMS = """
         Learning rate.
     batch_size : int, default=256
         Mini-batch size.
-    max_epochs : int, default=60
-        Training epochs.
+    max_epochs : int or "auto", default="auto"
+        Training epochs; ``"auto"``: at least 60 epochs and 1000 optimiser steps, at most
+        300 epochs.
     optimizer : {'adam', 'adamw', 'sgd'} or torch.optim.Optimizer class, default='adam'
         Optimizer; ``optimizer__*`` / ``module__*`` parameters are routed.
-    validation_fraction : float or None, default=None
-        Hold-out fraction for early stopping (None: off; the paper used patience 25).
+    early_stopping : bool, default=False
+        Stop when the loss on a held-out ``validation_fraction`` has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs (the paper used a patience of 25).
+    validation_fraction : float, default=0.1
+        Hold-out fraction for early stopping.
     n_iter_no_change : int, default=10
         Early stopping patience.
     tol : float, default=1e-4
@@ -229,7 +239,9 @@ _PARAMS = """
     verbose : int, default=0
         Progress bar when > 0.
     **kwargs : dict
-        Routed ``optimizer__*`` / ``module__*`` parameters."""
+        Routed ``optimizer__*`` / ``module__*`` parameters; the former names
+        ``entropy_reg`` and ``perm_entropy_reg`` still work for one release, with a
+        ``FutureWarning``."""
 
 _ATTRS = """
     module_ : MixtureOfExperts
@@ -254,7 +266,7 @@ _NOTES = """
     exactly 0 or 1 outside ``[-gamma/2, gamma/2]``); the gate is a softmax over the ``k n``
     logits ``a_ij(x) + log P_ij(x)`` summed per expert, so once every routing is binary each
     tree reaches one leaf and at most ``k`` experts have nonzero weight. The entropy of the
-    leaf distributions, weighted by ``entropy_reg``, pushes routing to binary.
+    leaf distributions, weighted by ``entropy_coef``, pushes routing to binary.
     Experts are evaluated densely in training (one batched product);
     ``module_.forward_sparse`` evaluates only the selected experts (conditional computation).
     At prediction the routing is hard by default (``hard_routing``): each node follows its
@@ -264,11 +276,17 @@ _NOTES = """
     the soft one if training stopped before ``perm_epochs``).
     The Hash gate routes a categorical id (``hash_feature``) through ``k`` seeded universal
     hashes, or, without it, the rows through seeded random-hyperplane codes.
-    [inferred] Layer names, the single shared permutation for all trees, the renormalisation
-    of DSelect-k when ``n_experts`` is not a power of two, the row-entropy form of the
-    permutation penalty, hard routing at prediction (rounding of the smooth-step outputs),
-    the hash functions and the ``1/k`` weights of the Hash gate. Cost per step:
-    O(B (k n d + n * expert FLOPs)).
+    Not specified by the paper, chosen here: one permutation shared by all trees (the
+    simplest form of its local search), the renormalisation of DSelect-k when
+    ``n_experts`` is not a power of two (so its weights still sum to 1), the row-entropy
+    form of the permutation penalty (it vanishes exactly at a permutation), hard routing
+    at prediction (so the at-most-``k`` property holds for every sample), and the hash
+    functions and ``1/k`` weights of the Hash gate (the usual universal hashes). Cost per
+    step: O(B (k n d + n * expert FLOPs)).
+
+    ``sample_weight`` weights the loss of each row and its routing-entropy penalty (rows
+    of weight 0 are left out); a weighted fit equals the fit on repeated rows to float32
+    rounding with full batches.
 
     References
     ----------
@@ -317,19 +335,20 @@ class COMETMoEClassifier(TorchClassifierMixin, ClassifierMixin, _COMETBase):
         expert_hidden=(64,),
         expert_dropout=0.0,
         gamma=1.0,
-        entropy_reg=0.1,
+        entropy_coef=0.1,
         local_search=False,
         perm_epochs=3,
-        perm_entropy_reg=1e-4,
+        perm_entropy_coef=1e-4,
         tau_range=(1e-3, 1e-7),
         sinkhorn_iters=(20, 150),
         hash_feature=None,
         hard_routing=True,
         lr=1e-3,
         batch_size=256,
-        max_epochs=60,
+        max_epochs="auto",
         optimizer="adam",
-        validation_fraction=None,
+        early_stopping=False,
+        validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
         warm_start=False,
@@ -344,10 +363,10 @@ class COMETMoEClassifier(TorchClassifierMixin, ClassifierMixin, _COMETBase):
         self.expert_hidden = expert_hidden
         self.expert_dropout = expert_dropout
         self.gamma = gamma
-        self.entropy_reg = entropy_reg
+        self.entropy_coef = entropy_coef
         self.local_search = local_search
         self.perm_epochs = perm_epochs
-        self.perm_entropy_reg = perm_entropy_reg
+        self.perm_entropy_coef = perm_entropy_coef
         self.tau_range = tau_range
         self.sinkhorn_iters = sinkhorn_iters
         self.hash_feature = hash_feature
@@ -356,6 +375,7 @@ class COMETMoEClassifier(TorchClassifierMixin, ClassifierMixin, _COMETBase):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.optimizer = optimizer
+        self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
