@@ -251,6 +251,8 @@ def test_jumprelu_target_l0_reaches_k():
     Z = sae.transform(X[:500])
     pre = _pre_numpy(sae, X[:500])
     np.testing.assert_allclose(Z, np.where(pre > sae.threshold_, pre, 0.0), atol=1e-6)
+    small = clone(sae).set_params(activation=JumpReLU(4, init_threshold=0.01)).fit(X)
+    assert small.history_[-1]["l0"] > 8.0  # SAELens' initial threshold barely sparsifies
 
 
 # ------------------------------------------------------------------ O11 relu_l1

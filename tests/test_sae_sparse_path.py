@@ -56,6 +56,31 @@ def test_row_topk_keeps_masked_entries_last():
     assert sorted(K._row_topk(rank, 3)[0].tolist()) == [1, 3, 4]
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_masked_topk_keeps_the_k_largest_nonzero_codes_of_the_columns(signed):
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((30, 20)) - 0.8  # many rows with few positive entries
+    values[3] = -1.0  # a row without any positive entry
+    values[4] = -1.0
+    values[4, :6] = 0.5  # ties: the earlier columns win
+    columns = np.array([0, 1, 2, 3, 4, 5, 7, 11, 12, 19])
+    k = 4
+    outs = {}
+    for backend in ("numba", "generic"):
+        with force_backend(backend):
+            outs[backend] = get_kernel("sae_masked_topk", values)(values, columns, k, signed)
+    for r in range(30):
+        code = np.abs(values[r, columns]) if signed else np.maximum(values[r, columns], 0)
+        order = np.argsort(-code, kind="stable")[:k]
+        want = sorted(columns[order[code[order] > 0]].tolist())
+        for backend, (rows, cols) in outs.items():
+            assert np.all(np.diff(rows) >= 0)
+            assert sorted(cols[rows == r].tolist()) == want, (backend, r)
+    assert (outs["numba"][0] == 3).sum() == (0 if not signed else k)
+    ties = [0, 1, 2, 3] if not signed else [7, 11, 12, 19]  # signed: |-1| beats 0.5
+    assert sorted(outs["numba"][1][outs["numba"][0] == 4].tolist()) == ties
+
+
 def test_sparse_backward_kernels_match_dense_products():
     rng = np.random.default_rng(0)
     B, F, d, k = 12, 9, 5, 3
@@ -366,6 +391,7 @@ def test_generic_kernels_on_other_array_libraries_equal_numba(lib):
         "sae_sparse_decode_backward": (g_out, vals, rows, cols, D),
         "sae_sparse_encode_backward": (g_vals, rows, cols, xc, W),
         "sae_step_grads": (xc, g_out, pre, rows, cols, W, D, 0.3, True),
+        "sae_masked_topk": (pre, np.array([0, 2, 3, 7, 10]), 2, False),
     }
     for name, args in cases.items():
         with force_backend("numba"):
@@ -374,6 +400,10 @@ def test_generic_kernels_on_other_array_libraries_equal_numba(lib):
         got = get_kernel(name, converted[0])(*converted)
         want = want if isinstance(want, tuple) else (want,)
         got = got if isinstance(got, tuple) else (got,)
+        if name == "sae_masked_topk":  # the same (row, column) pairs, in any order in a row
+            pairs = [sorted(zip(*(_to_numpy(a).tolist() for a in out))) for out in (got, want)]
+            assert pairs[0] == pairs[1], name
+            continue
         for g, w in zip(got, want):
             g, w = _to_numpy(g) if not np.isscalar(g) else g, np.asarray(w)
             if name == "sae_row_topk":  # the same set per row

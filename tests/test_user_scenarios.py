@@ -373,7 +373,7 @@ def test_sparse_codes_of_digits_in_a_pandas_pipeline():
 def test_sae_recovers_a_small_planted_dictionary_with_the_default_training_length():
     """6,000 rows, d = 32, 64 planted atoms, 3 active per row: the default training length
     adapts to the small data (at least 2,000 optimiser steps) and recovers the atoms; 20
-    epochs of 6 mini-batches (the former default) left them at mean max-cosine 0.78."""
+    epochs of 6 mini-batches (the former default) leave them undertrained."""
     import pytest
 
     pytest.importorskip("torch")
@@ -386,6 +386,8 @@ def test_sae_recovers_a_small_planted_dictionary_with_the_default_training_lengt
     assert mmcs(atoms, sae.components_) >= 0.9
     assert sae.n_epochs_ * 6 >= 2000 and sae.n_steps_ >= 2000
     assert sae.n_dead_latents_ <= 6
+    short = SparseAutoencoder(64, activation=TopK(k=3), max_epochs=20, random_state=0).fit(X)
+    assert mmcs(atoms, short.components_) < 0.85  # the former default: undertrained
 
 
 def test_sae_k_larger_than_the_number_of_latents_raises_naming_k():

@@ -18,6 +18,7 @@ from sparsestat._kernels._dispatch import get_namespace, register
 
 __all__ = [
     "flat_topk",
+    "masked_topk",
     "row_topk",
     "sparse_decode_backward",
     "sparse_encode_backward",
@@ -181,6 +182,126 @@ def _flat_topk(values: np.ndarray, k: int) -> np.ndarray:
     negated = -values  # the one copy; partitioned in place
     negated.partition(k - 1)
     return _flat_topk_scan(values, -negated[k - 1], k)
+
+
+# --------------------------------------------------------------------------- masked top-k
+@register("sae_masked_topk", "generic")
+def masked_topk(values: Any, columns: Any, k: int, signed: bool) -> tuple[Any, Any]:
+    """Per row, the ``k`` largest nonzero codes among the given columns, as flat (rows, cols).
+
+    The codes are ``relu(values)`` (``|values|`` ranks and any nonzero value counts when
+    ``signed``); entries whose code is 0 are left out, since they contribute nothing to a
+    reconstruction or its gradient (the AuxK term of a sparse autoencoder, over dead
+    latents whose pre-activations are mostly negative).
+
+    Parameters
+    ----------
+    values : array of shape (B, F)
+        Pre-activations; any array-API library.
+    columns : integer array of shape (m,)
+        The columns that may be selected (e.g. the dead latents), increasing.
+    k : int
+        Entries per row at most, ``1 <= k <= m``.
+    signed : bool
+        Rank by ``|values|`` (AbsTopK) instead of ``relu(values)``.
+
+    Returns
+    -------
+    rows : integer array of shape (nnz,)
+        Row of each entry, non-decreasing.
+    cols : integer array of shape (nnz,)
+        Its column (an element of ``columns``).
+
+    Notes
+    -----
+    O(B m) for the compiled version (a size-k heap per row that zero codes never enter);
+    the generic one sorts each row, O(B m log m). Both keep the earlier column among equal
+    values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows, cols = masked_topk(np.array([[-1.0, 3.0, 2.0], [-2.0, -1.0, 0.5]]),
+    ...                          np.array([0, 2]), 1, False)
+    >>> rows.tolist(), cols.tolist()
+    ([0, 1], [2, 2])
+    """
+    xp = get_namespace(values, columns)
+    sub = xp.take(values, columns, axis=1)
+    zero = xp.zeros_like(sub)
+    rank = xp.abs(sub) if signed else xp.where(sub > 0, sub, zero)
+    order = xp.argsort(rank, axis=1, descending=True, stable=True)[:, : int(k)]
+    chosen = xp.take_along_axis(rank, order, axis=1)
+    keep = xp.reshape(chosen > 0, (-1,))
+    n_rows = order.shape[0]
+    rows = xp.reshape(
+        xp.broadcast_to(xp.arange(n_rows, device=order.device)[:, None], order.shape), (-1,)
+    )
+    flat = xp.reshape(order, (-1,))
+    picked = xp.nonzero(keep)[0]
+    return xp.take(rows, picked), xp.take(columns, xp.take(flat, picked))
+
+
+@njit(cache=True)
+def _masked_topk_numba(
+    values: np.ndarray, columns: np.ndarray, k: int, signed: bool
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    B = values.shape[0]
+    m = columns.shape[0]
+    out_rows = np.empty(B * k, dtype=np.int64)
+    out_cols = np.empty(B * k, dtype=np.int64)
+    heap = np.empty(k, dtype=values.dtype)
+    idx = np.empty(k, dtype=np.int64)
+    nnz = 0
+    for b in range(B):
+        n = 0
+        for t in range(m):
+            v = values[b, columns[t]]
+            if signed:
+                v = abs(v)
+            if not v > 0:  # a zero code (or NaN) never enters
+                continue
+            if n < k:
+                p = n
+                n += 1
+                while p > 0:
+                    q = (p - 1) // 2
+                    if not _before(v, t, heap[q], idx[q]):
+                        break
+                    heap[p] = heap[q]
+                    idx[p] = idx[q]
+                    p = q
+                heap[p] = v
+                idx[p] = t
+            elif v > heap[0]:
+                p = 0
+                while True:
+                    c = 2 * p + 1
+                    if c >= k:
+                        break
+                    if c + 1 < k and _before(heap[c + 1], idx[c + 1], heap[c], idx[c]):
+                        c += 1
+                    if not _before(heap[c], idx[c], v, t):
+                        break
+                    heap[p] = heap[c]
+                    idx[p] = idx[c]
+                    p = c
+                heap[p] = v
+                idx[p] = t
+        for i in range(n):
+            out_rows[nnz] = b
+            out_cols[nnz] = columns[idx[i]]
+            nnz += 1
+    return out_rows[:nnz].copy(), out_cols[:nnz].copy()
+
+
+@register("sae_masked_topk", "numba")
+def _masked_topk(
+    values: np.ndarray, columns: np.ndarray, k: int, signed: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    return _masked_topk_numba(
+        np.ascontiguousarray(values), np.ascontiguousarray(columns, np.int64), int(k), bool(signed)
+    )
 
 
 # --------------------------------------------------------------------------- backward passes

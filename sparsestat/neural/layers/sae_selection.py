@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from sparsestat._kernels import sae as _sae_kernels  # noqa: F401  (registers the kernels)
@@ -79,7 +78,7 @@ def cpu_kernel(name: str, *args: Any) -> Any:
     if any(t.device.type != "cpu" or t.dtype not in _NUMPY_DTYPES for t in tensors):
         return None
     arrays = [a.detach().numpy() if isinstance(a, torch.Tensor) else a for a in args]
-    fn = get_kernel(name, arrays[0])
+    fn = get_kernel(name)  # the arrays are NumPy arrays: the namespace lookup is not needed
     if fn is _generic_kernel(name):
         return None
     out = fn(*arrays)
@@ -105,7 +104,7 @@ def compiled_kernels() -> bool:
     False
     """
     name = "sae_step_grads"
-    return get_kernel(name, np.empty(0)) is not _generic_kernel(name)
+    return get_kernel(name) is not _generic_kernel(name)
 
 
 def _resolve_k(k: int | float, width: int) -> int:

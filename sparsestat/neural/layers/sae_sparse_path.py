@@ -29,6 +29,25 @@ __all__ = [
 ]
 
 
+_LAYOUTS: dict = {}
+
+
+def _row_layout(B: int, kk: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rows`` (each of the B rows repeated kk times) and ``offsets`` of a per-row selection.
+
+    Cached per shape and device (training repeats the same shapes); callers never write to
+    them.
+    """
+    key = (B, kk, str(dev))
+    out = _LAYOUTS.get(key)
+    if out is None:
+        if len(_LAYOUTS) > 64:
+            _LAYOUTS.clear()
+        rows = torch.arange(B, device=dev).repeat_interleave(kk)
+        out = _LAYOUTS[key] = (rows, torch.arange(0, B * kk, kk, device=dev))
+    return out
+
+
 def select_sparse(
     pre: torch.Tensor,
     k: int,
@@ -79,16 +98,15 @@ def select_sparse(
             keep = torch.nonzero(mask.to(dev)).reshape(-1)
             kk = min(int(k), keep.shape[0])
             cols = keep[row_topk_indices(rank[:, keep], kk)].reshape(-1)
-            rows = torch.arange(B, device=dev).repeat_interleave(kk)
-            return rows, cols, torch.arange(0, B * kk, kk, device=dev)
+            rows, offsets = _row_layout(B, kk, dev)
+            return rows, cols, offsets
         if mask is not None:
             rank = rank.masked_fill(~mask.to(dev)[None, :], -math.inf)
             F = int(mask.sum())
         if scope == "row":
             kk = min(int(k), F)
             cols = row_topk_indices(rank, kk).reshape(-1)
-            rows = torch.arange(B, device=dev).repeat_interleave(kk)
-            offsets = torch.arange(0, B * kk, kk, device=dev)
+            rows, offsets = _row_layout(B, kk, dev)
             return rows, cols, offsets
         flat = flat_topk_indices(rank.reshape(-1), min(int(k) * B, B * F))
         rows = flat // pre.shape[1]
@@ -435,7 +453,13 @@ def sparse_train_step(
         denom = float((e - e.mean(0)).square().sum())
         scale = aux_coef * min(n_masked / int(k_aux), 1.0)
         if denom > 0 and math.isfinite(denom):
-            ra, ca, _ = select_sparse(pre, kk, signed=m.signed, mask=aux_mask)
+            # only the nonzero aux codes: zero codes add nothing to the loss or its gradient
+            keep = torch.nonzero(aux_mask.to(pre.device)).reshape(-1)
+            picked = cpu_kernel("sae_masked_topk", pre, keep, kk, m.signed)
+            if picked is None:
+                ra, ca, _ = select_sparse(pre, kk, signed=m.signed, mask=aux_mask)
+            else:
+                ra, ca = picked
             aux = sparse_step_grads(xc, e, pre, ra, ca, m.W_enc, m.W_dec, scale / denom, relu)
             if math.isfinite(aux[0]):
                 loss += aux[0]
