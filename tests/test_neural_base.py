@@ -539,7 +539,7 @@ def test_divergence_raises_a_clear_error_instead_of_nan_predictions():
     X[2, 0] = 687.69357115
     est = GroupEnvelopeMLPRegressor(
         hidden_layer_sizes=(16,),
-        k=0.5,
+        n_nonzero_groups=0.5,
         max_epochs=20,
         finetune_epochs=5,
         random_state=0,

