@@ -5,8 +5,6 @@
 - no module is longer than about 1,000 lines;
 - no module imports another module's private (underscore) names;
 - docstrings speak to users: they cite papers, never internal documents or issues.
-
-Files that do not follow a rule yet are listed in ``tests/_pending.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ import pathlib
 import re
 
 import pytest
-
-from tests._pending import PENDING_FILES
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sparsestat"
@@ -45,17 +41,10 @@ def _imports(tree: ast.AST) -> list[tuple[str, list[str]]]:
     return [(m, names) for m, names in found if m.split(".")[0] == "sparsestat"]
 
 
-def _pending(path: pathlib.Path, rule: str) -> None:
-    rel = str(path.relative_to(ROOT))
-    if rel in PENDING_FILES.get(rule, ()):
-        pytest.xfail(f"{rel}: not yet converted ({rule}); see tests/_pending.py")
-
-
 @pytest.mark.parametrize("path", FILES, ids=IDS)
 def test_kernels_import_nothing_above_them(path):
     if not _module(path).startswith("sparsestat._kernels"):
         return
-    _pending(path, "kernel_imports")
     up = [
         m
         for m, _ in _imports(ast.parse(path.read_text()))
@@ -66,14 +55,12 @@ def test_kernels_import_nothing_above_them(path):
 
 @pytest.mark.parametrize("path", FILES, ids=IDS)
 def test_modules_are_small(path):
-    _pending(path, "size")
     n = path.read_text().count("\n")
     assert n <= MAX_LINES, f"{path.name} has {n} lines (at most {MAX_LINES}): split it by concept"
 
 
 @pytest.mark.parametrize("path", FILES, ids=IDS)
 def test_no_private_names_imported_across_modules(path):
-    _pending(path, "private_imports")
     me = _module(path)
     bad = [
         f"{m}.{n}"
@@ -87,7 +74,6 @@ def test_no_private_names_imported_across_modules(path):
 
 @pytest.mark.parametrize("path", FILES, ids=IDS)
 def test_docstrings_cite_no_internal_documents(path):
-    _pending(path, "docstrings")
     tree = ast.parse(path.read_text())
     hits = []
     for node in ast.walk(tree):

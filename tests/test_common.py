@@ -1,8 +1,5 @@
 """scikit-learn's estimator checks, and the library's own conventions, over every estimator.
 
-Estimators that do not follow a convention yet are listed in ``tests/_pending.py`` and
-reported as expected failures until they do.
-
 The only skips are scikit-learn's own: for an estimator that declares ``array_api_support``,
 its array-API checks skip each namespace or device this machine lacks (CuPy, CUDA, XPU,
 MPS, dpnp), with that reason; ``gpu/`` runs the device comparisons on a CUDA machine.
@@ -24,7 +21,6 @@ from sklearn.utils.validation import has_fit_parameter
 
 from sparsestat.utils import all_estimators
 from tests._instances import expected_failed_checks, instances, sample_data
-from tests._pending import PENDING
 
 _INSTANCES = list(instances())
 #: the first registered instance of each estimator, for the slower convention checks
@@ -54,24 +50,10 @@ SAMPLE_WEIGHT_REQUIRED = {
 }
 
 
-def _pending(estimator, what: str) -> None:
-    name = type(estimator).__name__ if not isinstance(estimator, str) else estimator
-    if name in PENDING.get(what, ()):
-        pytest.xfail(f"{name}: not yet converted ({what}); see tests/_pending.py")
-
-
 def test_every_estimator_has_an_instance():
     names = {type(e).__name__ for e in _INSTANCES}
     assert names == {name for name, _ in all_estimators()}
     assert names, "all_estimators() found nothing"
-
-
-def test_pending_lists_name_real_estimators():
-    known = {name for name, _ in all_estimators()}
-    for what, names in PENDING.items():
-        assert set(names) <= known, (
-            f"tests/_pending.py[{what!r}] names unknown {set(names) - known}"
-        )
 
 
 @parametrize_with_checks(_INSTANCES, expected_failed_checks=expected_failed_checks)
@@ -109,7 +91,6 @@ def test_fitted_estimator_pickles_and_predicts_the_same(estimator):
 
 @pytest.mark.parametrize("name", sorted(SAMPLE_WEIGHT_REQUIRED))
 def test_sample_weight_is_accepted_where_scikit_learn_has_it(name):
-    _pending(name, "sample_weight")
     cls = dict(all_estimators())[name]
     assert has_fit_parameter(cls, "sample_weight"), f"{name}.fit takes no sample_weight"
 
@@ -119,7 +100,6 @@ _TRANSFORMERS = [e for e in _ONE_EACH if hasattr(e, "transform")]
 
 @pytest.mark.parametrize("estimator", _TRANSFORMERS, ids=lambda e: type(e).__name__)
 def test_set_output_pandas_in_a_pipeline(estimator):
-    _pending(estimator, "set_output")
     pd = pytest.importorskip("pandas")
     X, y = sample_data(estimator, n=40)
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])], index=np.arange(40) + 7)
@@ -133,7 +113,6 @@ def test_set_output_pandas_in_a_pipeline(estimator):
 
 @pytest.mark.parametrize("estimator", _ONE_EACH, ids=_ONE_EACH_IDS)
 def test_rowwise_methods_accept_dask_arrays_lazily(estimator):
-    _pending(estimator, "dask")
     da = pytest.importorskip("dask.array")
     X, y = sample_data(estimator, n=40)
     est = clone(estimator).fit(X, y)
@@ -178,7 +157,6 @@ def _one_value_grid(estimator) -> dict[str, list]:
 def test_grid_search_on_the_dask_joblib_backend(estimator, dask_client):
     from joblib import parallel_backend
 
-    _pending(estimator, "dask_grid_search")
     X, y = sample_data(estimator, n=40)
     scoring = None if hasattr(estimator, "score") else (lambda est, X, y=None: 0.0)
     search = GridSearchCV(

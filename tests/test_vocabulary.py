@@ -15,7 +15,6 @@ import pytest
 
 from sparsestat.utils import all_estimators
 from sparsestat.utils._deprecation import DEPRECATED
-from tests._pending import PENDING
 
 GLOSSARY = pathlib.Path(__file__).resolve().parents[1] / "docs" / "glossary.rst"
 
@@ -68,14 +67,8 @@ def _in_glossary(name: str) -> bool:
     return name in TERMS or (name.endswith("_coef") and name != "n_nonzero_coefs")
 
 
-def _pending(name: str, what: str) -> None:
-    if name in PENDING.get(what, ()):
-        pytest.xfail(f"{name}: not yet converted ({what}); see tests/_pending.py")
-
-
 @pytest.mark.parametrize("name, cls", _ESTIMATORS, ids=[n for n, _ in _ESTIMATORS])
 def test_parameter_names_are_in_the_glossary(name, cls):
-    _pending(name, "vocabulary")
     params = _current_names(cls)
     unknown = sorted(p for p in params if not _in_glossary(p) or p in REPLACED)
     assert not unknown, (
@@ -97,7 +90,6 @@ def test_deprecated_names_are_listed_as_replaced(name, cls):
 
 @pytest.mark.parametrize("name", sorted(MAX_PARAMS))
 def test_variant_estimators_have_short_parameter_lists(name):
-    _pending(name, "parameter_count")
     cls = dict(_ESTIMATORS)[name]
     n = len(_current_names(cls))
     assert n <= MAX_PARAMS[name], f"{name} has {n} parameters (at most {MAX_PARAMS[name]})"

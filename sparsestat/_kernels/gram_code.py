@@ -56,7 +56,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from sparsestat._kernels._dispatch import get_kernel, register, to_numpy
-from sparsestat._kernels.cd import PENALTY_CODES, _prox1
+from sparsestat._kernels.cd import PENALTY_CODES, prox_coordinate
 
 __all__ = ["METHODS", "gram_code"]
 
@@ -205,7 +205,7 @@ def _full_sweep(
         z = old + r[j] / Ljj
         if positive and z < 0.0:
             z = 0.0
-        new = _prox1(z, Ljj, kind, alpha, q, a[j])
+        new = prox_coordinate(z, Ljj, kind, alpha, q, a[j])
         delta = new - old
         if delta != 0.0:
             c[j] = new
@@ -265,7 +265,7 @@ def _cd_one(
                 z = old + r[j] / Ljj
                 if positive and z < 0.0:
                     z = 0.0
-                new = _prox1(z, Ljj, kind, alpha, q, a[j])
+                new = prox_coordinate(z, Ljj, kind, alpha, q, a[j])
                 delta = new - old
                 if delta != 0.0:
                     c[j] = new
