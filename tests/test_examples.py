@@ -1,4 +1,4 @@
-"""Run every gallery example in its quick configuration (SPARSESTAT_QUICK=1)."""
+"""Run every gallery example in its quick configuration (SPARSESTAT_QUICK=1), as a script."""
 
 from __future__ import annotations
 
@@ -30,3 +30,5 @@ def test_example_runs_quickly(path, tmp_path):
     )
     tail = f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     assert proc.returncode == 0, f"{path.name} failed:\n{tail}"
+    # run as a script under a non-interactive backend, an example saves what it draws
+    assert list(tmp_path.rglob("*.png")), f"{path.name} saved no figure (plt.show() under Agg)"

@@ -16,6 +16,7 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
+import sys
 import warnings
 
 import matplotlib.pyplot as plt
@@ -64,4 +65,9 @@ ax.set_title(f"N = {n_i}^3, 30 dB, no pruning")
 ax.grid(alpha=0.3)
 ax.legend()
 fig.tight_layout()
+# Run as a script (not in the documentation gallery), the figure is saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("kronecker_sbl_convergence.png", dpi=120)
+    print("figure saved to kronecker_sbl_convergence.png")
 plt.show()

@@ -21,6 +21,7 @@ COMET the fraction of training samples routed softly to at most k experts along 
 """
 
 import os
+import sys
 
 import matplotlib
 
@@ -79,4 +80,9 @@ axes[2].plot([h["frac_le_k"] for h in comet.history_], label="COMET")
 axes[2].set(xlabel="epoch", ylabel="share of samples", title="Routed to <= k experts")
 axes[2].set_ylim(0, 1.02)
 fig.tight_layout()
+# Run as a script (not in the documentation gallery), the figure is saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("comet_gates.png", dpi=120)
+    print("figure saved to comet_gates.png")
 plt.show()

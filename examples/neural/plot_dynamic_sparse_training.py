@@ -16,6 +16,7 @@ budget while the masks evolve.
 """
 
 import os
+import sys
 import warnings
 
 import matplotlib
@@ -101,4 +102,9 @@ axes[2].set_xlabel("epoch")
 axes[2].set_title(f"sparsity {s}")
 axes[2].legend(fontsize=8)
 fig.tight_layout()
+# Run as a script (not in the documentation gallery), the figure is saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("dynamic_sparse_training.png", dpi=120)
+    print("figure saved to dynamic_sparse_training.png")
 plt.show()

@@ -17,6 +17,7 @@ trained first layer, and count the mask flips per epoch.
 """
 
 import os
+import sys
 import warnings
 
 import matplotlib
@@ -112,4 +113,9 @@ axes[2].set_xlabel("epoch")
 axes[2].set_ylabel("mask entries changed (2:4)")
 axes[2].legend()
 fig.tight_layout()
+# Run as a script (not in the documentation gallery), the figure is saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("nm_sparse_training.png", dpi=120)
+    print("figure saved to nm_sparse_training.png")
 plt.show()

@@ -18,6 +18,7 @@ Set ``SPARSESTAT_QUICK=1`` for a tiny configuration.
 """
 
 import os
+import sys
 
 import matplotlib
 
@@ -117,9 +118,16 @@ sae = SparseAutoencoder(
     64, activation=TopK(k=8), max_epochs=2 if QUICK else 40, batch_size=128, random_state=0
 ).fit(digits)
 print(f"digits: 1 - FVU = {sae.score(digits):.3f}")
+fig_training = fig
 fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
 for ax, atom in zip(axes.ravel(), sae.components_[:32]):
     ax.imshow(atom.reshape(8, 8), cmap="RdBu_r", vmin=-np.abs(atom).max(), vmax=np.abs(atom).max())
     ax.set_axis_off()
 fig.suptitle("SparseAutoencoder atoms on digits (first 32 of 64)")
+# Run as a script (not in the documentation gallery), the figures are saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig_training.savefig("sae_planted_features.png", dpi=120)
+    fig.savefig("sae_planted_features_atoms.png", dpi=120)
+    print("figures saved to sae_planted_features.png and sae_planted_features_atoms.png")
 plt.show()

@@ -23,6 +23,7 @@ With ``SPARSESTAT_QUICK=1`` a tiny configuration runs in seconds.
 """
 
 import os
+import sys
 
 import matplotlib
 
@@ -134,4 +135,9 @@ axes[1].hist(u_out["entropy"], bins=bins, alpha=0.6, density=True, label="digits
 axes[1].set(xlabel="predictive entropy", ylabel="density", title="SSVI (90% sparse) entropy")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
+# Run as a script (not in the documentation gallery), the figure is saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("ssvi_uncertainty.png", dpi=120)
+    print("figure saved to ssvi_uncertainty.png")
 plt.show()

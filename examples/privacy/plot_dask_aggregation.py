@@ -17,6 +17,7 @@ We fit once in memory and once with :func:`~sparsestat.privacy.fit_ldp_dask` on 
 """
 
 import os
+import sys
 import time
 import warnings
 
@@ -91,4 +92,9 @@ ax.set_xlabel("coefficient")
 ax.set_title(f"LDP regression, epsilon = 2, n = {n}: identical models")
 ax.legend()
 fig.tight_layout()
+# Run as a script (not in the documentation gallery), the figure is saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("dask_aggregation.png", dpi=120)
+    print("figure saved to dask_aggregation.png")
 plt.show()

@@ -24,6 +24,7 @@ iteration of that loop runs on a user's own device. See the user guide page
 
 import os
 import pathlib
+import sys
 import tempfile
 import warnings
 
@@ -96,4 +97,9 @@ ax.bar(np.arange(clean.size) + 0.2, noisy, width=0.4, label="server's S (from re
 ax.set_xlabel("entry of the upper triangle of S")
 ax.legend()
 fig.tight_layout()
+# Run as a script (not in the documentation gallery), the figure is saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("deployment_recipe.png", dpi=120)
+    print("figure saved to deployment_recipe.png")
 plt.show()

@@ -21,6 +21,7 @@ Set ``SPARSESTAT_QUICK=1`` for a tiny configuration.
 """
 
 import os
+import sys
 import warnings
 
 import matplotlib
@@ -119,4 +120,9 @@ ax.set_xlabel("removed factors r")
 ax.set_ylabel("certificate")
 ax.legend(fontsize=7)
 fig.tight_layout()
+# Run as a script (not in the documentation gallery), the figure is saved in the
+# working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig("random_support_hard_designs.png", dpi=120)
+    print("figure saved to random_support_hard_designs.png")
 plt.show()
