@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -17,6 +12,7 @@ from sklearn.base import clone  # noqa: E402
 
 from sparsestat.datasets import make_planted_features  # noqa: E402
 from sparsestat.neural import BatchTopK, SparseAutoencoder, TopK  # noqa: E402
+from tests._memory import peak_in_blocks  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -126,22 +122,13 @@ print(peak / (rows * d * 8))
 
 
 def test_streaming_fit_from_zarr_holds_at_most_a_few_blocks_in_memory(tmp_path):
-    # 20 uncompressed blocks of 1.3 MB on disk; the peak of the traced (NumPy / Python)
-    # memory of the whole streaming fit stays below four blocks' worth: zarr alone takes two
-    # to read one block (the bytes read and the decoded array; tests/test_utils_dask.py holds
-    # the reading path itself to three), the SAE's float32 copy and mini-batch buffers 0.9
-    # of one, and a read sometimes overlaps one more transient block. Measured in a fresh
-    # process, so that no other test's threads allocate meanwhile.
+    # 20 uncompressed blocks of 1.3 MB on disk. zarr needs two to three blocks' worth to
+    # read one (see tests/test_utils_dask.py) and the SAE's float32 copy and mini-batch
+    # buffers take 0.9 of one, so the peak of the traced (NumPy / Python) memory of the whole
+    # streaming fit must stay below four blocks' worth, against twenty for the whole array.
+    # Measured in a fresh process, so that no other test's threads allocate meanwhile.
     pytest.importorskip("zarr")
-    proc = subprocess.run(
-        [sys.executable, "-c", _MEMORY_SCRIPT, str(tmp_path / "x.zarr")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    blocks = float(proc.stdout.split()[-1])
+    blocks = peak_in_blocks(_MEMORY_SCRIPT, tmp_path / "x.zarr")
     assert blocks < 4, f"peak memory of {blocks:.2f} blocks' worth"
 
 
