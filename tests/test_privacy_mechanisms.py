@@ -275,3 +275,39 @@ def test_client_reports_refuse_the_numpy_sampler_and_seeds():
     assert mech.randomise(np.zeros((2, 2)), simulation=True).shape == (2, 2)
     with pytest.raises(ValueError, match="simulation=True"):
         GaussianMechanism(1.0, 1e-5, l2_bound=1.0).randomise(np.zeros((2, 2)), random_state=3)
+
+
+# ------------------------------------------------------------- the OpenDP privacy-map check
+@pytest.mark.skipif(not opendp_available(), reason="optional extra opendp absent")
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GaussianMechanism(1.0, 1e-6, l2_bound=1.0, noise_backend="opendp"),
+        lambda: LaplaceMechanism(1.0, l1_bound=1.0, noise_backend="opendp"),
+    ],
+    ids=["gaussian", "laplace"],
+)
+def test_privacy_map_check_refuses_a_weakened_noise_scale(make):
+    from sparsestat.privacy import PrivacyCheckError
+
+    make().opendp_measurement(3)  # the real calibration passes OpenDP's map
+    weak = make()
+    weak.scale *= 0.9  # 10 % less noise than the claim needs
+    with pytest.raises(PrivacyCheckError, match="above the claimed"):
+        weak.opendp_measurement(3)
+
+
+@pytest.mark.skipif(not opendp_available(), reason="optional extra opendp absent")
+@pytest.mark.parametrize("cls", [DuchiLinfMechanism, CoordinateRRMechanism])
+def test_privacy_map_check_refuses_a_weakened_keep_coin(cls):
+    from sparsestat.privacy import PrivacyCheckError
+
+    cls(1.0, bound=1.0, noise_backend="opendp").opendp_measurement()
+
+    class Weak(cls):
+        @property
+        def keep_probability(self):  # the coin of epsilon = 1.1, claimed as epsilon = 1
+            return math.exp(1.1) / (math.exp(1.1) + 1.0)
+
+    with pytest.raises(PrivacyCheckError, match="above the claimed epsilon"):
+        Weak(1.0, bound=1.0, noise_backend="opendp").opendp_measurement()

@@ -84,6 +84,10 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
       in one process and privatise it here, by default with the fast NumPy samplers,
       reproducible with ``random_state``. Their result carries **no formal guarantee**
       (``formal_guarantee_`` is False): they are for experiments, not for private data.
+      With ``noise_backend="opendp"`` they draw every user's report by the exact sampler
+      from fresh entropy, so the released model is as private as in a deployment
+      (``formal_guarantee_`` is True); the raw rows were still in one process, which the
+      local model's trust assumption does not allow.
 
     Parameters
     ----------
