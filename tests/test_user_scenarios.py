@@ -133,6 +133,26 @@ def test_ldp_at_epsilon_8_runs_with_defaults_and_says_how_many_users_are_needed(
     assert np.all(np.isfinite(model.coef_))
 
 
+def test_ldp_iht_says_when_its_estimate_is_noise_and_refuses_too_many_nonzeros():
+    import warnings
+
+    import numpy as np
+    import pytest
+
+    from sparsestat.privacy import LDPIHTRegressor
+
+    X, y, X_test, y_test = _randhie()
+    kw = {"bounds_X": 1.0, "bounds_y": 5.0, "random_state": 0}
+    with pytest.warns(UserWarning, match="users would be needed"):
+        noisy = LDPIHTRegressor(epsilon=8.0, **kw).fit(X, y)
+    assert np.mean((noisy.predict(X_test) - y_test) ** 2) > np.var(y_test)  # worse than the mean
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no noise, no warning
+        LDPIHTRegressor(epsilon=np.inf, **kw).fit(X, y)
+    with pytest.raises(ValueError, match="n_nonzero_coefs=10 exceeds n_features=9"):
+        LDPIHTRegressor(n_nonzero_coefs=10, epsilon=8.0, **kw).fit(X, y)
+
+
 def test_ldp_classic_calibration_error_explains_the_budget_split():
     import pytest
 
