@@ -19,10 +19,16 @@ from sparsestat._solvers.private_sums import stream_key
 from sparsestat.privacy import (
     GaussianMechanism,
     LaplaceMechanism,
-    LDPSparseLinearRegression,
     UserStreams,
     opendp_available,
 )
+from sparsestat.privacy import LDPSparseLinearRegression as _LDPSparseLinearRegression
+
+
+def LDPSparseLinearRegression(*args, fit_intercept=False, **kwargs):
+    """The paper's estimator, without intercept (these tests check its formulas)."""
+    return _LDPSparseLinearRegression(*args, fit_intercept=fit_intercept, **kwargs)
+
 
 needs_opendp = pytest.mark.skipif(not opendp_available(), reason="optional extra opendp absent")
 

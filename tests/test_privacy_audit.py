@@ -184,7 +184,8 @@ def nldp_audit(cls, eps=1.0, delta=1e-5, tau1=1.0, tau2=1.5, n=20_000):
     slack for the measurement) must not exceed delta.
     """
     d = 2
-    params = {"bounds_X": tau1, "bounds_y": tau2}
+    # the paper's configuration; an intercept only appends a public constant to every x
+    params = {"bounds_X": tau1, "bounds_y": tau2, "fit_intercept": False}
     grid = np.array(list(itertools.product([-tau1, 0.0, tau1], repeat=d)))
     ys = np.array([-tau2, tau2])
     X = np.repeat(grid, 2, axis=0)

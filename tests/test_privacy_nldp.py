@@ -13,7 +13,13 @@ from scipy import stats
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 
-from sparsestat.privacy import BudgetAccountant, BudgetError, LDPSparseLinearRegression
+from sparsestat.privacy import BudgetAccountant, BudgetError
+from sparsestat.privacy import LDPSparseLinearRegression as _LDPSparseLinearRegression
+
+
+def LDPSparseLinearRegression(*args, fit_intercept=False, **kwargs):
+    """The paper's estimator, without intercept (these tests check its formulas)."""
+    return _LDPSparseLinearRegression(*args, fit_intercept=fit_intercept, **kwargs)
 
 
 def _data(n, d, seed=0, law="rademacher", noise=0.1):

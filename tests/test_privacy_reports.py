@@ -13,10 +13,16 @@ import pytest
 from sparsestat.privacy import (
     BudgetAccountant,
     LDPReports,
-    LDPSparseLinearRegression,
     fit_ldp_dask,
     opendp_available,
 )
+from sparsestat.privacy import LDPSparseLinearRegression as _LDPSparseLinearRegression
+
+
+def LDPSparseLinearRegression(*args, fit_intercept=False, **kwargs):
+    """The paper's estimator, without intercept (these tests check its formulas)."""
+    return _LDPSparseLinearRegression(*args, fit_intercept=fit_intercept, **kwargs)
+
 
 pytestmark = pytest.mark.skipif(not opendp_available(), reason="client reports need opendp")
 
@@ -152,7 +158,7 @@ def _recipe():
     namespace = {
         "pathlib": pathlib,
         "LDPReports": LDPReports,
-        "LDPSparseLinearRegression": LDPSparseLinearRegression,
+        "LDPSparseLinearRegression": _LDPSparseLinearRegression,
     }
     exec(compile(code, str(RECIPE), "exec"), namespace)
     return namespace
@@ -169,7 +175,7 @@ def test_deployment_recipe_end_to_end(tmp_path):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "the predicted error bound", UserWarning)
         model = server(paths)
-        dist = fit_ldp_dask(LDPSparseLinearRegression(**recipe["PUBLIC"]), reports=paths)
+        dist = fit_ldp_dask(_LDPSparseLinearRegression(**recipe["PUBLIC"]), reports=paths)
         shuffled = server(paths[::-1])
     assert model.n_users_seen_ == 120 and model.formal_guarantee_
     for other in (dist, shuffled):  # the sums are exact: any order, any worker

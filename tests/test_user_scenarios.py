@@ -153,6 +153,20 @@ def test_ldp_iht_says_when_its_estimate_is_noise_and_refuses_too_many_nonzeros()
         LDPIHTRegressor(n_nonzero_coefs=10, epsilon=8.0, **kw).fit(X, y)
 
 
+def test_ldp_default_fits_an_intercept_on_an_uncentred_target():
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    from sparsestat.privacy import LDPSparseLinearRegression
+
+    X, y = load_diabetes(return_X_y=True)  # y from 25 to 346, mean 152
+    # bounds from public knowledge: the features are scaled to within 0.2, y below 400
+    model = LDPSparseLinearRegression(epsilon=np.inf, bounds_X=0.25, bounds_y=400.0).fit(X, y)
+    ols = LinearRegression().fit(X, y).score(X, y)
+    assert model.score(X, y) > ols - 0.02  # through the origin it was R^2 = -3.4
+
+
 def test_ldp_classic_calibration_error_explains_the_budget_split():
     import pytest
 
