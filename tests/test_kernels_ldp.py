@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sparsestat._kernels.ldp as ldp_module
-from sparsestat._kernels._dispatch import force_backend
+from sparsestat._kernels._dispatch import force_backend, registered
 from sparsestat._kernels.ldp import (
     LIMB_BITS,
     coordinate_rr_core,
@@ -65,6 +65,30 @@ def test_exact_accumulate_refuses_overflow():
         exact_accumulate(np.array([[2.0**95]]), 1.0)
     with pytest.raises(ValueError):
         grid_unit(0.0)
+
+
+def test_exact_accumulate_compiled_matches_generic():
+    # the one-pass compiled version gives the generic limbs: ties to even, negative values,
+    # rows far above the report scale (pre-aggregated sums), non-contiguous input
+    assert "numba" in registered()["exact_accumulate"]
+    rng = np.random.default_rng(4)
+    unit = grid_unit(10.0)
+    V = rng.standard_normal((2500, 7)) * 10.0
+    V[:6, 0] = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5]) * unit  # halves: round to even
+    V[6, 1] = 3.0e12  # about 2**88 grid units: below the 2**90 overflow bound
+    V[7, 2] = -7.0e11
+    for values in (V, V[::3, ::2], V[:0]):
+        hi, lo = exact_accumulate(values, unit)
+        with force_backend("generic"):
+            hi_g, lo_g = exact_accumulate(values, unit)
+        assert hi.dtype == lo.dtype == np.int64
+        np.testing.assert_array_equal(hi, hi_g)
+        np.testing.assert_array_equal(lo, lo_g)
+        exact = [sum(int(q) for q in np.round(values[:, j] / unit)) for j in range(values.shape[1])]
+        assert _limbs_to_int(hi, lo) == exact
+    for backend in (None, "generic"):
+        with force_backend(backend), pytest.raises(OverflowError):
+            exact_accumulate(np.full((3, 2), 2.0**89), 1.0)  # 3 * 2**89 > 2**90
 
 
 def test_floored_solve_matches_explicit_inverse():
