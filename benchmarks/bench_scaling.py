@@ -23,16 +23,23 @@ stays comparable between runs, the wall ratios need idle cores), the wall speed-
 workers over 1, the peak resident memory of the workers (Linux: ``VmHWM`` of each worker
 process, reset before each measurement through ``/proc/self/clear_refs``) and of this process
 (the client) above its resident memory before the call, and whether the dask result equals
-the in-memory one. The in-memory run of each workload and its dask run on the first cluster
-are timed back to back (the cluster's idle workers take no CPU), so that both see the same
-load. Workers are processes (``processes=True``) with one thread each; every
-process (this one included) runs BLAS, OpenMP, Numba and torch on one thread. A second table
-gives the inputs of a scale-out estimate: bytes in and out per chunk, seconds per chunk on
-one worker, and the scheduler's round trip for a no-op task.
+the in-memory one. The in-memory runs of each workload alternate with its dask runs on the
+first cluster (whose idle workers take no CPU), so that both see the same load; each row
+gives the best of ``--repeat`` runs (default 2). Workers are processes (``processes=True``)
+with one thread each; every process (this one included) runs BLAS, OpenMP, Numba and torch
+on one thread. A second table gives the inputs of a scale-out estimate: bytes in and out per
+chunk, seconds per chunk on one worker, and the scheduler's round trip for a no-op task.
+
+``distributed`` starts its worker processes with ``MALLOC_TRIM_THRESHOLD_=65536`` (so that
+they give freed memory back to the system); glibc then also stops adapting its mmap threshold,
+so every large temporary array is mapped and unmapped, and its pages are faulted in again at
+each allocation. On array-heavy tasks (coding, LDP) that is CPU time in the kernel that the
+in-memory path does not pay. ``--no-malloc-trim`` starts the workers without it.
 
 Run: ``python benchmarks/bench_scaling.py`` (about 3-5 minutes on 2 idle cores;
-``--quick`` for a smoke run of a few seconds of work; ``--repeat N`` for the median of N
-timings of each row; ``--workers 1 2 4`` to choose the cluster sizes).
+``--quick`` for a smoke run of a few seconds of work; ``--repeat N`` for the best of N
+timings of each row; ``--workers 1 2 4`` to choose the cluster sizes;
+``--no-malloc-trim`` as above).
 """
 
 from __future__ import annotations
@@ -45,7 +52,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 import argparse  # noqa: E402
 import functools  # noqa: E402
 import re  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -214,7 +220,7 @@ def many_sbl(tmp: str, quick: bool) -> Workload:
     from sparsestat.datasets import make_kronecker_sparse_signal
 
     shapes = ((6, 8), (7, 8)) if quick else ((8, 16), (8, 16))
-    n_problems, chunk = (8, 4) if quick else (192, 24)
+    n_problems, chunk = (8, 4) if quick else (128, 16)
     factors, y0, _ = make_kronecker_sparse_signal(
         factor_shapes=shapes, n_nonzero=3, snr_db=20, random_state=0
     )
@@ -280,50 +286,67 @@ def ldp(tmp: str, quick: bool) -> Workload:
 
 
 # ------------------------------------------------------------------ measurement
-def _median_time(
-    fn: Callable[[], Any], repeat: int, cpu: Callable[[], float] = time.process_time
-) -> tuple[float, float, Any]:
-    """Median wall time and median CPU time (``cpu()``: seconds, all processes) of ``fn``."""
-    walls, cpus, out = [], [], None
-    for _ in range(repeat):
-        c0, t0 = cpu(), time.perf_counter()
-        out = fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(cpu() - c0)
-    return statistics.median(walls), statistics.median(cpus), out
+def _timed(fn: Callable[[], Any], cpu: Callable[[], float]) -> tuple[float, float, Any]:
+    """Wall time and CPU time (``cpu()``: seconds, summed over the processes) of ``fn()``."""
+    c0, t0 = cpu(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, cpu() - c0, out
 
 
-def measure_numpy(w: Workload, repeat: int) -> None:
+def _numpy_once(w: Workload) -> dict[str, Any]:
+    before = reset_peak()
+    wall, cpu, out = _timed(lambda: w.numpy_run(None), time.process_time)
+    return {"time": wall, "cpu": cpu, "out": out, "client": peak_rss() - before}
+
+
+def _dask_once(w: Workload, client: Any) -> dict[str, Any]:
+    def cpu() -> float:  # this process (client and scheduler) and every worker
+        return time.process_time() + sum(client.run(time.process_time).values())
+
+    idle = client.run(reset_peak)
+    before = reset_peak()
+    wall, used, out = _timed(lambda: w.dask_run(None), cpu)
+    client_peak = peak_rss() - before
+    peaks = client.run(peak_rss)
+    return {
+        "time": wall,
+        "cpu": used,
+        "client": client_peak,
+        "worker_peak": max(peaks.values()),
+        "worker_extra": max(peaks[a] - idle[a] for a in peaks),
+        "same": w.same(out, w.results["numpy"]["out"]),
+    }
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fastest wall and CPU times of the repeats, largest memory, results of the last."""
+    best = dict(runs[-1])
+    for key in ("time", "cpu"):
+        best[key] = min(r[key] for r in runs)
+    for key in ("client", "worker_peak", "worker_extra"):
+        if key in best:
+            best[key] = max(r[key] for r in runs)
+    best["same"] = all(r.get("same", True) for r in runs)
+    return best
+
+
+def measure(w: Workload, client: Any, n_workers: int, repeat: int, with_numpy: bool) -> None:
+    """Time ``repeat`` dask runs (alternating with in-memory runs when ``with_numpy``)."""
     with limit_threads(1):
-        w.numpy_run(w.warm)  # warm-up on a few rows (compilation, first calls), untimed
-        before = reset_peak()
-        t, c, out = _median_time(lambda: w.numpy_run(None), repeat)
-    w.results["numpy"] = {"time": t, "cpu": c, "out": out, "client": peak_rss() - before}
-
-
-def measure_dask(w: Workload, client: Any, n_workers: int, repeat: int) -> None:
-    with limit_threads(1):
+        if with_numpy:
+            w.numpy_run(w.warm)  # warm-up on a few rows (compilation, first calls), untimed
         if w.worker_warm is not None:  # on every worker: imports, Numba compilation
             client.run(w.worker_warm)
         w.dask_run(w.warm)  # and the dask path itself, on a few rows
-        before_workers = client.run(reset_peak)
-        before = reset_peak()
-        t, c, out = _median_time(
-            lambda: w.dask_run(None),
-            repeat,
-            lambda: time.process_time() + sum(client.run(time.process_time).values()),
-        )
-        client_peak = peak_rss() - before
-        peaks = client.run(peak_rss)
-    ref = w.results["numpy"]["out"]
-    w.results[n_workers] = {
-        "time": t,
-        "cpu": c,
-        "client": client_peak,
-        "worker_peak": max(peaks.values()),
-        "worker_extra": max(peaks[a] - before_workers[a] for a in peaks),
-        "same": w.same(out, ref),
-    }
+        numpy_runs, dask_runs = [], []
+        for _ in range(repeat):
+            if with_numpy:
+                numpy_runs.append(_numpy_once(w))
+                w.results["numpy"] = numpy_runs[-1]
+            dask_runs.append(_dask_once(w, client))
+    if with_numpy:
+        w.results["numpy"] = _best(numpy_runs)
+    w.results[n_workers] = _best(dask_runs)
 
 
 def task_round_trip(client: Any, n: int) -> float:
@@ -444,15 +467,25 @@ def estimate_inputs(workloads: list[Workload], first: int, round_trip: float) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke sizes")
-    parser.add_argument("--repeat", type=int, default=1, help="timings per row (median)")
+    parser.add_argument("--repeat", type=int, default=2, help="timings per row (the best)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--no-malloc-trim",
+        action="store_true",
+        help="unset MALLOC_TRIM_THRESHOLD_, which distributed sets in its worker processes",
+    )
     args = parser.parse_args(argv)
 
+    import dask
     import distributed
 
     warnings.simplefilter("ignore")
+    if args.no_malloc_trim:  # None unsets the variable (distributed.nanny._get_env_variables)
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     print(bench_header("Scaling with dask.distributed (LocalCluster, processes, 1 thread each)"))
     print(f"CPU: {cpu_model()}; load average at start: {loadavg()}")
+    trim = dask.config.get("distributed.nanny.pre-spawn-environ").get("MALLOC_TRIM_THRESHOLD_")
+    print(f"workers' MALLOC_TRIM_THRESHOLD_: {trim if trim is not None else 'unset'}")
     print(f"command: python benchmarks/bench_scaling.py {' '.join(sys.argv[1:])}\n".rstrip())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
@@ -468,10 +501,8 @@ def main(argv: list[str] | None = None) -> int:
                 client.wait_for_workers(n)
                 if n == args.workers[0]:
                     round_trip = task_round_trip(client, 200 if args.quick else 1000)
-                for w in workloads:
-                    if n == args.workers[0]:  # back to back with the first cluster's run
-                        measure_numpy(w, args.repeat)  # (its idle workers take no CPU)
-                    measure_dask(w, client, n, args.repeat)
+                for w in workloads:  # in-memory runs alternate with the first cluster's
+                    measure(w, client, n, args.repeat, with_numpy=n == args.workers[0])
                 loads.append(f"{n} worker(s): {loadavg()}")
     print(table(workloads, args.workers))
     print()
