@@ -395,7 +395,7 @@ class QuickSelection(SelectorMixin, BaseTorchEstimator):
 
         Returns
         -------
-        X_selected : ndarray of shape (n_samples, n_features_to_select_)
+        X_selected : ndarray of shape (n_samples, ``n_features_to_select_``)
             The columns of ``X`` in ``get_support()``, in their original units.
         """
         return super().transform(X)
