@@ -21,7 +21,7 @@ FILES = sorted(PACKAGE.rglob("*.py"))
 IDS = [str(p.relative_to(ROOT)) for p in FILES]
 MAX_LINES = 1000
 INTERNAL = re.compile(
-    r"(?i:\bspecs?\b|\bissue\s*#?\d+)|\(#\d+\)|\bDESIGN\b|\.\./shared|SPARSESTAT_SHARED"
+    r"(?i:\bspecs?\b|\bissue\s*#?\d+)|\(#\d+\)|\bDESIGN\b|\.\./shared|SPARSESTAT_SHARE[D]"
 )
 
 
