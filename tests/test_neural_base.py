@@ -671,13 +671,17 @@ def test_rigl_masks_turn_float_rounding_into_different_fits():
     rng = np.random.RandomState(42)  # the data of scikit-learn's check
     X, y, sw = rng.rand(15, 30), rng.randint(0, 3, 15).astype(float), rng.randint(0, 5, 15)
     Xr, yr = np.repeat(X, sw, axis=0), np.repeat(y, sw)
-    perm = np.random.RandomState(1).permutation(len(Xr))
     params = {"hidden_layer_sizes": (16,), "method": "rigl", "sparsity": 0.5, "lr": 0.05}
     params |= {"max_epochs": 30, "random_state": 0, "device": "cpu"}
-    a = SparseMLPRegressor(**params).fit(Xr, yr).predict(X)
-    b = SparseMLPRegressor(**params).fit(Xr[perm], yr[perm]).predict(X)
+    rigl = SparseMLPRegressor(**params)
     static = SparseMLPRegressor(**{**params, "method": "static"})
-    s1 = static.fit(Xr, yr).predict(X)
-    s2 = clone(static).fit(Xr[perm], yr[perm]).predict(X)
-    assert np.abs(s1 - s2).max() < 1e-5 * np.abs(s1).max()  # rounding only
-    assert np.abs(a - b).max() > 100 * np.abs(s1 - s2).max()  # rounding, amplified by masks
+    a, s = rigl.fit(Xr, yr).predict(X), static.fit(Xr, yr).predict(X)
+    moved_rigl, moved_static = [], []
+    for seed in range(3):  # three reorderings of the same rows: only the rounding changes
+        perm = np.random.RandomState(seed).permutation(len(Xr))
+        b = clone(rigl).fit(Xr[perm], yr[perm]).predict(X)
+        t = clone(static).fit(Xr[perm], yr[perm]).predict(X)
+        moved_rigl.append(np.abs(a - b).max() / np.abs(a).max())
+        moved_static.append(np.abs(s - t).max() / np.abs(s).max())
+    assert max(moved_static) < 1e-5  # rounding only
+    assert max(moved_rigl) > 1e-3  # the same rounding, amplified by the mask updates

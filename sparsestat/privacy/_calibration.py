@@ -191,3 +191,38 @@ def warn_refit(accountant: Any, users: str) -> None:
         UserWarning,
         stacklevel=3,
     )
+
+
+def warn_if_noise(
+    noise: float, signal: float, n_users: int, what: str, stacklevel: int = 4
+) -> None:
+    """Warn that a private estimate is mostly noise, and about how many users would do.
+
+    Parameters
+    ----------
+    noise : float
+        The predicted error (or noise level) of the estimate at ``n_users`` users.
+    signal : float
+        The size of the estimate it is compared with.
+    n_users : int
+        Users aggregated.
+    what : str
+        What the two numbers are (for the message).
+    stacklevel : int, default=4
+        Passed to :func:`warnings.warn` (counted from this function).
+
+    Notes
+    -----
+    The noise falls like ``1 / sqrt(n)``, so ``n (noise / signal)^2`` users bring it below
+    the signal. Nothing is said when ``noise`` is 0 (no privacy noise) or below ``signal``.
+    """
+    if noise <= 0 or noise < signal:
+        return
+    needed = math.ceil(n_users * (noise / max(signal, 1e-300)) ** 2)
+    warnings.warn(
+        f"{what}: the estimate is mostly noise. The noise falls like 1/sqrt(n): at least "
+        f"about {needed:.3g} users would be needed (or a larger epsilon, tighter bounds, or "
+        "public covariates where the estimator takes them)",
+        UserWarning,
+        stacklevel=stacklevel,
+    )

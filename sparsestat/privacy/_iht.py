@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from sparsestat._kernels.ldp import grid_unit
 from sparsestat._kernels.prox import project_abs_topk
 from sparsestat._solvers.private_sums import Channel, PrivateSums, stream_key, theory_bounds
-from sparsestat.privacy._calibration import warn_refit
+from sparsestat.privacy._calibration import warn_if_noise, warn_refit
 from sparsestat.privacy.accountant import BudgetAccountant
 from sparsestat.privacy.mechanisms import (
     CoordinateRRMechanism,
@@ -412,17 +412,13 @@ class LDPIHTRegressor(RegressorMixin, BaseEstimator):
         k = min(2 * int(self.n_nonzero_coefs), self.coef_.shape[0])
         noise = self._round_noise(m) * math.sqrt(self.n_iter_ * k)
         signal = float(np.linalg.norm(self.coef_))
-        if noise > 0 and noise >= signal:
-            n = self.n_users_seen_
-            needed = math.ceil(n * (noise / max(signal, 1e-300)) ** 2)
-            warnings.warn(
-                f"the predicted noise of the estimate ({noise:.3g} in norm, {self.n_iter_} "
-                f"rounds of {m} users) reaches the norm of the estimate {signal:.3g}: the "
-                "estimate is mostly noise. The noise falls like 1/sqrt(n): at least about "
-                f"{needed:.3g} users would be needed (or a larger epsilon, tighter bounds)",
-                UserWarning,
-                stacklevel=3,
-            )
+        warn_if_noise(
+            noise,
+            signal,
+            self.n_users_seen_,
+            f"the predicted noise of the estimate ({noise:.3g} in norm, {self.n_iter_} rounds "
+            f"of {m} users) reaches the norm of the estimate {signal:.3g}",
+        )
 
     def partial_fit(self, X, y, user_ids=None):
         """Simulation: run one round with this batch as the next group of (new) users.

@@ -30,7 +30,7 @@ from sparsestat._solvers.private_sums import (
     stream_key,
     theory_bounds,
 )
-from sparsestat.privacy._calibration import warn_refit
+from sparsestat.privacy._calibration import warn_if_noise, warn_refit
 from sparsestat.privacy._reports import FORMAT, LDPReports, check_metadata
 from sparsestat.privacy.accountant import BudgetAccountant
 from sparsestat.privacy.mechanisms import GaussianMechanism, UserStreams, sampler
@@ -784,17 +784,15 @@ class LDPSparseLinearRegression(RegressorMixin, BaseEstimator):
         self.intercept_ = float(theta[d] * min(1.0, self.bounds_X_)) if self.fit_intercept else 0.0
         signal = float(np.max(np.abs(theta_bar[:d]))) if d else 0.0
         bound = thresholds["auto"]
-        if bound > 0 and bound >= signal:
-            needed = math.ceil(n * (bound / max(signal, 1e-300)) ** 2)
-            warnings.warn(
-                f"the predicted error bound {bound:.3g} at n = {n} users, d = {d}, epsilon = "
-                f"{self.epsilon} and these bounds exceeds the largest estimated coefficient "
-                f"{signal:.3g}: the estimate is noise. The bound falls like 1/sqrt(n): at "
-                f"least about {needed:.3g} users would be needed (or a larger epsilon, "
-                "tighter bounds, or public covariates)",
-                UserWarning,
-                stacklevel=4,
-            )
+        warn_if_noise(
+            bound,
+            signal,
+            n,
+            f"the predicted error bound {bound:.3g} at n = {n} users, d = {d}, epsilon = "
+            f"{self.epsilon} and these bounds exceeds the largest estimated coefficient "
+            f"{signal:.3g}",
+            stacklevel=5,
+        )
 
     def _cv_alpha(self, folds_xx, folds_xy, S_sum, b_sum, theta_bar) -> float:
         fold_n = self._sums.fold_n
